@@ -1,0 +1,69 @@
+"""Named baseline losses written as trees, in one registry.
+
+Each equals a torch reference up to the constant factor or offset that the mean-of-tree
+convention implies (see each entry's ``relation``); ``tests/gp_loss/test_baselines.py`` checks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gp_loss.errors import GpLossError
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A known loss as a tree.
+
+    Attributes:
+        name: registry key (``cross_entropy``, ``giou``...).
+        adapter: the input adapter its tree is written for.
+        tree: the tree string.
+        relation: how it relates to its torch reference.
+    """
+
+    name: str
+    adapter: str
+    tree: str
+    relation: str
+
+
+BASELINES: dict[str, Baseline] = {}
+
+
+def register_baseline(name: str, adapter: str, tree: str, relation: str) -> Baseline:
+    """Add a baseline; a second registration under the same name is refused."""
+    if name in BASELINES:
+        raise ValueError(f"baseline {name!r} registered twice")
+    BASELINES[name] = baseline = Baseline(name, adapter, tree, relation)
+    return baseline
+
+
+def get_baseline(name: str, adapter: str | None = None) -> Baseline:
+    """The baseline ``name`` (optionally checking its adapter); errors list the valid names."""
+    found = BASELINES.get(name)
+    if found is None or (adapter is not None and found.adapter != adapter):
+        valid = sorted(n for n, b in BASELINES.items() if adapter is None or b.adapter == adapter)
+        raise GpLossError(f"unknown baseline loss {name!r}; known: {', '.join(valid)}")
+    return found
+
+
+register_baseline(
+    "cross_entropy", "softmax_onehot", "neg(mul(y, log(y_hat)))", "F.cross_entropy(logits, labels) / C"
+)
+register_baseline(
+    "soft_iou",
+    "softmax_onehot",
+    "neg(mul(mean_nhw(mul(y_hat, y)), inv(mean_nhw(add(add(y_hat, y), neg(mul(y_hat, y)))))))",
+    "soft (Jaccard/Dice-like) IoU loss 1 - mean_c sum(p*y)/sum(p+y-p*y), minus 1",
+)
+register_baseline(
+    "mse", "softmax_onehot", "square(add(y_hat, neg(y)))", "F.mse_loss(softmax(logits), one_hot(labels))"
+)
+register_baseline("iou", "box_iou_areas", "neg(mul(inter, inv(union)))", "IoU loss 1 - IoU, minus 1")
+register_baseline(
+    "giou",
+    "box_iou_areas",
+    "neg(add(mul(inter, inv(union)), mul(union, inv(enclose))))",
+    "torchvision.ops.generalized_box_iou_loss(..., reduction='mean') - 2",
+)

@@ -1,0 +1,128 @@
+"""``best.json``, the exchange format of found losses (DESIGN section 6).
+
+Reading validates everything and parses trees against the primitive set: a file from anywhere
+is safe to load (nothing is unpickled or evaluated).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gp_loss.errors import GpLossError
+from gp_loss.parse import parse_tree
+from gp_loss.signature import ADAPTER_INPUTS, SlotSignature
+
+FORMAT = "gp-loss/1"
+
+
+@dataclass(frozen=True)
+class SlotLoss:
+    """One slot of a found loss: its tree string and the adapter that feeds it."""
+
+    tree: str
+    adapter: str
+
+    @property
+    def signature(self) -> SlotSignature:
+        """The most permissive signature for this adapter (pooling and ``one`` allowed)."""
+        return SlotSignature(self.adapter, spatial=True, constant_one=True)
+
+
+@dataclass
+class BestLoss:
+    """Contents of a ``best.json``: the task, its metric, the fitness and one tree per slot."""
+
+    task: str | None
+    metric: str | None
+    fitness: float | None
+    slots: dict[str, SlotLoss]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written to ``best.json``."""
+        return {
+            "format": FORMAT,
+            "task": self.task,
+            "metric": self.metric,
+            "fitness": self.fitness,
+            "slots": {name: {"tree": s.tree, "adapter": s.adapter} for name, s in self.slots.items()},
+            **self.extra,
+        }
+
+
+def parse_best(data: Any, source: str = "best.json") -> BestLoss:
+    """Validate a decoded ``best.json`` object; every problem is a one-line :class:`GpLossError`."""
+    if not isinstance(data, dict):
+        raise GpLossError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        raise GpLossError(f"{source}: unsupported format {fmt!r}; this version reads {FORMAT!r}")
+    slots = data.get("slots")
+    if not isinstance(slots, dict) or not slots:
+        raise GpLossError(f"{source}: 'slots' must be a non-empty object of slot name -> {{tree, adapter}}")
+    parsed: dict[str, SlotLoss] = {}
+    for name, entry in slots.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise GpLossError(f"{source}: slot name {name!r} is not an identifier")
+        if not isinstance(entry, dict) or not isinstance(entry.get("tree"), str):
+            raise GpLossError(f"{source}: slot {name!r} needs a string 'tree'")
+        adapter = entry.get("adapter")
+        if adapter not in ADAPTER_INPUTS:
+            known = ", ".join(sorted(ADAPTER_INPUTS))
+            raise GpLossError(f"{source}: slot {name!r} has unknown adapter {adapter!r}; known: {known}")
+        slot = SlotLoss(entry["tree"], adapter)
+        try:
+            parse_tree(slot.tree, slot.signature)
+        except GpLossError as err:
+            raise GpLossError(f"{source}: slot {name!r}: {err}") from None
+        parsed[name] = slot
+    fitness = data.get("fitness")
+    if fitness is not None and not isinstance(fitness, (int, float)):
+        raise GpLossError(f"{source}: 'fitness' must be a number or null")
+    known_keys = {"format", "task", "metric", "fitness", "slots"}
+    return BestLoss(
+        task=data.get("task"),
+        metric=data.get("metric"),
+        fitness=None if fitness is None else float(fitness),
+        slots=parsed,
+        extra={k: v for k, v in data.items() if k not in known_keys},
+    )
+
+
+def read_best(path: str | os.PathLike) -> BestLoss:
+    """Read and validate a ``best.json`` file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GpLossError(f"no such file: {path}") from None
+    except OSError as err:
+        raise GpLossError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise GpLossError(f"{path}: malformed JSON ({err.msg} at line {err.lineno})") from None
+    return parse_best(data, str(path))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON so that a kill at any moment leaves either the old or the new file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_best(path: str | os.PathLike, best: BestLoss) -> None:
+    """Write a ``best.json`` atomically."""
+    write_json_atomic(path, best.to_json())

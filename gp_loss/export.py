@@ -1,0 +1,74 @@
+"""Export a ``best.json`` as standalone Python, a TorchScript file or a LaTeX formula."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from gp_loss.errors import GpLossError
+from gp_loss.exchange import BestLoss
+from gp_loss.module import describe, file_module
+from gp_loss.parse import parse_tree
+from gp_loss.standalone import class_name, module_source
+from gp_loss.symbolic import to_latex
+
+FORMATS = ("python", "torchscript", "latex")
+
+
+def export_python(best: BestLoss) -> str:
+    """Source of a file that needs only torch: one module class per slot and ``build_losses()``."""
+    return module_source(best.slots, describe(best))
+
+
+def export_torchscript(best: BestLoss, path: str | os.PathLike) -> None:
+    """Save a scripted module loadable with ``torch.jit.load`` (no gp-loss needed).
+
+    One slot: the slot's loss module. Several slots: a module with one submodule per slot
+    (``m.cls(logits, labels)``, ``m.reg(pred_boxes, target_boxes)``).
+    """
+    module = file_module(best.slots, describe(best))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still loads
+            if len(best.slots) == 1:
+                (slot,) = best.slots
+                scripted = torch.jit.script(getattr(module, class_name(slot))())
+            else:
+                scripted = torch.jit.script(module.SearchedLosses())
+            torch.jit.save(scripted, str(path))
+    except OSError as err:
+        raise GpLossError(f"cannot write {path}: {err.strerror}") from None
+    finally:
+        sys.modules.pop(module.__name__, None)
+        Path(module.__file__).unlink(missing_ok=True)
+
+
+def export_latex(best: BestLoss) -> str:
+    """One line per slot: ``slot: L = \\operatorname{mean}(...)`` with the simplified formula."""
+    lines = []
+    for slot, loss in best.slots.items():
+        formula = to_latex(parse_tree(loss.tree, loss.signature))
+        lines.append(f"{slot}: L_{{\\mathrm{{{slot}}}}} = \\operatorname{{mean}}\\left[{formula}\\right]")
+    return "\n".join(lines)
+
+
+def export(best: BestLoss, fmt: str, out: str | os.PathLike | None = None) -> str | None:
+    """Export ``best`` in ``fmt``; text formats return the text (and write it to ``out`` if given)."""
+    if fmt not in FORMATS:
+        raise GpLossError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt == "torchscript":
+        if out is None:
+            raise GpLossError("--format torchscript needs -o OUT (a binary file)")
+        export_torchscript(best, out)
+        return None
+    text = export_python(best) if fmt == "python" else export_latex(best) + "\n"
+    if out is not None:
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise GpLossError(f"cannot write {out}: {err.strerror}") from None
+    return text

@@ -1,0 +1,88 @@
+"""Found losses as ``torch.nn.Module``: :func:`load_loss` and the helpers behind export."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from gp_loss import adapters
+from gp_loss.exchange import BestLoss, SlotLoss, read_best
+from gp_loss.standalone import class_name, module_source
+
+
+def describe(best: BestLoss) -> str:
+    """One-paragraph header for generated files."""
+    fitness = "n/a" if best.fitness is None else f"{best.fitness:.6g}"
+    return f"Loss found by gp-loss. task: {best.task!r}; metric: {best.metric!r}; fitness: {fitness}."
+
+
+def source_module(slots: Mapping[str, SlotLoss], header: str = "") -> ModuleType:
+    """Execute the standalone source in a fresh in-memory module."""
+    module = ModuleType("gp_loss_found_loss")
+    code = compile(module_source(slots, header), "<gp-loss found loss>", "exec")
+    exec(code, module.__dict__)
+    return module
+
+
+def file_module(slots: Mapping[str, SlotLoss], header: str = "") -> ModuleType:
+    """Write the standalone source to a temporary file and import it (TorchScript needs a file)."""
+    handle, path = tempfile.mkstemp(prefix="gp_loss_found_", suffix=".py")
+    with os.fdopen(handle, "w", encoding="utf-8") as fh:
+        fh.write(module_source(slots, header))
+    name = Path(path).stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # TorchScript resolves globals through the module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_loss(source: str | os.PathLike | BestLoss) -> torch.nn.Module:
+    """Load a found loss from a ``best.json`` (or a run directory holding one).
+
+    Returns a ``torch.nn.Module`` for a one-slot file, called as ``loss(logits, labels)`` or
+    ``loss(pred_boxes, target_boxes)`` depending on the slot's adapter, and a
+    ``torch.nn.ModuleDict`` keyed by slot name for several slots. Nothing is unpickled or
+    evaluated: trees are parsed against the primitive set.
+    """
+    best = source if isinstance(source, BestLoss) else read_best(source)
+    module = source_module(best.slots, describe(best))
+    if len(best.slots) == 1:
+        (slot,) = best.slots
+        return getattr(module, class_name(slot))()
+    return module.build_losses()
+
+
+class TreeLoss(torch.nn.Module):
+    """The search's in-process loss for one slot: adapter -> compiled tree -> mean over valid.
+
+    Computes exactly what the exported ``<Slot>Loss`` class computes (tested), without writing
+    a module per candidate.
+    """
+
+    def __init__(self, tree: str, signature, ignore_index: int = 255) -> None:
+        super().__init__()
+        from gp_loss.codegen import compile_tree  # local: keeps import order one-way
+
+        self.tree = tree
+        self.adapter = signature.adapter
+        self.ignore_index = ignore_index
+        self._fn = compile_tree(tree, signature)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.adapter == "softmax_onehot":
+            inputs, valid = adapters.softmax_onehot(prediction, target, self.ignore_index)
+        else:
+            inputs, valid = adapters.box_iou_areas(prediction, target)
+        return adapters.valid_mean(self._fn(*inputs), valid, inputs[0])
+
+    def extra_repr(self) -> str:
+        return f"tree={self.tree!r}, adapter={self.adapter!r}"

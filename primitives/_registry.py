@@ -1,0 +1,68 @@
+"""The operator registry: one :class:`Primitive` per elementary tensor operator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+import torch
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """An elementary operator of the search space.
+
+    Attributes:
+        name: identifier used in tree strings (``log``, ``mean_nhw``...).
+        arity: number of tensor arguments.
+        fn: the pure torch function; broadcasting, finite for finite inputs.
+        spatial: True if the operator needs real spatial dims (pooling).
+        sympy_fn: builds the symbolic form from sympy arguments.
+        latex: LaTeX template with ``{0}``, ``{1}`` placeholders for the arguments.
+        kind: ``"elementwise"`` or ``"aggregation"``.
+    """
+
+    name: str
+    arity: int
+    fn: Callable[..., Tensor]
+    spatial: bool
+    sympy_fn: Callable[..., sympy.Expr]
+    latex: str
+    kind: str
+
+    def __call__(self, *args: Tensor) -> Tensor:
+        return self.fn(*args)
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def register(
+    name: str,
+    arity: int,
+    *,
+    sympy_fn: Callable[..., sympy.Expr],
+    latex: str,
+    kind: str,
+    spatial: bool = False,
+) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+    """Decorator adding a torch function to :data:`PRIMITIVES`; refuses duplicate names."""
+
+    def wrap(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        if name in PRIMITIVES:
+            raise ValueError(f"primitive {name!r} registered twice")
+        PRIMITIVES[name] = Primitive(name, arity, fn, spatial, sympy_fn, latex, kind)
+        return fn
+
+    return wrap
+
+
+def get_primitive(name: str) -> Primitive:
+    """Return the primitive called ``name``; the error lists the known names."""
+    try:
+        return PRIMITIVES[name]
+    except KeyError:
+        raise KeyError(f"unknown primitive {name!r}; known: {', '.join(sorted(PRIMITIVES))}") from None

@@ -1,0 +1,79 @@
+"""The ten element-wise operators of AutoLoss-Zero (DESIGN section 2), safe in fp32.
+
+Every function is finite with finite gradients for finite inputs: divisions and logs clamp the
+magnitude at :data:`EPS`, ``exp`` clamps its input, products saturate at :data:`MAX_MAGNITUDE`.
+"""
+
+from __future__ import annotations
+
+import sympy
+import torch
+
+from primitives._registry import register
+from primitives.numerics import EPS, EXP_MAX, MAX_MAGNITUDE, SQRT_EPS
+
+Tensor = torch.Tensor
+
+
+@register("add", 2, sympy_fn=lambda x, y: x + y, latex=r"\left({0} + {1}\right)", kind="elementwise")
+def add(x: Tensor, y: Tensor) -> Tensor:
+    """x + y."""
+    return x + y
+
+
+@register("mul", 2, sympy_fn=lambda x, y: x * y, latex=r"{0} \cdot {1}", kind="elementwise")
+def mul(x: Tensor, y: Tensor) -> Tensor:
+    """x * y, saturated at +-MAX_MAGNITUDE so that the product of two large values stays finite."""
+    return torch.clamp(x * y, -MAX_MAGNITUDE, MAX_MAGNITUDE)
+
+
+@register("neg", 1, sympy_fn=lambda x: -x, latex=r"-{0}", kind="elementwise")
+def neg(x: Tensor) -> Tensor:
+    """-x."""
+    return -x
+
+
+@register("abs", 1, sympy_fn=sympy.Abs, latex=r"\left|{0}\right|", kind="elementwise")
+def abs_(x: Tensor) -> Tensor:
+    """|x|."""
+    return torch.abs(x)
+
+
+@register("inv", 1, sympy_fn=lambda x: 1 / x, latex=r"\frac{{1}}{{{0}}}", kind="elementwise")
+def inv(x: Tensor) -> Tensor:
+    """Safe 1/x: sign(x) / max(|x|, EPS) (0 at exactly 0)."""
+    return torch.sign(x) / torch.clamp(torch.abs(x), min=EPS)
+
+
+@register("log", 1, sympy_fn=sympy.log, latex=r"\log\left({0}\right)", kind="elementwise")
+def log(x: Tensor) -> Tensor:
+    """Safe signed log: sign(x) * log(max(|x|, EPS)) (0 at exactly 0)."""
+    return torch.sign(x) * torch.log(torch.clamp(torch.abs(x), min=EPS))
+
+
+@register("exp", 1, sympy_fn=sympy.exp, latex=r"e^{{{0}}}", kind="elementwise")
+def exp(x: Tensor) -> Tensor:
+    """e^x with the input clamped at EXP_MAX, so the output stays finite in fp32."""
+    return torch.exp(torch.clamp(x, max=EXP_MAX))
+
+
+@register("tanh", 1, sympy_fn=sympy.tanh, latex=r"\tanh\left({0}\right)", kind="elementwise")
+def tanh(x: Tensor) -> Tensor:
+    """tanh(x)."""
+    return torch.tanh(x)
+
+
+@register("square", 1, sympy_fn=lambda x: x**2, latex=r"\left({0}\right)^{{2}}", kind="elementwise")
+def square(x: Tensor) -> Tensor:
+    """x^2, saturated at MAX_MAGNITUDE."""
+    return torch.clamp(x * x, max=MAX_MAGNITUDE)
+
+
+@register("sqrt", 1, sympy_fn=sympy.sqrt, latex=r"\sqrt{{{0}}}", kind="elementwise")
+def sqrt(x: Tensor) -> Tensor:
+    """Signed square root sign(x) * sqrt(|x|); linear below EPS so the gradient stays finite at 0."""
+    return torch.where(
+        torch.abs(x) > EPS,
+        torch.sign(x) * torch.sqrt(torch.clamp(torch.abs(x), min=EPS)),
+        x / SQRT_EPS,
+    )

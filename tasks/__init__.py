@@ -1,0 +1,13 @@
+"""Tasks: one module per problem (slots, data, proxy training, metrics, baselines).
+
+``get_task(name, **options)`` builds a registered task; ``TASKS`` maps names to factories.
+Tasks never import the search (``gp_loss`` talks to them only through :class:`Task`).
+"""
+
+from __future__ import annotations
+
+from tasks import cls_digits  # noqa: F401  (registration side effect)
+from tasks.base import ProbeBatch, Slot, Task, TrainResult
+from tasks.registry import TASKS, get_task, register_task
+
+__all__ = ["TASKS", "ProbeBatch", "Slot", "Task", "TrainResult", "get_task", "register_task"]

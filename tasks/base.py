@@ -1,0 +1,140 @@
+"""The Task interface: everything the search needs to know about a problem (DESIGN section 5)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gp_loss.signature import SlotSignature
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A searched loss slot.
+
+    Attributes:
+        name: slot name (``cls``, ``reg``).
+        adapter: input adapter feeding the slot's trees.
+        spatial: inputs have real H, W (pooling allowed).
+        probe_metric: name of the per-sample metric the Loss-Rejection Protocol uses.
+    """
+
+    name: str
+    adapter: str
+    spatial: bool
+    probe_metric: str
+
+    def signature(self, constant_one: bool = False) -> SlotSignature:
+        """The slot's search-space signature."""
+        return SlotSignature(self.adapter, self.spatial, constant_one)
+
+
+@dataclass
+class ProbeBatch:
+    """The fixed probe batch of one slot for LRP and GEC.
+
+    Attributes:
+        predictions: raw outputs of a randomly initialised network for B samples (logits or
+            boxes); the Loss-Rejection Protocol optimises a copy of them.
+        targets: the matching targets (labels or boxes).
+    """
+
+    predictions: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.predictions.shape[0])
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one proxy training.
+
+    Attributes:
+        outcome: ``trained`` or ``diverged`` (stopped at a non-finite or exploding loss).
+        metrics: evaluation metrics on the proxy validation split (empty if diverged).
+        steps: optimisation steps done.
+        final_loss: last loss values per slot.
+    """
+
+    outcome: str
+    metrics: dict[str, float]
+    steps: int
+    final_loss: dict[str, float] = field(default_factory=dict)
+
+
+class Task(abc.ABC):
+    """A problem the search optimises losses for.
+
+    Subclasses declare ``name``, ``slots``, ``metrics`` (first = default) and ``baselines``
+    (name -> slot -> tree string), and implement the abstract methods.
+    """
+
+    name: str = ""
+    slots: tuple[Slot, ...] = ()
+    metrics: tuple[str, ...] = ()
+    baselines: Mapping[str, Mapping[str, str]] = {}
+
+    def __init__(self, metric: str | None = None, seed: int = 0, device: str = "cpu") -> None:
+        if metric is not None and metric not in self.metrics:
+            from gp_loss.errors import GpLossError
+
+            raise GpLossError(
+                f"task {self.name!r} has no metric {metric!r}; known: {', '.join(self.metrics)}"
+            )
+        self.metric = metric or self.metrics[0]
+        self.seed = seed
+        self.device = torch.device(_resolve_device(device))
+
+    def slot(self, name: str) -> Slot:
+        """The slot called ``name``."""
+        return next(s for s in self.slots if s.name == name)
+
+    @abc.abstractmethod
+    def probe_batch(self, slot: str) -> ProbeBatch:
+        """The fixed probe batch of ``slot`` (same every call: seeded)."""
+
+    @abc.abstractmethod
+    def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-sample target metric xi(y_hat_b, y_b), shape (B,), higher is better."""
+
+    @abc.abstractmethod
+    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
+        """Train the proxy model with one loss per slot; metrics on the proxy validation split."""
+
+    def worst_fitness(self) -> float:
+        """Fitness given to diverged or timed-out trainings."""
+        return 0.0
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description for ``run.json`` and ``cli.py tasks``."""
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "metrics": list(self.metrics),
+            "slots": {
+                s.name: {"adapter": s.adapter, "spatial": s.spatial, "probe_metric": s.probe_metric}
+                for s in self.slots
+            },
+            "baselines": sorted(self.baselines),
+        }
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        from gp_loss.errors import GpLossError
+
+        raise GpLossError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from gp_loss.errors import GpLossError
+
+        raise GpLossError("--device cuda asked for, but torch sees no CUDA device here")
+    return device

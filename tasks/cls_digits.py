@@ -1,0 +1,141 @@
+"""cls_digits: classify scikit-learn's bundled handwritten digits (8x8, 10 classes, no download).
+
+A small MLP is the proxy model: one proxy training is a few hundred Adam steps, about a second
+on one CPU core. Split: fixed stratified train / val / test (60 / 20 / 20) from a seeded
+permutation that does not depend on the run seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from gp_loss.baselines import get_baseline
+from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult
+from tasks.registry import register_task
+
+#: A loss whose magnitude passes this bound counts as exploding (stop-invalid).
+LOSS_BOUND = 1e10
+_SPLIT_SEED = 20260101
+
+
+def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(data.target, dtype=torch.long)
+    return x, y
+
+
+def _split(labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Stratified 60/20/20 split of indices, fixed by ``_SPLIT_SEED``."""
+    rng = np.random.default_rng(_SPLIT_SEED)
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for cls in range(10):
+        idx = np.flatnonzero(labels.numpy() == cls)
+        rng.shuffle(idx)
+        n_val = n_test = round(0.2 * len(idx))
+        parts["test"] += idx[:n_test].tolist()
+        parts["val"] += idx[n_test : n_test + n_val].tolist()
+        parts["train"] += idx[n_test + n_val :].tolist()
+    return {name: torch.tensor(sorted(ids)) for name, ids in parts.items()}
+
+
+def mlp(hidden: int = 64) -> nn.Module:
+    """The proxy model: 64 -> hidden -> 10."""
+    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def _finite_step(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
+    if not torch.isfinite(loss) or abs(float(loss)) > LOSS_BOUND:
+        return False
+    norms = [p.grad.norm() for p in params if p.grad is not None]
+    return bool(torch.isfinite(torch.stack(norms)).all()) if norms else True
+
+
+@register_task("cls_digits")
+class ClsDigits(Task):
+    """Handwritten-digit classification; slot ``cls`` (softmax probs vs one-hot), metric accuracy."""
+
+    name = "cls_digits"
+    slots = (Slot("cls", "softmax_onehot", spatial=False, probe_metric="accuracy"),)
+    metrics = ("accuracy",)
+    baselines: ClassVar[dict[str, dict[str, str]]] = {
+        name: {"cls": get_baseline(name).tree} for name in ("cross_entropy", "soft_iou", "mse")
+    }
+
+    def __init__(
+        self,
+        metric: str | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        steps: int = 300,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        hidden: int = 64,
+        probe_size: int = 8,
+    ) -> None:
+        super().__init__(metric, seed, device)
+        self.steps, self.batch_size, self.lr, self.hidden = steps, batch_size, lr, hidden
+        self.probe_size = probe_size
+        self.x, self.y = _load_digits()
+        self.splits = _split(self.y)
+
+    # -- LRP / GEC -------------------------------------------------------------------------
+    def probe_batch(self, slot: str = "cls") -> ProbeBatch:
+        generator = torch.Generator().manual_seed(self.seed)
+        train = self.splits["train"]
+        pick = train[torch.randperm(len(train), generator=generator)[: self.probe_size]]
+        torch.manual_seed(self.seed + 1)
+        with torch.no_grad():
+            logits = mlp(self.hidden)(self.x[pick])
+        return ProbeBatch(logits, self.y[pick])
+
+    def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return (predictions.argmax(dim=1) == targets).float()
+
+    # -- proxy training --------------------------------------------------------------------
+    def _train(self, losses: Mapping[str, LossFn], train_idx: torch.Tensor, stop_invalid: bool, seed: int):
+        torch.manual_seed(seed)
+        model = mlp(self.hidden).to(self.device)
+        params = list(model.parameters())
+        optimizer = torch.optim.Adam(params, lr=self.lr)
+        generator = torch.Generator().manual_seed(seed)
+        x, y = self.x[train_idx].to(self.device), self.y[train_idx].to(self.device)
+        loss_fn = losses["cls"]
+        value = torch.tensor(0.0)
+        for step in range(self.steps):
+            batch = torch.randint(0, len(x), (self.batch_size,), generator=generator)
+            optimizer.zero_grad(set_to_none=True)
+            value = loss_fn(model(x[batch]), y[batch])
+            value.backward()
+            if stop_invalid and not _finite_step(value.detach(), params):
+                return model, step, False, float(value)
+            optimizer.step()
+        return model, self.steps, True, float(value.detach())
+
+    def _accuracy(self, model: nn.Module, idx: torch.Tensor) -> float:
+        with torch.no_grad():
+            pred = model(self.x[idx].to(self.device)).argmax(dim=1).cpu()
+        return float((pred == self.y[idx]).float().mean())
+
+    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
+        model, steps, finished, last = self._train(losses, self.splits["train"], stop_invalid, self.seed)
+        if not finished:
+            return TrainResult("diverged", {}, steps, {"cls": last})
+        return TrainResult(
+            "trained", {"accuracy": self._accuracy(model, self.splits["val"])}, steps, {"cls": last}
+        )
+
+    def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
+        """Train on train + val with ``seed``, report metrics on the held-out test split."""
+        idx = torch.cat([self.splits["train"], self.splits["val"]])
+        model, _, finished, _ = self._train(losses, idx, True, seed)
+        if not finished:
+            return {"accuracy": 0.0}
+        return {"accuracy": self._accuracy(model, self.splits["test"])}

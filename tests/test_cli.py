@@ -1,0 +1,84 @@
+"""The command line: help, tasks, export and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_help_lists_commands():
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for command in ("tasks", "export", "bench"):
+        assert command in done.stdout
+
+
+def test_tasks_lists_registered_tasks():
+    done = run_cli("tasks", "--json")
+    assert done.returncode == 0
+    infos = {t["name"]: t for t in json.loads(done.stdout)}
+    assert infos["cls_digits"]["slots"]["cls"]["adapter"] == "softmax_onehot"
+    assert infos["cls_digits"]["metrics"] == ["accuracy"]
+
+
+def test_export_python_and_latex(tmp_path):
+    best = tmp_path / "best.json"
+    best.write_text(
+        json.dumps(
+            {
+                "format": "gp-loss/1",
+                "task": "cls_digits",
+                "metric": "accuracy",
+                "fitness": None,
+                "slots": {"cls": {"tree": "neg(mul(y, log(y_hat)))", "adapter": "softmax_onehot"}},
+            }
+        )
+    )
+    done = run_cli("export", str(best), "--format", "latex")
+    assert done.returncode == 0 and r"\log" in done.stdout
+    done = run_cli("export", str(best), "--format", "python", "-o", str(tmp_path / "loss.py"))
+    assert done.returncode == 0 and "class ClsLoss" in (tmp_path / "loss.py").read_text()
+    done = run_cli("export", str(best), "--format", "torchscript", "-o", str(tmp_path / "loss.pt"))
+    assert done.returncode == 0 and (tmp_path / "loss.pt").stat().st_size > 0
+
+
+BAD_FILES = {
+    "missing": None,
+    "malformed": "{oops",
+    "version": '{"format": "gp-loss/7", "slots": {"cls": {"tree": "y", "adapter": "softmax_onehot"}}}',
+    "unknown_primitive": '{"format": "gp-loss/1", "slots": {"cls": {"tree": "div(y, y_hat)", "adapter": "softmax_onehot"}}}',
+    "arity": '{"format": "gp-loss/1", "slots": {"cls": {"tree": "add(y)", "adapter": "softmax_onehot"}}}',
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_export_input_is_one_line_exit_2(tmp_path, case):
+    path = tmp_path / "best.json"
+    if BAD_FILES[case] is not None:
+        path.write_text(BAD_FILES[case])
+    done = run_cli("export", str(path))
+    assert done.returncode == 2
+    assert done.stderr.startswith("gp-loss: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("no-such-command",), ("export", "x.json", "--format", "pdf"), ("export",), ("tasks", "--bogus")],
+)
+def test_usage_errors_are_one_line_exit_2(args):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("gp-loss: ") and done.stderr.count("\n") == 1, done.stderr
