@@ -52,6 +52,150 @@ def _task_info(name: str, factory) -> dict:
     }
 
 
+def _task_option(values: tuple[str, ...]) -> dict:
+    options = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise GpLossError(f"bad --task-option {item!r}; use KEY=VALUE")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+@cli.command("evolve")
+@click.option("--task", help="Task to search losses for (see `tasks`).")
+@click.option("--metric", default=None, help="Target metric (default: the task's first).")
+@click.option(
+    "--budget", default=None, help="Wall-clock budget, e.g. 90s, 10m, 2h (with --resume: time added)."
+)
+@click.option("--max-explored", type=int, default=None, help="Stop after this many explored losses.")
+@click.option("--max-trained", type=int, default=None, help="Stop after this many proxy trainings.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run directory (default: a fresh folder under runs/).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --out; task and settings come from run.json."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--population", type=int, default=20, show_default=True, help="Population size P.")
+@click.option("--tournament", type=int, default=None, help="Tournament size T (default max(2, P/10)).")
+@click.option("--crossover", type=float, default=0.1, show_default=True, help="Crossover probability.")
+@click.option(
+    "--replace",
+    type=click.Choice(["oldest", "worst"]),
+    default="oldest",
+    show_default=True,
+    help="Survivor rule.",
+)
+@click.option("--random-search", is_flag=True, help="Fresh random losses instead of evolution (baseline).")
+@click.option("--no-gec", is_flag=True, help="Switch off the Gradient-Equivalence-Check.")
+@click.option("--no-lrp", is_flag=True, help="Switch off the Loss-Rejection Protocol.")
+@click.option("--no-stop-invalid", is_flag=True, help="Keep training through non-finite losses.")
+@click.option("--lrp-steps", type=int, default=None, help="LRP optimisation steps K (task default).")
+@click.option("--lrp-eta", type=float, default=None, help="LRP rejection threshold eta (task default).")
+@click.option("--constant-one", is_flag=True, help="Add the constant 1 to the search space.")
+@click.option("--max-height", type=int, default=17, show_default=True, help="Tree height limit.")
+@click.option("--max-nodes", type=int, default=64, show_default=True, help="Tree node limit.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--torch-threads", type=int, default=1, show_default=True, help="torch threads for evaluation.")
+@click.option(
+    "--task-option",
+    "task_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Task setting (e.g. steps=200, data_root=...); repeatable.",
+)
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def evolve_cmd(**kw) -> None:
+    """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
+    from gp_loss.evolution import EvolutionConfig, Limits
+    from gp_loss.fitness.pipeline import PipelineOptions
+    from gp_loss.search import RunSettings, parse_budget, resume, start
+    from gp_loss.summary import summary
+
+    budget = parse_budget(kw["budget"]) if kw["budget"] else None
+    if kw["resume"]:
+        if not kw["out"]:
+            raise GpLossError("--resume needs --out DIR (the run to continue)")
+        search = resume(kw["out"], budget, kw["max_explored"], kw["max_trained"], progress=not kw["quiet"])
+    else:
+        if not kw["task"]:
+            raise GpLossError("--task is required (see `python cli.py tasks`)")
+        from tasks import TASKS
+
+        if kw["task"] not in TASKS:
+            raise GpLossError(f"unknown task {kw['task']!r}; known: {', '.join(sorted(TASKS))}")
+        if budget is None and kw["max_explored"] is None and kw["max_trained"] is None:
+            budget = parse_budget(getattr(TASKS[kw["task"]], "default_budget", "2m"))
+        options = _task_option(kw["task_options"])
+        if kw["metric"]:
+            options["metric"] = kw["metric"]
+        options["device"] = kw["device"]
+        settings = RunSettings(
+            task=kw["task"],
+            task_options=options,
+            pipeline=PipelineOptions(
+                gec=not kw["no_gec"],
+                lrp=not kw["no_lrp"],
+                stop_invalid=not kw["no_stop_invalid"],
+                lrp_steps=kw["lrp_steps"],
+                lrp_eta=kw["lrp_eta"],
+            ),
+            evolution=EvolutionConfig(
+                population_size=kw["population"],
+                tournament_size=kw["tournament"],
+                crossover_prob=kw["crossover"],
+                replace=kw["replace"],
+                random_search=kw["random_search"],
+                seed=kw["seed"],
+                constant_one=kw["constant_one"],
+                max_height=kw["max_height"],
+                max_nodes=kw["max_nodes"],
+            ),
+            limits=Limits(budget, kw["max_explored"], kw["max_trained"]),
+            torch_threads=kw["torch_threads"],
+        )
+        search = start(settings, kw["out"], progress=not kw["quiet"])
+        click.echo(f"run directory: {search.directory.path}", err=True)
+    try:
+        state = search.run()
+    except KeyboardInterrupt:
+        click.echo(
+            f"\ninterrupted; continue with: python cli.py evolve --resume --out {search.directory.path}",
+            err=True,
+        )
+        sys.exit(130)
+    click.echo(
+        summary(search.directory.path, state, search.evolution.task, search.settings.evolution.constant_one)
+    )
+
+
+@cli.command("show")
+@click.argument("run", type=click.Path())
+@click.option("--top", default=10, show_default=True, help="Leaderboard length.")
+def show_cmd(run: str, top: int) -> None:
+    """Leaderboard of a run: formula, fitness, outcome counts."""
+    from gp_loss.report import leaderboard
+
+    click.echo(leaderboard(run, top))
+
+
+@cli.command("report")
+@click.argument("run", type=click.Path())
+def report_cmd(run: str) -> None:
+    """Write report.md and PNG plots into the run directory."""
+    from gp_loss.report import write_report
+
+    path = write_report(run)
+    click.echo(f"wrote {path}")
+
+
 @cli.command("export")
 @click.argument("file", type=click.Path(dir_okay=True))
 @click.option(

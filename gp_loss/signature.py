@@ -10,6 +10,12 @@ ADAPTER_INPUTS: dict[str, tuple[str, ...]] = {
     "box_iou_areas": ("inter", "union", "enclose"),
 }
 
+#: Per adapter: groups of inputs of which a valid tree uses at least one each.
+REQUIRED_INPUTS: dict[str, tuple[frozenset[str], ...]] = {
+    "softmax_onehot": (frozenset({"y_hat"}), frozenset({"y"})),
+    "box_iou_areas": (frozenset({"inter", "union", "enclose"}),),
+}
+
 
 @dataclass(frozen=True)
 class SlotSignature:
@@ -31,9 +37,14 @@ class SlotSignature:
         return ADAPTER_INPUTS[self.adapter]
 
     @property
-    def required_inputs(self) -> tuple[str, ...]:
-        """Inputs a valid tree must use: every one of the adapter's inputs."""
-        return self.inputs
+    def required_inputs(self) -> tuple[frozenset[str], ...]:
+        """Input groups a valid tree must use, at least one input of each group.
+
+        The rule behind it: a loss must depend on both the prediction and the target.
+        ``y_hat`` and ``y`` are one each; every box area already depends on both boxes, so any
+        one of ``inter``, ``union``, ``enclose`` will do (the IoU loss uses no ``enclose``).
+        """
+        return REQUIRED_INPUTS[self.adapter]
 
     def __post_init__(self) -> None:
         if self.adapter not in ADAPTER_INPUTS:

@@ -65,6 +65,9 @@ class ClsDigits(Task):
     name = "cls_digits"
     slots = (Slot("cls", "softmax_onehot", spatial=False, probe_metric="accuracy"),)
     metrics = ("accuracy",)
+    #: Loss-Rejection Protocol defaults, calibrated by ``bench lrp --task cls_digits``
+    #: (docs/BENCHMARKS.md): known-good losses gain 0.875 on 8 probe samples, known-bad <= 0.
+    lrp_defaults: ClassVar[dict[str, float]] = {"steps": 50, "lr": 0.1, "eta": 0.5}
     baselines: ClassVar[dict[str, dict[str, str]]] = {
         name: {"cls": get_baseline(name).tree} for name in ("cross_entropy", "soft_iou", "mse")
     }

@@ -1,0 +1,271 @@
+"""Steady-state aging evolution (regularised evolution) over loss genomes, on DEAP operators.
+
+DESIGN section 4. The loop stays short: logging, checkpoints and progress hang off hooks
+(``on_event(event, state)``, ``on_end(state, reason)``), as in evotorch.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gp_loss.fitness.candidate import OUTCOMES, Candidate, Evaluation
+from gp_loss.parse import parse_tree
+from gp_loss.space import random_tree
+from gp_loss.variation import MAX_HEIGHT, MAX_NODES, crossover, mutate
+
+REPLACE_RULES = ("oldest", "worst")
+
+
+@dataclass
+class EvolutionConfig:
+    """Evolution settings; every field is a CLI flag of ``evolve``.
+
+    Attributes:
+        population_size: P.
+        tournament_size: T; ``None`` means max(2, P // 10).
+        crossover_prob: probability that a child comes from one-point crossover of two
+            tournament winners (on one slot) rather than from mutation alone.
+        replace: survivor rule when the population is full: remove the ``oldest`` or ``worst``.
+        random_search: fresh random genomes forever (the paper's baseline).
+        init_depth: depth range of random trees (DEAP half-and-half).
+        seed: seed of Python's ``random`` (DEAP's operators draw from it).
+    """
+
+    population_size: int = 20
+    tournament_size: int | None = None
+    crossover_prob: float = 0.1
+    replace: str = "oldest"
+    random_search: bool = False
+    init_depth: tuple[int, int] = (1, 3)
+    max_height: int = MAX_HEIGHT
+    max_nodes: int = MAX_NODES
+    constant_one: bool = False
+    seed: int = 0
+
+    @property
+    def tournament(self) -> int:
+        """Effective tournament size."""
+        return self.tournament_size or max(2, self.population_size // 10)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form for run.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvolutionConfig:
+        """Inverse of :meth:`to_json`."""
+        data = dict(data)
+        data["init_depth"] = tuple(data.get("init_depth", (1, 3)))
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Member:
+    """A population member: id of the explored candidate, genome and fitness."""
+
+    id: int
+    genome: dict[str, str]
+    fitness: float
+
+
+@dataclass
+class SearchState:
+    """Everything needed to continue a run exactly (saved in checkpoint.json)."""
+
+    explored: int = 0
+    trained: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    population: list[Member] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    elapsed: float = 0.0
+    rng: Any = None
+    last_event: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        data = asdict(self)
+        data["rng"] = [self.rng[0], list(self.rng[1]), self.rng[2]] if self.rng else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SearchState:
+        """Inverse of :meth:`to_json`."""
+        state = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        state.population = [Member(**m) for m in data.get("population", [])]
+        if data.get("rng"):
+            version, internal, gauss = data["rng"]
+            state.rng = (version, tuple(internal), gauss)
+        return state
+
+
+@dataclass
+class Limits:
+    """When to stop: wall-clock budget (seconds, across resumes), explored or trained counts."""
+
+    budget: float | None = None
+    max_explored: int | None = None
+    max_trained: int | None = None
+
+    def reached(self, state: SearchState) -> str | None:
+        """The reason to stop now, or ``None``."""
+        if self.max_explored is not None and state.explored >= self.max_explored:
+            return f"explored {state.explored} losses"
+        if self.max_trained is not None and state.trained >= self.max_trained:
+            return f"trained {state.trained} losses"
+        if self.budget is not None and state.elapsed >= self.budget:
+            return "time budget spent"
+        return None
+
+
+class Hook:
+    """Base of the loop's observers; override what you need."""
+
+    def on_event(self, event: dict[str, Any], state: SearchState) -> None:
+        """After each explored candidate (the event is final)."""
+
+    def on_end(self, state: SearchState, reason: str) -> None:
+        """When the run stops."""
+
+
+class AgingEvolution:
+    """Steady-state aging evolution of loss genomes.
+
+    Args:
+        task: the task (its ``slots`` define the genome).
+        evaluate: the fitness pipeline: ``Candidate -> Evaluation``.
+        config: evolution settings.
+        state: a saved state to continue from (resume), or ``None`` for a fresh run.
+        hooks: observers.
+    """
+
+    def __init__(
+        self,
+        task,
+        evaluate: Callable[[Candidate], Evaluation],
+        config: EvolutionConfig | None = None,
+        state: SearchState | None = None,
+        hooks: Iterable[Hook] = (),
+    ) -> None:
+        self.task = task
+        self.evaluate = evaluate
+        self.config = config or EvolutionConfig()
+        self.hooks = list(hooks)
+        self.signatures = {s.name: s.signature(self.config.constant_one) for s in task.slots}
+        if state is None:
+            random.seed(self.config.seed)
+            state = SearchState(rng=random.getstate())
+        self.state = state
+
+    # -- proposing children ----------------------------------------------------------------
+    def _random_genome(self) -> dict[str, str]:
+        low, high = self.config.init_depth
+        return {slot: str(random_tree(sig, low, high)) for slot, sig in self.signatures.items()}
+
+    def _tournament(self) -> Member:
+        size = min(self.config.tournament, len(self.state.population))
+        entrants = random.sample(self.state.population, size)
+        return max(entrants, key=lambda m: m.fitness)
+
+    def propose(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """The next genome to explore and how it was made."""
+        if self.config.random_search or len(self.state.population) < self.config.population_size:
+            phase = "random" if self.config.random_search else "init"
+            return self._random_genome(), {
+                "phase": phase,
+                "parent": None,
+                "second_parent": None,
+                "mutation": None,
+                "slot": None,
+            }
+        parent = self._tournament()
+        slot = random.choice(list(self.signatures))
+        signature = self.signatures[slot]
+        tree = parse_tree(parent.genome[slot], signature)
+        limits = {"max_height": self.config.max_height, "max_nodes": self.config.max_nodes}
+        child, how, second = tree, None, None
+        if self.config.crossover_prob > 0 and random.random() < self.config.crossover_prob:
+            other = self._tournament()
+            child, _ = crossover(tree, parse_tree(other.genome[slot], signature), **limits)
+            how, second = "crossover", other.id
+        for _ in range(20):  # a child identical to its parent is mutated again
+            if str(child) != str(tree):
+                break
+            child, how = mutate(tree, signature, None, **limits)
+        genome = {**parent.genome, slot: str(child)}
+        return genome, {
+            "phase": "evolve",
+            "parent": parent.id,
+            "second_parent": second,
+            "mutation": how,
+            "slot": slot,
+        }
+
+    # -- the loop --------------------------------------------------------------------------
+    def _admit(self, event_id: int, genome: dict[str, str], result: Evaluation) -> bool:
+        if not result.admissible:
+            return False
+        population = self.state.population
+        population.append(Member(event_id, genome, float(result.fitness)))
+        if len(population) > self.config.population_size and not self.config.random_search:
+            if self.config.replace == "worst":
+                population.remove(min(population, key=lambda m: m.fitness))
+            else:
+                population.pop(0)
+        elif self.config.random_search and len(population) > self.config.population_size:
+            population.pop(0)
+        return True
+
+    def step(self, clock_start: float, elapsed_base: float) -> dict[str, Any]:
+        """Explore one candidate and return its event."""
+        random.setstate(self.state.rng)
+        genome, meta = self.propose()
+        event_id = self.state.explored
+        result = self.evaluate(Candidate(genome, event_id))
+        state = self.state
+        state.rng = random.getstate()
+        state.explored += 1
+        state.counts[result.outcome] = state.counts.get(result.outcome, 0) + 1
+        if result.outcome in ("trained", "diverged"):
+            state.trained += 1
+        entered = self._admit(event_id, genome, result)
+        state.elapsed = elapsed_base + (time.perf_counter() - clock_start)
+        improved = (
+            result.outcome == "trained"
+            and result.fitness is not None
+            and (state.best is None or result.fitness > state.best["fitness"])
+        )
+        if improved:
+            state.best = {
+                "id": event_id,
+                "genome": genome,
+                "fitness": result.fitness,
+                "metrics": result.metrics,
+            }
+        event = {
+            "id": event_id,
+            **meta,
+            "trees": genome,
+            **result.to_json(),
+            "entered": entered,
+            "new_best": improved,
+            "time": round(state.elapsed, 3),
+        }
+        state.last_event = event
+        for hook in self.hooks:
+            hook.on_event(event, state)
+        return event
+
+    def run(self, limits: Limits) -> SearchState:
+        """Explore until a limit is reached; returns the final state."""
+        clock_start, elapsed_base = time.perf_counter(), self.state.elapsed
+        reason = limits.reached(self.state)
+        while reason is None:
+            self.step(clock_start, elapsed_base)
+            reason = limits.reached(self.state)
+        for hook in self.hooks:
+            hook.on_end(self.state, reason)
+        return self.state

@@ -1,0 +1,306 @@
+"""The fitness pipeline's stages, each a wrapper around an inner evaluate function.
+
+DESIGN section 3, in order: duplicate -> invalid -> equivalent (Gradient-Equivalence-Check) ->
+rejected (Loss-Rejection Protocol) -> diverged / trained (proxy training). A DEAP user stacks
+them as ``GradientEquivalence(LossRejection(ProxyTraining(task)))``; each accepts a candidate
+(:class:`Candidate`, a ``{slot: tree}`` dict, a ``LossTree`` or a ``LossGenome``) and returns an
+:class:`Evaluation`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.probe import ProbeGradient, gradient_fingerprint, probe_batch, probe_gradient
+from gp_loss.module import TreeLoss
+from gp_loss.parse import parse_tree
+from gp_loss.space import LossGenome, tree_inputs
+from gp_loss.variation import MAX_HEIGHT, MAX_NODES, within_limits
+
+EvaluateFn = Callable[[Candidate], Evaluation]
+
+
+def as_candidate(task, item: Any) -> Candidate:
+    """Accept the forms users pass: Candidate, {slot: tree}, a LossTree (one slot) or a LossGenome."""
+    if isinstance(item, Candidate):
+        return item
+    if isinstance(item, Mapping):
+        return Candidate({str(k): str(v) for k, v in item.items()})
+    slots = [s.name for s in task.slots]
+    if isinstance(item, LossGenome) or (isinstance(item, list) and item and not hasattr(item[0], "arity")):
+        return Candidate({slot: str(tree) for slot, tree in zip(slots, item)})
+    if len(slots) != 1:
+        raise TypeError(f"task {task.name!r} has slots {slots}: pass a LossGenome or a {{slot: tree}} dict")
+    return Candidate({slots[0]: str(item)})
+
+
+def slot_losses(task, candidate: Candidate, constant_one: bool = False) -> dict[str, TreeLoss]:
+    """The candidate's compiled loss modules, built once per candidate."""
+    if "losses" not in candidate.context:
+        candidate.context["losses"] = {
+            slot.name: TreeLoss(candidate.genome[slot.name], slot.signature(constant_one))
+            for slot in task.slots
+        }
+    return candidate.context["losses"]
+
+
+def slot_probes(task, candidate: Candidate, constant_one: bool = False) -> dict[str, ProbeGradient]:
+    """Per slot: loss value and gradient at the fixed probe predictions (computed once)."""
+    if "probes" not in candidate.context:
+        losses = slot_losses(task, candidate, constant_one)
+        probes = {}
+        for slot in task.slots:
+            batch = probe_batch(task, slot.name)
+            probes[slot.name] = probe_gradient(losses[slot.name], batch.predictions, batch.targets)
+        candidate.context["probes"] = probes
+    return candidate.context["probes"]
+
+
+class Stage:
+    """Base of the wrappers: holds the task and the inner evaluate function; times itself."""
+
+    name = "stage"
+
+    def __init__(self, inner: EvaluateFn | Any, task=None, *, enabled: bool = True) -> None:
+        if task is None:  # innermost wrappers may be built as Stage(ProxyTraining(task))
+            task = inner.task
+        self.inner = inner
+        self.task = task
+        self.enabled = enabled
+
+    def __call__(self, item: Any) -> Evaluation:
+        candidate = as_candidate(self.task, item)
+        if not self.enabled:
+            return self.inner(candidate)
+        return self.evaluate(candidate)
+
+    def evaluate(self, candidate: Candidate) -> Evaluation:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _pass_on(self, candidate: Candidate, spent: float) -> Evaluation:
+        result = self.inner(candidate)
+        result.seconds[self.name] = result.seconds.get(self.name, 0.0) + spent
+        return result
+
+    def state(self) -> dict:
+        """Caches to persist (none by default)."""
+        return {}
+
+
+class ProxyTraining:
+    """Innermost evaluate: train the proxy with the candidate's losses; fitness = target metric.
+
+    Args:
+        task: the task.
+        stop_invalid: stop at the first non-finite (or exploding) loss -> ``diverged``.
+    """
+
+    name = "proxy"
+
+    def __init__(self, task, *, stop_invalid: bool = True, constant_one: bool = False) -> None:
+        self.task = task
+        self.stop_invalid = stop_invalid
+        self.constant_one = constant_one
+
+    def __call__(self, item: Any) -> Evaluation:
+        candidate = as_candidate(self.task, item)
+        start = time.perf_counter()
+        losses = slot_losses(self.task, candidate, self.constant_one)
+        result = self.task.proxy_train(losses, stop_invalid=self.stop_invalid)
+        spent = time.perf_counter() - start
+        if result.outcome == "diverged":
+            return Evaluation("diverged", self.task.worst_fitness(), {}, seconds={self.name: spent})
+        fitness = result.metrics.get(self.task.metric, self.task.worst_fitness())
+        if fitness != fitness:  # NaN metric from a run that was allowed to continue past NaN
+            fitness = self.task.worst_fitness()
+        return Evaluation("trained", float(fitness), dict(result.metrics), seconds={self.name: spent})
+
+
+class LossRejection(Stage):
+    """Loss-Rejection Protocol: optimise the probe *predictions* with the candidate for K steps.
+
+    g(L) = mean_b [xi(y*_b, y_b) - xi(y_hat_b, y_b)] with xi the slot's per-sample metric;
+    rejected if g < eta in any slot; ``invalid`` if the loss turns non-finite on the way.
+
+    Args:
+        inner: the next stage (usually :class:`ProxyTraining`).
+        steps: K, optimisation steps.
+        lr: Adam learning rate on the predictions.
+        eta: rejection threshold (per task: ``task.lrp_eta`` when None).
+    """
+
+    name = "lrp"
+
+    def __init__(
+        self,
+        inner,
+        task=None,
+        *,
+        steps: int | None = None,
+        lr: float | None = None,
+        eta: float | None = None,
+        constant_one: bool = False,
+        enabled: bool = True,
+    ) -> None:
+        super().__init__(inner, task, enabled=enabled)
+        defaults = getattr(self.task, "lrp_defaults", {})
+        self.steps = steps if steps is not None else defaults.get("steps", 50)
+        self.lr = lr if lr is not None else defaults.get("lr", 0.1)
+        self.eta = eta if eta is not None else defaults.get("eta", 0.1)
+        self.constant_one = constant_one
+
+    def gain(self, loss: TreeLoss, slot: str) -> float | None:
+        """The metric gain g of one slot's loss; ``None`` if the loss turned non-finite."""
+        batch = probe_batch(self.task, slot)
+        pred = batch.predictions.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([pred], lr=self.lr)
+        for _ in range(self.steps):
+            optimizer.zero_grad(set_to_none=True)
+            value = loss(pred, batch.targets)
+            if not torch.isfinite(value):
+                return None
+            if not value.requires_grad:
+                break  # nothing to optimise: the gain is 0
+            value.backward()
+            if not torch.isfinite(pred.grad).all():
+                return None
+            optimizer.step()
+        with torch.no_grad():
+            before = self.task.probe_metric(slot, batch.predictions, batch.targets)
+            after = self.task.probe_metric(slot, pred.detach(), batch.targets)
+        return float((after - before).mean())
+
+    def evaluate(self, candidate: Candidate) -> Evaluation:
+        start = time.perf_counter()
+        losses = slot_losses(self.task, candidate, self.constant_one)
+        gains: dict[str, float] = {}
+        for slot in self.task.slots:
+            gain = self.gain(losses[slot.name], slot.name)
+            if gain is None:
+                spent = time.perf_counter() - start
+                return Evaluation(
+                    "invalid",
+                    reason=f"non-finite loss during LRP ({slot.name})",
+                    lrp_gain=gains,
+                    seconds={self.name: spent},
+                )
+            gains[slot.name] = gain
+            if gain < self.eta:
+                spent = time.perf_counter() - start
+                return Evaluation("rejected", lrp_gain=gains, seconds={self.name: spent})
+        result = self._pass_on(candidate, time.perf_counter() - start)
+        result.lrp_gain = {**gains, **result.lrp_gain}
+        return result
+
+
+class GradientEquivalence(Stage):
+    """Gradient-Equivalence-Check: same per-sample gradient norms (2 significant digits) on the
+    probe batch as an earlier candidate -> reuse its result without training."""
+
+    name = "gec"
+
+    def __init__(
+        self, inner, task=None, *, digits: int = 2, constant_one: bool = False, enabled: bool = True
+    ) -> None:
+        super().__init__(inner, task, enabled=enabled)
+        self.digits = digits
+        self.constant_one = constant_one
+        self.seen: dict[str, tuple[int | None, Evaluation]] = {}
+
+    def fingerprint(self, candidate: Candidate) -> str:
+        """The candidate's GEC key: per slot, the rounded per-sample gradient norms."""
+        probes = slot_probes(self.task, candidate, self.constant_one)
+        return " | ".join(
+            f"{slot.name}:{gradient_fingerprint(probes[slot.name].grad, self.digits)}"
+            for slot in self.task.slots
+        )
+
+    def evaluate(self, candidate: Candidate) -> Evaluation:
+        start = time.perf_counter()
+        key = self.fingerprint(candidate)
+        spent = time.perf_counter() - start
+        if key in self.seen:
+            source_id, source = self.seen[key]
+            return source.reuse("equivalent", source_id, {self.name: spent})
+        result = self._pass_on(candidate, spent)
+        result.gec_key = key
+        self.remember(key, candidate.id, result)
+        return result
+
+    def remember(self, key: str, source_id: int | None, result: Evaluation) -> None:
+        """Record a computed result under its key (also used to rebuild the cache on resume)."""
+        self.seen.setdefault(key, (source_id, result))
+
+
+class Validity(Stage):
+    """Static checks (every required input used, depth and node limits) and a finite value and
+    gradient on the probe batch; failures end as ``invalid`` with a reason."""
+
+    name = "validity"
+
+    def __init__(
+        self,
+        inner,
+        task=None,
+        *,
+        max_height: int = MAX_HEIGHT,
+        max_nodes: int = MAX_NODES,
+        constant_one: bool = False,
+        enabled: bool = True,
+    ) -> None:
+        super().__init__(inner, task, enabled=enabled)
+        self.max_height = max_height
+        self.max_nodes = max_nodes
+        self.constant_one = constant_one
+
+    def problem(self, candidate: Candidate) -> str | None:
+        """Why the candidate is invalid, or ``None``."""
+        for slot in self.task.slots:
+            signature = slot.signature(self.constant_one)
+            tree = parse_tree(candidate.genome[slot.name], signature)
+            used = tree_inputs(tree)
+            for group in signature.required_inputs:
+                if not group & used:
+                    return f"{slot.name}: does not use {' or '.join(sorted(group))}"
+            if not within_limits(tree, self.max_height, self.max_nodes):
+                return f"{slot.name}: over the size limits (height {tree.height}, {len(tree)} nodes)"
+        for name, probe in slot_probes(self.task, candidate, self.constant_one).items():
+            if not probe.finite:
+                return f"{name}: non-finite value or gradient on the probe batch"
+        return None
+
+    def evaluate(self, candidate: Candidate) -> Evaluation:
+        start = time.perf_counter()
+        reason = self.problem(candidate)
+        spent = time.perf_counter() - start
+        if reason is not None:
+            return Evaluation("invalid", reason=reason, seconds={self.name: spent})
+        return self._pass_on(candidate, spent)
+
+
+class Deduplicate(Stage):
+    """A genome seen before reuses its recorded result."""
+
+    name = "dedup"
+
+    def __init__(self, inner, task=None, *, enabled: bool = True) -> None:
+        super().__init__(inner, task, enabled=enabled)
+        self.seen: dict[str, tuple[int | None, Evaluation]] = {}
+
+    def evaluate(self, candidate: Candidate) -> Evaluation:
+        found = self.seen.get(candidate.key)
+        if found is not None:
+            source_id, source = found
+            return source.reuse("duplicate", source_id, {})
+        result = self.inner(candidate)
+        self.remember(candidate.key, candidate.id, result)
+        return result
+
+    def remember(self, key: str, source_id: int | None, result: Evaluation) -> None:
+        """Record a result under its genome key (also used to rebuild the cache on resume)."""
+        self.seen.setdefault(key, (source_id, result))

@@ -1,0 +1,150 @@
+"""``show`` (leaderboard) and ``report`` (report.md + PNG plots) of a run directory."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from gp_loss.errors import GpLossError
+from gp_loss.fitness.candidate import OUTCOMES
+from gp_loss.rundir import RunDirectory
+from gp_loss.summary import formula
+
+
+def load_events(run: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """run.json and every complete event line of a run (read-only: nothing is repaired)."""
+    directory = RunDirectory(run)
+    config = directory.read_config()
+    events = []
+    if directory.events_path.exists():
+        for line in directory.events_path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line of a run being killed
+    return config, events
+
+
+def _signatures(config: dict[str, Any]) -> dict[str, Any]:
+    from tasks import TASKS
+
+    if config["task"] not in TASKS:
+        raise GpLossError(f"run uses unknown task {config['task']!r}")
+    one = config.get("evolution", {}).get("constant_one", False)
+    return {slot.name: slot.signature(one) for slot in TASKS[config["task"]].slots}
+
+
+def ranked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Freshly trained candidates, best first (duplicates and equivalents not repeated)."""
+    trained = [e for e in events if e["outcome"] == "trained" and e.get("fitness") is not None]
+    return sorted(trained, key=lambda e: (-e["fitness"], e["id"]))
+
+
+def leaderboard(run: str | Path, top: int = 10) -> str:
+    """The text of ``show``."""
+    config, events = load_events(run)
+    signatures = _signatures(config)
+    from tasks import TASKS
+
+    metric = config.get("task_options", {}).get("metric") or TASKS[config["task"]].metrics[0]
+    counts = Counter(e["outcome"] for e in events)
+    spent = events[-1]["time"] if events else 0.0
+    lines = [
+        f"run {run}: task {config['task']}, {len(events)} explored in {spent:.0f}s",
+        "outcomes: " + ", ".join(f"{k} {counts[k]}" for k in OUTCOMES if counts[k]),
+        "",
+        f"{'rank':>4}  {'id':>6}  {metric:>10}  formula",
+    ]
+    for rank, event in enumerate(ranked(events)[:top], 1):
+        text = "; ".join(
+            f"{slot}: {formula(tree, signatures[slot])}" for slot, tree in event["trees"].items()
+        )
+        lines.append(f"{rank:>4}  {event['id']:>6}  {event['fitness']:>10.4f}  {text}")
+    if not ranked(events):
+        lines.append("   (no trained loss yet)")
+    return "\n".join(lines)
+
+
+def _plots(run: Path, events: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    best, curve = None, []
+    for event in events:
+        if event["outcome"] == "trained" and event.get("fitness") is not None:
+            best = event["fitness"] if best is None else max(best, event["fitness"])
+        curve.append(best if best is not None else float("nan"))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.step(range(1, len(curve) + 1), curve, where="post")
+    ax.set_xlabel("explored losses")
+    ax.set_ylabel("best fitness")
+    ax.set_title("Best fitness against explored losses")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(run / "best_fitness.png", dpi=110)
+    plt.close(fig)
+    names.append("best_fitness.png")
+
+    counts = Counter(e["outcome"] for e in events)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(list(OUTCOMES), [counts[k] for k in OUTCOMES], color="tab:blue")
+    ax.set_ylabel("explored losses")
+    ax.set_title("Outcome breakdown")
+    fig.tight_layout()
+    fig.savefig(run / "outcomes.png", dpi=110)
+    plt.close(fig)
+    names.append("outcomes.png")
+
+    stages: Counter[str] = Counter()
+    for event in events:
+        for stage, seconds in (event.get("seconds") or {}).items():
+            stages[stage] += seconds
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    order = [s for s in ("dedup", "validity", "gec", "lrp", "proxy") if s in stages] + sorted(
+        set(stages) - {"dedup", "validity", "gec", "lrp", "proxy"}
+    )
+    ax.bar(order, [stages[s] for s in order], color="tab:orange")
+    ax.set_ylabel("seconds (total)")
+    ax.set_title("Time spent per stage")
+    fig.tight_layout()
+    fig.savefig(run / "stage_time.png", dpi=110)
+    plt.close(fig)
+    names.append("stage_time.png")
+    return names
+
+
+def write_report(run: str | Path) -> Path:
+    """Write ``report.md`` and the plots into the run directory; returns the report's path."""
+    run = Path(run)
+    config, events = load_events(run)
+    plots = _plots(run, events)
+    stages: Counter[str] = Counter()
+    for event in events:
+        stages.update(event.get("seconds") or {})
+    text = [
+        f"# gp-loss report: {run.name}",
+        "",
+        f"task `{config['task']}`, seed {config.get('evolution', {}).get('seed')}, "
+        f"created {config.get('created')}",
+        "",
+        "```",
+        leaderboard(run),
+        "```",
+        "",
+        "## Time per stage (seconds)",
+        "",
+        "| stage | seconds |",
+        "|---|---:|",
+        *(f"| {k} | {v:.1f} |" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])),
+        "",
+        *(f"![{name}]({name})" for name in plots),
+        "",
+    ]
+    path = run / "report.md"
+    path.write_text("\n".join(text), encoding="utf-8")
+    return path

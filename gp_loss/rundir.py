@@ -1,0 +1,175 @@
+"""The run directory (DESIGN section 6): run.json, events.jsonl, checkpoint.json, best.json.
+
+Crash safety: after each explored loss the checkpoint (with that loss's event inside) is
+replaced atomically *first*, then the event line is appended and fsynced. A kill at any moment
+leaves either the old state (the loss was never reported) or the new state, whose event is
+re-appended on resume if it had not reached events.jsonl. Earlier lines are never rewritten;
+only a torn last line (a kill mid-write) is cut off.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from gp_loss.errors import GpLossError
+from gp_loss.evolution import Hook, SearchState
+from gp_loss.exchange import BestLoss, SlotLoss, write_best, write_json_atomic
+
+RUN_FORMAT = "gp-loss-run/1"
+
+
+def versions() -> dict[str, str]:
+    """Versions recorded in run.json."""
+    import deap
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "deap": deap.__version__,
+        "gp_loss": "0.1.0",
+        "platform": platform.platform(),
+    }
+
+
+def fresh_run_path(task: str, root: str | os.PathLike = "runs") -> Path:
+    """A new folder name under ``root``: ``runs/<task>-<YYYYmmdd-HHMMSS>[-n]``."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{task}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{task}-{stamp}-{n}"
+    return path
+
+
+class RunDirectory(Hook):
+    """Reads and writes one run directory; as a hook, persists every event."""
+
+    def __init__(self, path: str | os.PathLike, task_info: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.task_info = task_info or {}
+        self._events = None
+
+    # -- files -----------------------------------------------------------------------------
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.json"
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / "best.json"
+
+    # -- creation and resume ---------------------------------------------------------------
+    def create(self, config: dict[str, Any]) -> None:
+        """Start a new run: refuse a folder that already holds one."""
+        if self.run_json.exists():
+            raise GpLossError(
+                f"{self.path} already holds a run; continue it with --resume or pick another --out"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise GpLossError(f"cannot create run directory {self.path}: {err.strerror}") from None
+        record = {
+            "format": RUN_FORMAT,
+            "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            "command": sys.argv,
+            "versions": versions(),
+            **config,
+        }
+        write_json_atomic(self.run_json, record)
+        self.events_path.touch()
+
+    def read_config(self) -> dict[str, Any]:
+        """run.json of an existing run."""
+        try:
+            data = json.loads(self.run_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise GpLossError(f"{self.path} holds no run (no run.json); start one without --resume") from None
+        except json.JSONDecodeError as err:
+            raise GpLossError(f"{self.run_json}: malformed JSON ({err.msg})") from None
+        if data.get("format") != RUN_FORMAT:
+            raise GpLossError(f"{self.run_json}: unsupported run format {data.get('format')!r}")
+        return data
+
+    def read_state(self) -> SearchState | None:
+        """The saved state, or ``None`` if the run died before its first checkpoint."""
+        if not self.checkpoint_path.exists():
+            return None
+        try:
+            return SearchState.from_json(json.loads(self.checkpoint_path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError, KeyError) as err:
+            raise GpLossError(f"{self.checkpoint_path}: unreadable checkpoint ({err})") from None
+
+    def recover_events(self, state: SearchState | None) -> list[dict[str, Any]]:
+        """Make events.jsonl agree with the checkpoint and return its events.
+
+        A torn last line is cut off; an event the checkpoint holds but the file lacks is appended.
+        """
+        explored = state.explored if state else 0
+        raw = self.events_path.read_bytes() if self.events_path.exists() else b""
+        if raw and not raw.endswith(b"\n"):
+            raw = raw[: raw.rfind(b"\n") + 1]
+            with open(self.events_path, "r+b") as fh:
+                fh.truncate(len(raw))
+        events = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+        if len(events) == explored - 1 and state is not None and state.last_event is not None:
+            self._append(state.last_event)
+            events.append(state.last_event)
+        if len(events) != explored:
+            raise GpLossError(
+                f"{self.events_path} has {len(events)} events but the checkpoint counts {explored}; "
+                "the run directory was changed by hand"
+            )
+        for i, event in enumerate(events):
+            if event.get("id") != i:
+                raise GpLossError(
+                    f"{self.events_path}: event {i} has id {event.get('id')}; the file was edited"
+                )
+        return events
+
+    # -- writing ---------------------------------------------------------------------------
+    def _append(self, event: dict[str, Any]) -> None:
+        with open(self.events_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event, separators=(",", ":")) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def write_checkpoint(self, state: SearchState) -> None:
+        """Replace checkpoint.json atomically."""
+        write_json_atomic(self.checkpoint_path, state.to_json())
+
+    def write_best(self, state: SearchState) -> None:
+        """best.json from the state's best trained candidate (nothing before there is one)."""
+        if state.best is None:
+            return
+        adapters = {name: info["adapter"] for name, info in self.task_info.get("slots", {}).items()}
+        best = BestLoss(
+            task=self.task_info.get("name"),
+            metric=self.task_info.get("metric"),
+            fitness=state.best["fitness"],
+            slots={slot: SlotLoss(tree, adapters[slot]) for slot, tree in state.best["genome"].items()},
+            extra={"id": state.best["id"], "metrics": state.best.get("metrics", {})},
+        )
+        write_best(self.best_path, best)
+
+    def on_event(self, event: dict[str, Any], state: SearchState) -> None:
+        self.write_checkpoint(state)
+        self._append(event)
+        if event.get("new_best"):
+            self.write_best(state)

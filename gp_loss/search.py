@@ -1,0 +1,174 @@
+"""Starting and resuming a search run: task + pipeline + evolution + run directory + hooks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gp_loss.errors import GpLossError
+from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
+from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.progress import ProgressPrinter
+from gp_loss.rundir import RunDirectory, fresh_run_path
+from gp_loss.variation import MAX_HEIGHT, MAX_NODES
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_budget(text: str) -> float:
+    """``90s``, ``10m``, ``2h``, ``1h30m`` or plain seconds -> seconds."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise GpLossError(f"cannot read budget {text!r}; use e.g. 90s, 10m, 2h or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass
+class RunSettings:
+    """Everything ``evolve`` needs to start a run (recorded in run.json)."""
+
+    task: str
+    task_options: dict[str, Any] = field(default_factory=dict)
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    limits: Limits = field(default_factory=Limits)
+    torch_threads: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "task_options": self.task_options,
+            "pipeline": self.pipeline.to_json(),
+            "evolution": self.evolution.to_json(),
+            "limits": {
+                "budget": self.limits.budget,
+                "max_explored": self.limits.max_explored,
+                "max_trained": self.limits.max_trained,
+            },
+            "torch_threads": self.torch_threads,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSettings:
+        pipeline = PipelineOptions(
+            **{k: v for k, v in data.get("pipeline", {}).items() if k in PipelineOptions.__dataclass_fields__}
+        )
+        return cls(
+            task=data["task"],
+            task_options=dict(data.get("task_options", {})),
+            pipeline=pipeline,
+            evolution=EvolutionConfig.from_json(data.get("evolution", {})),
+            limits=Limits(**data.get("limits", {})),
+            torch_threads=int(data.get("torch_threads", 1)),
+        )
+
+
+def build_task(settings: RunSettings):
+    """The task object of a run (seed follows the evolution seed unless given)."""
+    from tasks import get_task
+
+    options = dict(settings.task_options)
+    options.setdefault("seed", settings.evolution.seed)
+    try:
+        return get_task(settings.task, **options)
+    except TypeError as err:
+        raise GpLossError(f"bad option for task {settings.task!r}: {err}") from None
+
+
+@dataclass
+class Search:
+    """A ready-to-run search; ``run()`` explores until a limit and returns the final state."""
+
+    settings: RunSettings
+    directory: RunDirectory
+    evolution: AgingEvolution
+    pipeline: FitnessPipeline
+
+    def run(self) -> SearchState:
+        torch.set_num_threads(max(1, self.settings.torch_threads))
+        return self.evolution.run(self.settings.limits)
+
+
+def _assemble(
+    settings: RunSettings,
+    directory: RunDirectory,
+    state: SearchState | None,
+    hooks: list[Hook],
+    progress: bool,
+) -> Search:
+    task = build_task(settings)
+    settings.pipeline.constant_one = settings.evolution.constant_one
+    settings.pipeline.max_height = settings.evolution.max_height
+    settings.pipeline.max_nodes = settings.evolution.max_nodes
+    pipeline = FitnessPipeline(task, settings.pipeline)
+    directory.task_info = task.describe()
+    all_hooks: list[Hook] = [directory, *hooks]
+    if progress:
+        all_hooks.append(ProgressPrinter(settings.limits, task.metric))
+    evolution = AgingEvolution(task, pipeline, settings.evolution, state, all_hooks)
+    return Search(settings, directory, evolution, pipeline)
+
+
+def start(
+    settings: RunSettings,
+    out: str | Path | None = None,
+    hooks: list[Hook] | None = None,
+    progress: bool = True,
+) -> Search:
+    """Create a new run directory and the search that fills it."""
+    if settings.evolution.replace not in ("oldest", "worst"):
+        raise GpLossError(f"unknown --replace {settings.evolution.replace!r}; use oldest or worst")
+    if settings.evolution.population_size < 2:
+        raise GpLossError("--population must be at least 2")
+    directory = RunDirectory(out or fresh_run_path(settings.task))
+    search = _assemble(settings, directory, None, hooks or [], progress)  # validates the task first
+    directory.create(settings.to_json())
+    return search
+
+
+def resume(
+    out: str | Path,
+    add_budget: float | None = None,
+    max_explored: int | None = None,
+    max_trained: int | None = None,
+    hooks: list[Hook] | None = None,
+    progress: bool = True,
+) -> Search:
+    """Continue the run in ``out`` exactly where its checkpoint left it.
+
+    Args:
+        add_budget: seconds added to the run's budget.
+        max_explored, max_trained: replace the run's limits when given.
+    """
+    directory = RunDirectory(out)
+    config = directory.read_config()
+    settings = RunSettings.from_json(config)
+    state = directory.read_state()
+    events = directory.recover_events(state)
+    limits = settings.limits
+    if add_budget is not None:
+        limits.budget = (limits.budget or (state.elapsed if state else 0.0)) + add_budget
+    if max_explored is not None:
+        limits.max_explored = max_explored
+    if max_trained is not None:
+        limits.max_trained = max_trained
+    search = _assemble(settings, directory, state, hooks or [], progress)
+    for event in events:
+        search.pipeline.remember(Candidate(event["trees"], event["id"]), Evaluation.from_json(event))
+    if state is not None:
+        directory.write_best(state)
+    config["limits"] = settings.to_json()["limits"]
+    config.setdefault("resumes", []).append({"explored": state.explored if state else 0})
+    from gp_loss.exchange import write_json_atomic
+
+    write_json_atomic(directory.run_json, config)
+    return search
+
+
+__all__ = ["MAX_HEIGHT", "MAX_NODES", "RunSettings", "Search", "parse_budget", "resume", "start"]

@@ -1,0 +1,136 @@
+"""A real DEAP ``base.Toolbox`` over our search space, so DEAP's algorithms run unchanged.
+
+>>> toolbox = make_toolbox("cls_digits")
+>>> population = toolbox.population(n=20)
+>>> algorithms.eaSimple(population, toolbox, cxpb=0.5, mutpb=0.3, ngen=5)
+
+Individuals are :class:`LossTree` (one-slot tasks) or :class:`LossGenome` (one tree per slot).
+Operators modify individuals in place and return tuples, as DEAP's own do; size limits are
+applied with ``gp.staticLimit``. ``evaluate`` runs the full fitness pipeline and returns a plain
+fitness tuple; candidates that earn no fitness (invalid, rejected) get the task's worst value.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from deap import base, gp, tools
+
+from gp_loss.fitness.candidate import Evaluation
+from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.space import LossGenome, LossTree, primitive_set
+from gp_loss.variation import MAX_HEIGHT, MAX_NODES, MUTATIONS
+
+
+def _height(individual) -> int:
+    return max(t.height for t in individual) if isinstance(individual, LossGenome) else individual.height
+
+
+def _nodes(individual) -> int:
+    return max(len(t) for t in individual) if isinstance(individual, LossGenome) else len(individual)
+
+
+def _mutate_tree(tree: gp.PrimitiveTree, pset: gp.PrimitiveSet, kind: str) -> None:
+    if kind == "insert":
+        gp.mutInsert(tree, pset)
+    elif kind == "shrink":
+        gp.mutShrink(tree)
+    elif kind == "replace":
+        gp.mutNodeReplacement(tree, pset)
+    else:
+        gp.mutUniform(tree, functools.partial(gp.genHalfAndHalf, pset=pset, min_=0, max_=2), pset)
+
+
+def mutate(individual, psets: Sequence[gp.PrimitiveSet]) -> tuple[Any]:
+    """In place: one of insert / shrink / replace / subtree, on one random slot."""
+    kind = random.choice(MUTATIONS)
+    if isinstance(individual, LossGenome):
+        slot = random.randrange(len(individual))
+        _mutate_tree(individual[slot], psets[slot], kind)
+    else:
+        _mutate_tree(individual, psets[0], kind)
+    return (individual,)
+
+
+def mate(first, second) -> tuple[Any, Any]:
+    """In place: one-point crossover (on one random slot for genomes)."""
+    if isinstance(first, LossGenome):
+        slot = random.randrange(len(first))
+        first[slot], second[slot] = gp.cxOnePoint(first[slot], second[slot])
+        return first, second
+    return gp.cxOnePoint(first, second)
+
+
+def random_individual(psets: Sequence[gp.PrimitiveSet], min_depth: int, max_depth: int):
+    """A random LossTree (one slot) or LossGenome (several)."""
+    trees = [LossTree(gp.genHalfAndHalf(pset, min_depth, max_depth)) for pset in psets]
+    return trees[0] if len(trees) == 1 else LossGenome(trees)
+
+
+class PipelineFitness:
+    """``toolbox.evaluate``: the fitness pipeline as a function returning a fitness tuple.
+
+    ``history`` keeps every :class:`Evaluation` (outcome, LRP gain, seconds...) in call order.
+    """
+
+    def __init__(self, pipeline: FitnessPipeline) -> None:
+        self.pipeline = pipeline
+        self.history: list[Evaluation] = []
+
+    def __call__(self, individual) -> tuple[float]:
+        result = self.pipeline(individual)
+        self.history.append(result)
+        worst = self.pipeline.task.worst_fitness()
+        return (float(result.fitness) if result.fitness is not None else worst,)
+
+
+def make_toolbox(
+    task,
+    *,
+    pipeline: PipelineOptions | None = None,
+    tournament_size: int = 3,
+    init_depth: tuple[int, int] = (1, 3),
+    max_height: int = MAX_HEIGHT,
+    max_nodes: int = MAX_NODES,
+    constant_one: bool = False,
+    **task_options: Any,
+) -> base.Toolbox:
+    """A DEAP toolbox with ``expr``, ``individual``, ``population``, ``mutate``, ``mate``,
+    ``select``, ``evaluate`` and ``map`` registered for ``task``.
+
+    Args:
+        task: a task object or a registered task name (built with ``task_options``).
+        pipeline: fitness pipeline switches (GEC, LRP, stop-invalid, LRP parameters).
+        tournament_size: ``select`` is ``tools.selTournament`` with this size.
+        init_depth: depth range of random trees (half-and-half).
+        max_height, max_nodes: limits applied to ``mutate`` and ``mate`` with ``gp.staticLimit``.
+        constant_one: add the constant ``one`` terminal.
+    """
+    if isinstance(task, str):
+        from tasks import get_task
+
+        task = get_task(task, **task_options)
+    options = pipeline or PipelineOptions()
+    options.constant_one, options.max_height, options.max_nodes = constant_one, max_height, max_nodes
+    psets = [primitive_set(slot.signature(constant_one)) for slot in task.slots]
+    toolbox = base.Toolbox()
+    if len(psets) == 1:
+        toolbox.register("expr", gp.genHalfAndHalf, pset=psets[0], min_=init_depth[0], max_=init_depth[1])
+        toolbox.register("individual", tools.initIterate, LossTree, toolbox.expr)
+    else:
+        toolbox.register("expr", random_individual, psets, init_depth[0], init_depth[1])
+        toolbox.register("individual", random_individual, psets, init_depth[0], init_depth[1])
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("mutate", mutate, psets=psets)
+    toolbox.register("mate", mate)
+    for name in ("mutate", "mate"):
+        toolbox.decorate(name, gp.staticLimit(key=_height, max_value=max_height))
+        toolbox.decorate(name, gp.staticLimit(key=_nodes, max_value=max_nodes))
+    toolbox.register("select", tools.selTournament, tournsize=tournament_size)
+    toolbox.register("evaluate", PipelineFitness(FitnessPipeline(task, options)))
+    toolbox.register("map", map)
+    toolbox.task = task
+    return toolbox

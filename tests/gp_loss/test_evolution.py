@@ -1,0 +1,107 @@
+"""Aging evolution: reproducibility, population rules, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits
+from gp_loss.fitness.pipeline import FitnessPipeline
+from gp_loss.testing.tasks import TwoSlotToy
+from tasks import get_task
+
+VOLATILE = ("seconds", "time")
+
+
+class Recorder(Hook):
+    def __init__(self):
+        self.events, self.ended = [], None
+
+    def on_event(self, event, state):
+        self.events.append(event)
+
+    def on_end(self, state, reason):
+        self.ended = reason
+
+
+def _stable(events):
+    return [{k: v for k, v in e.items() if k not in VOLATILE} for e in events]
+
+
+def _run(task, n, **config):
+    recorder = Recorder()
+    evolution = AgingEvolution(task, FitnessPipeline(task), EvolutionConfig(**config), hooks=[recorder])
+    state = evolution.run(Limits(max_explored=n))
+    return state, recorder
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return get_task("cls_digits", steps=60)
+
+
+def test_same_seed_same_run(digits):
+    _a, rec_a = _run(digits, 120, population_size=4, seed=3)
+    _b, rec_b = _run(digits, 120, population_size=4, seed=3)
+    assert _stable(rec_a.events) == _stable(rec_b.events)
+    _c, rec_c = _run(digits, 120, population_size=4, seed=4)
+    assert _stable(rec_a.events) != _stable(rec_c.events)
+
+
+def test_population_rules(digits):
+    state, rec = _run(digits, 250, population_size=4, seed=1)
+    assert rec.ended == "explored 250 losses" and state.explored == 250
+    entered = {e["id"] for e in rec.events if e["entered"]}
+    for event in rec.events:
+        if event["outcome"] in ("invalid", "rejected") or event.get("source_outcome") in (
+            "invalid",
+            "rejected",
+        ):
+            assert event["id"] not in entered
+    assert len(state.population) == 4
+    assert {m.id for m in state.population} <= entered
+    # aging: the survivors are the four most recent admissible candidates
+    assert [m.id for m in state.population] == sorted(entered)[-4:]
+    evolved = [e for e in rec.events if e["phase"] == "evolve"]
+    assert evolved, "the population never filled"
+    for event in evolved:
+        assert event["parent"] in entered and event["mutation"] in (
+            "insert",
+            "shrink",
+            "replace",
+            "subtree",
+            "crossover",
+        )
+    assert sum(state.counts.values()) == 250
+    assert state.best["fitness"] == max(e["fitness"] for e in rec.events if e["outcome"] == "trained")
+
+
+def test_replace_worst_keeps_the_best(digits):
+    state, rec = _run(digits, 250, population_size=4, seed=1, replace="worst")
+    admitted = sorted((e["fitness"] for e in rec.events if e["entered"]), reverse=True)
+    assert sorted((m.fitness for m in state.population), reverse=True) == admitted[:4]
+
+
+def test_random_search_never_mutates(digits):
+    _state, rec = _run(digits, 80, population_size=4, seed=1, random_search=True)
+    assert all(e["phase"] == "random" and e["parent"] is None for e in rec.events)
+
+
+def test_limits():
+    limits = Limits(budget=10.0, max_trained=3)
+    from gp_loss.evolution import SearchState
+
+    assert limits.reached(SearchState(elapsed=10.5)) == "time budget spent"
+    assert limits.reached(SearchState(trained=3)) == "trained 3 losses"
+    assert limits.reached(SearchState(trained=2, elapsed=1.0)) is None
+
+
+def test_multi_slot_mutation_touches_one_slot():
+    toy = TwoSlotToy()
+    _state, rec = _run(toy, 600, population_size=2, seed=2, init_depth=(2, 4))
+    by_id = {e["id"]: e for e in rec.events}
+    evolved = [e for e in rec.events if e["phase"] == "evolve"]
+    assert evolved
+    for event in evolved:
+        parent = by_id[event["parent"]]["trees"]
+        changed = [slot for slot in ("cls", "reg") if event["trees"][slot] != parent[slot]]
+        assert changed == [event["slot"]]

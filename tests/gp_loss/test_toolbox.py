@@ -1,0 +1,88 @@
+"""The DEAP toolbox: DEAP's algorithms run unchanged on it."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from deap import algorithms, tools
+
+import gp_loss
+from gp_loss.space import LossGenome, LossTree
+from gp_loss.testing.tasks import TwoSlotToy
+from tasks import get_task
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def toolbox():
+    return gp_loss.make_toolbox(get_task("cls_digits", steps=60))
+
+
+def test_registered_names(toolbox):
+    for name in ("expr", "individual", "population", "mutate", "mate", "select", "evaluate", "map"):
+        assert callable(getattr(toolbox, name)), name
+
+
+def test_individuals_and_operators(toolbox):
+    random.seed(0)
+    population = toolbox.population(n=6)
+    assert all(isinstance(ind, LossTree) for ind in population)
+    (child,) = toolbox.mutate(toolbox.clone(population[0]))
+    assert isinstance(child, LossTree) and child.height <= 17
+    a, b = toolbox.mate(toolbox.clone(population[1]), toolbox.clone(population[2]))
+    assert isinstance(a, LossTree) and isinstance(b, LossTree)
+    fitness = toolbox.evaluate(
+        gp_loss.parse_tree("neg(mul(y, log(y_hat)))", gp_loss.SlotSignature("softmax_onehot"))
+    )
+    assert isinstance(fitness, tuple) and len(fitness) == 1 and fitness[0] > 0.5
+    assert toolbox.evaluate(population[0]) == (toolbox.evaluate.history[-1].fitness or 0.0,)
+
+
+def test_ea_simple_and_mu_plus_lambda_run_unchanged(toolbox):
+    random.seed(1)
+    population = toolbox.population(n=8)
+    hall = tools.HallOfFame(1)
+    population, log = algorithms.eaSimple(
+        population, toolbox, cxpb=0.5, mutpb=0.5, ngen=2, halloffame=hall, verbose=False
+    )
+    assert len(population) == 8 and len(log) == 3 and len(hall) == 1
+    assert all(ind.fitness.valid for ind in population)
+    population, log = algorithms.eaMuPlusLambda(
+        population, toolbox, mu=8, lambda_=8, cxpb=0.3, mutpb=0.6, ngen=1, verbose=False
+    )
+    assert len(population) == 8 and all(ind.fitness.valid for ind in population)
+    assert {r.outcome for r in toolbox.evaluate.history} <= {
+        "duplicate",
+        "invalid",
+        "equivalent",
+        "rejected",
+        "diverged",
+        "trained",
+    }
+
+
+def test_multi_slot_genomes():
+    random.seed(2)
+    toolbox = gp_loss.make_toolbox(TwoSlotToy())
+    population = toolbox.population(n=4)
+    assert all(isinstance(ind, LossGenome) and len(ind) == 2 for ind in population)
+    population, _ = algorithms.eaSimple(population, toolbox, cxpb=0.5, mutpb=0.5, ngen=1, verbose=False)
+    assert all(isinstance(ind, LossGenome) and ind.fitness.valid for ind in population)
+
+
+@pytest.mark.slow
+def test_example_research_script_runs():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "deap_research.py"), "--ngen", "1", "--pop", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hall of fame" in done.stdout and "outcomes:" in done.stdout

@@ -1,0 +1,80 @@
+"""evolve / show / report / export from the command line, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_cli import run_cli
+
+FAST = ["--task-option", "steps=60", "--population", "4", "--quiet"]
+
+
+@pytest.mark.slow
+def test_evolve_show_report_export_resume(tmp_path):
+    run = tmp_path / "demo"
+    done = run_cli("evolve", "--task", "cls_digits", "--max-explored", "150", "--out", str(run), *FAST)
+    assert done.returncode == 0, done.stderr
+    assert "best accuracy" in done.stdout and "L = mean[" in done.stdout
+    for name in ("run.json", "events.jsonl", "checkpoint.json", "best.json"):
+        assert (run / name).exists(), name
+    shown = run_cli("show", str(run))
+    assert shown.returncode == 0 and "rank" in shown.stdout and "outcomes:" in shown.stdout
+    reported = run_cli("report", str(run))
+    assert reported.returncode == 0
+    for name in ("report.md", "best_fitness.png", "outcomes.png", "stage_time.png"):
+        assert (run / name).stat().st_size > 0, name
+    exported = run_cli("export", str(run / "best.json"), "--format", "latex")
+    assert exported.returncode == 0 and "L_" in exported.stdout
+    again = run_cli("evolve", "--resume", "--out", str(run), "--max-explored", "200", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert len((run / "events.jsonl").read_text().splitlines()) == 200
+
+
+@pytest.mark.slow
+def test_progress_is_shown(tmp_path):
+    done = run_cli(
+        "evolve",
+        "--task",
+        "cls_digits",
+        "--budget",
+        "8s",
+        "--out",
+        str(tmp_path / "r"),
+        "--task-option",
+        "steps=60",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "explored" in done.stderr
+        and "best accuracy" in done.stderr
+        and "stopped: time budget spent" in done.stderr
+    )
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["limits"]["budget"] == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evolve", "--task", "nope"], "unknown task 'nope'; known: cls_digits"),
+        (["evolve", "--task", "cls_digits", "--budget", "soon"], "cannot read budget"),
+        (["evolve"], "--task is required"),
+        (["evolve", "--resume"], "--resume needs --out"),
+        (["evolve", "--task", "cls_digits", "--metric", "mIoU", "--max-explored", "1"], "no metric 'mIoU'"),
+        (["evolve", "--task", "cls_digits", "--task-option", "bogus=1", "--max-explored", "1"], "bad option"),
+        (["show", "/nonexistent/run"], "holds no run"),
+        (["report", "/nonexistent/run"], "holds no run"),
+    ],
+)
+def test_bad_evolve_input_is_one_line(tmp_path, args, message):
+    fresh_out = args[0] == "evolve" and "--resume" not in args
+    done = run_cli(*args, "--out", str(tmp_path / "x")) if fresh_out else run_cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("gp-loss: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+
+
+def test_resume_of_missing_run(tmp_path):
+    done = run_cli("evolve", "--resume", "--out", str(tmp_path / "none"))
+    assert done.returncode == 2 and "holds no run" in done.stderr
