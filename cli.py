@@ -176,6 +176,26 @@ def evolve_cmd(**kw) -> None:
     )
 
 
+@cli.command("train")
+@click.option("--task", "task_name", required=True, help="Task (see `tasks`).")
+@click.option(
+    "--loss",
+    "loss_spec",
+    required=True,
+    help="A baseline name of the task (e.g. ce) or a best.json / run directory.",
+)
+@click.option("--seeds", default=1, show_default=True, help="Trainings with seeds 0..N-1: mean and std.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+def train_cmd(task_name: str, loss_spec: str, seeds: int, device: str, task_options) -> None:
+    """Retrain with a baseline or found loss; print the test metrics."""
+    from gp_loss.train import train
+    from tasks import get_task
+
+    task = get_task(task_name, device=device, **_task_option(task_options))
+    click.echo(train(task, loss_spec, seeds))
+
+
 @cli.command("show")
 @click.argument("run", type=click.Path())
 @click.option("--top", default=10, show_default=True, help="Leaderboard length.")
@@ -239,6 +259,50 @@ def bench_compile(rounds: int, repeats: int) -> None:
     from gp_loss.bench.compile import run
 
     click.echo(run(rounds=rounds, repeats=repeats))
+
+
+@bench.command("lrp")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option("--random", "n_random", default=30, show_default=True, help="Random trees to add.")
+@click.option("--steps", type=int, default=None, help="K (task default).")
+@click.option("--eta", type=float, default=None, help="Threshold (task default).")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (task default).")
+@click.option("--metric", default=None, help="Target metric (task default).")
+def bench_lrp(task_name: str, n_random: int, steps, eta, lr, metric) -> None:
+    """Calibrate LRP: known-good losses must pass, negations and blind trees must be rejected."""
+    from gp_loss.bench.lrp import run
+    from tasks import get_task
+
+    task = get_task(task_name, **({"metric": metric} if metric else {}))
+    click.echo(run(task, n_random, steps=steps, eta=eta, lr=lr))
+
+
+@bench.command("screen")
+@click.option("-n", "n", default=300, show_default=True, help="Candidates per signature.")
+@click.option("--seed", default=0, show_default=True)
+def bench_screen(n: int, seed: int) -> None:
+    """Candidates per second through stages 1-4 on one core (cls_digits and seg-shaped signatures)."""
+    from gp_loss.bench.screen import run
+
+    click.echo(run(n, seed))
+
+
+@bench.command("efficiency")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option("--budget", default="5m", show_default=True, help="Wall clock per variant.")
+@click.option("--slice", "slice_", default="15s", show_default=True, help="Interleaving slice.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--population", default=20, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Keep the five runs here.")
+def bench_efficiency(task_name: str, budget: str, slice_: str, seed: int, population: int, out) -> None:
+    """The paper's ablation: naive, +LRP, +GEC, +stop-invalid, and random search, side by side."""
+    import torch
+
+    from gp_loss.bench.efficiency import run
+    from gp_loss.search import parse_budget
+
+    torch.set_num_threads(1)
+    click.echo(run(task_name, parse_budget(budget), parse_budget(slice_), seed, population, out))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,12 @@ class Task(abc.ABC):
     def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
         """Train the proxy model with one loss per slot; metrics on the proxy validation split."""
 
+    def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
+        """Train the final model with ``seed`` and return every metric on the test split."""
+        from gp_loss.errors import GpLossError
+
+        raise GpLossError(f"task {self.name!r} has no final evaluation")
+
     def worst_fitness(self) -> float:
         """Fitness given to diverged or timed-out trainings."""
         return 0.0

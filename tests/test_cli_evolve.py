@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -78,3 +79,32 @@ def test_bad_evolve_input_is_one_line(tmp_path, args, message):
 def test_resume_of_missing_run(tmp_path):
     done = run_cli("evolve", "--resume", "--out", str(tmp_path / "none"))
     assert done.returncode == 2 and "holds no run" in done.stderr
+
+
+def test_train_with_baseline_and_found_loss(tmp_path):
+    done = run_cli(
+        "train", "--task", "cls_digits", "--loss", "ce", "--seeds", "2", "--task-option", "steps=100"
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\| accuracy \| 0\.[0-9]{4} \| 0\.[0-9]{4} \|", done.stdout)
+    best = tmp_path / "best.json"
+    best.write_text(
+        json.dumps(
+            {
+                "format": "gp-loss/1",
+                "slots": {"cls": {"tree": "square(add(y_hat, neg(y)))", "adapter": "softmax_onehot"}},
+            }
+        )
+    )
+    done = run_cli("train", "--task", "cls_digits", "--loss", str(best), "--task-option", "steps=100")
+    assert done.returncode == 0 and "| accuracy |" in done.stdout
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(
+        json.dumps(
+            {"format": "gp-loss/1", "slots": {"reg": {"tree": "neg(inter)", "adapter": "box_iou_areas"}}}
+        )
+    )
+    done = run_cli("train", "--task", "cls_digits", "--loss", str(wrong))
+    assert done.returncode == 2 and "needs ['cls']" in done.stderr
+    done = run_cli("train", "--task", "cls_digits", "--loss", "lovasz")
+    assert done.returncode == 2 and "known: cross_entropy" in done.stderr

@@ -1,0 +1,37 @@
+"""The benchmarks run and print complete tables (their numbers live in docs/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gp_loss.bench import compile as bench_compile
+from gp_loss.bench import efficiency, lrp, screen
+from tasks import get_task
+
+
+def test_compile_table():
+    text = bench_compile.run(shape=(2, 3, 8, 8), rounds=1, repeats=1)
+    for row in ("hand-written torch", "gp-loss codegen", "deap.gp.compile"):
+        assert re.search(rf"\| {re.escape(row)} \| [0-9.]+ \| [0-9.]+x \|", text), row
+
+
+def test_lrp_calibration_holds_for_cls_digits():
+    text = lrp.run(get_task("cls_digits"), n_random=5)
+    assert "every known-good passes and every known-bad is rejected: yes" in text
+    assert text.count("| good |") == 3 and text.count("| random |") == 5
+
+
+def test_screen_reports_both_signatures():
+    text = screen.run(n=15)
+    assert re.search(r"\| cls_digits \| \(8, 10, 1, 1\) \| [0-9.]+ \|", text)
+    assert re.search(r"\| seg_shaped_probe \| \(8, 21, 64, 64\) \| [0-9.]+ \|", text)
+
+
+@pytest.mark.slow
+def test_efficiency_runs_all_variants(tmp_path):
+    text = efficiency.run("cls_digits", budget=6.0, slice_seconds=3.0, population=4, out=tmp_path)
+    for name in efficiency.VARIANTS:
+        assert f"| {name} |" in text
+    assert "| naive evolution |" in text and " 1.0x |" in text
