@@ -103,7 +103,31 @@ def _task_option(values: tuple[str, ...]) -> dict:
 @click.option("--max-height", type=int, default=17, show_default=True, help="Tree height limit.")
 @click.option("--max-nodes", type=int, default=64, show_default=True, help="Tree node limit.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--torch-threads", type=int, default=1, show_default=True, help="torch threads for evaluation.")
+@click.option(
+    "--torch-threads", type=int, default=None, help="torch threads per evaluation (default: cores / workers)."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["serial", "process", "ray"]),
+    default=None,
+    help="Where evaluations run (default serial).",
+)
+@click.option("--workers", type=int, default=None, help="Evaluations in flight at once (default 1).")
+@click.option("--eval-timeout", default=None, help="Per-evaluation time limit, e.g. 90s (outcome timeout).")
+@click.option(
+    "--gpus-per-eval",
+    type=float,
+    default=None,
+    help="GPUs per evaluation; a fraction packs several on one GPU (default: 1 where there are GPUs).",
+)
+@click.option("--ray-address", default=None, help="Ray cluster to join (auto = the running one).")
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="Import a module first (one that registers your own task); repeatable.",
+)
 @click.option(
     "--task-option",
     "task_options",
@@ -116,19 +140,41 @@ def evolve_cmd(**kw) -> None:
     """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
     from gp_loss.evolution import EvolutionConfig, Limits
     from gp_loss.fitness.pipeline import PipelineOptions
-    from gp_loss.search import RunSettings, parse_budget, resume, start
+    from gp_loss.search import ExecutionOptions, RunSettings, parse_budget, resume, start
     from gp_loss.summary import summary
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
+    execution = {
+        "backend": kw["backend"],
+        "workers": kw["workers"],
+        "eval_timeout": parse_budget(kw["eval_timeout"]) if kw["eval_timeout"] else None,
+        "gpus_per_eval": kw["gpus_per_eval"],
+        "ray_address": kw["ray_address"],
+    }
+    execution = {k: v for k, v in execution.items() if v is not None}
     if kw["resume"]:
         if not kw["out"]:
             raise GpLossError("--resume needs --out DIR (the run to continue)")
-        search = resume(kw["out"], budget, kw["max_explored"], kw["max_trained"], progress=not kw["quiet"])
+        search = resume(
+            kw["out"],
+            budget,
+            kw["max_explored"],
+            kw["max_trained"],
+            progress=not kw["quiet"],
+            execution=execution,
+        )
     else:
         if not kw["task"]:
             raise GpLossError("--task is required (see `python cli.py tasks`)")
+        import importlib
+
         from tasks import TASKS
 
+        for module in kw["imports"]:
+            try:
+                importlib.import_module(module)
+            except ImportError as err:
+                raise GpLossError(f"cannot import {module!r}: {err}") from None
         if kw["task"] not in TASKS:
             raise GpLossError(f"unknown task {kw['task']!r}; known: {', '.join(sorted(TASKS))}")
         if budget is None and kw["max_explored"] is None and kw["max_trained"] is None:
@@ -160,11 +206,14 @@ def evolve_cmd(**kw) -> None:
             ),
             limits=Limits(budget, kw["max_explored"], kw["max_trained"]),
             torch_threads=kw["torch_threads"],
+            execution=ExecutionOptions(**execution),
+            imports=tuple(kw["imports"]),
         )
         search = start(settings, kw["out"], progress=not kw["quiet"])
         click.echo(f"run directory: {search.directory.path}", err=True)
     try:
-        state = search.run()
+        with search:
+            state = search.run()
     except KeyboardInterrupt:
         click.echo(
             f"\ninterrupted; continue with: python cli.py evolve --resume --out {search.directory.path}",
@@ -305,6 +354,28 @@ def bench_efficiency(task_name: str, budget: str, slice_: str, seed: int, popula
     click.echo(run(task_name, parse_budget(budget), parse_budget(slice_), seed, population, out))
 
 
+@bench.command("parallel")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option("--budget", default="60s", show_default=True, help="Wall clock per variant.")
+@click.option("--slice", "slice_", default="20s", show_default=True, help="Interleaving slice.")
+@click.option("--gpu", is_flag=True, help="Also measure packing 1 vs 4 evaluations per GPU.")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+def bench_parallel(task_name: str, budget: str, slice_: str, gpu: bool, task_options) -> None:
+    """Explored and trained losses per minute with 1 and 2 workers (and GPU packing with --gpu)."""
+    from gp_loss.bench.parallel import run
+    from gp_loss.search import parse_budget
+
+    click.echo(
+        run(
+            task_name,
+            parse_budget(budget),
+            parse_budget(slice_),
+            gpu=gpu,
+            task_options=_task_option(task_options),
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the click group and turns user errors into one line + exit code 2."""
     try:
@@ -326,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("gp-loss: aborted", err=True)
         return 1
+    except OSError as err:  # disk full, permissions...: one line, never a traceback
+        where = f" ({err.filename})" if err.filename else ""
+        click.echo(f"gp-loss: {err.strerror or err}{where}", err=True)
+        return 2
     return 0
 
 

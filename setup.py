@@ -29,7 +29,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7.4", "hypothesis>=6.90", "ruff>=0.5"],
-        "ray": ["ray[default]>=2.9"],
+        "ray": ["ray>=2.9"],
     },
     entry_points={"console_scripts": ["gp-loss=cli:main"]},
 )

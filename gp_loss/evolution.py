@@ -206,7 +206,7 @@ class AgingEvolution:
 
     # -- the loop --------------------------------------------------------------------------
     def _admit(self, event_id: int, genome: dict[str, str], result: Evaluation) -> bool:
-        if not result.admissible:
+        if not result.admissible or result.effective_outcome not in ("trained", "diverged"):
             return False
         population = self.state.population
         population.append(Member(event_id, genome, float(result.fitness)))
@@ -219,20 +219,16 @@ class AgingEvolution:
             population.pop(0)
         return True
 
-    def step(self, clock_start: float, elapsed_base: float) -> dict[str, Any]:
-        """Explore one candidate and return its event."""
-        random.setstate(self.state.rng)
-        genome, meta = self.propose()
-        event_id = self.state.explored
-        result = self.evaluate(Candidate(genome, event_id))
+    def _finish(self, candidate: Candidate, meta: dict[str, Any], result: Evaluation) -> dict[str, Any]:
+        """Account for one explored candidate and tell the hooks."""
         state = self.state
-        state.rng = random.getstate()
+        event_id = candidate.id
         state.explored += 1
         state.counts[result.outcome] = state.counts.get(result.outcome, 0) + 1
         if result.outcome in ("trained", "diverged"):
             state.trained += 1
-        entered = self._admit(event_id, genome, result)
-        state.elapsed = elapsed_base + (time.perf_counter() - clock_start)
+        entered = self._admit(event_id, candidate.genome, result)
+        state.elapsed = self._elapsed()
         improved = (
             result.outcome == "trained"
             and result.fitness is not None
@@ -241,14 +237,14 @@ class AgingEvolution:
         if improved:
             state.best = {
                 "id": event_id,
-                "genome": genome,
+                "genome": candidate.genome,
                 "fitness": result.fitness,
                 "metrics": result.metrics,
             }
         event = {
             "id": event_id,
             **meta,
-            "trees": genome,
+            "trees": candidate.genome,
             **result.to_json(),
             "entered": entered,
             "new_best": improved,
@@ -259,13 +255,59 @@ class AgingEvolution:
             hook.on_event(event, state)
         return event
 
-    def run(self, limits: Limits) -> SearchState:
-        """Explore until a limit is reached; returns the final state."""
-        clock_start, elapsed_base = time.perf_counter(), self.state.elapsed
-        reason = limits.reached(self.state)
-        while reason is None:
-            self.step(clock_start, elapsed_base)
-            reason = limits.reached(self.state)
+    def _elapsed(self) -> float:
+        return self._elapsed_base + (time.perf_counter() - self._clock)
+
+    def _may_propose(self, limits: Limits, outstanding: int) -> bool:
+        state = self.state
+        if limits.budget is not None and self._elapsed() >= limits.budget:
+            return False
+        if limits.max_explored is not None and state.explored + outstanding >= limits.max_explored:
+            return False
+        return limits.max_trained is None or state.trained + outstanding < limits.max_trained
+
+    def run(self, limits: Limits, backend=None) -> SearchState:
+        """Explore until a limit is reached, keeping ``backend.workers`` evaluations in flight.
+
+        Cheap stages (duplicate, validity, GEC) run here, where the caches are; LRP and proxy
+        training run on the backend (default: serial, in process). Returns the final state.
+        """
+        from gp_loss.execution.dispatch import Dispatcher
+        from gp_loss.execution.serial import SerialBackend
+
+        pipeline = self.evaluate if hasattr(self.evaluate, "screen") else _PlainEvaluate(self.evaluate)
+        backend = backend or SerialBackend(pipeline.remote)
+        self._clock, self._elapsed_base = time.perf_counter(), self.state.elapsed
+        dispatcher = Dispatcher(
+            pipeline, backend, lambda: self.state.explored, self._finish, self.task.worst_fitness()
+        )
+        while True:
+            while dispatcher.has_room() and self._may_propose(limits, dispatcher.outstanding):
+                random.setstate(self.state.rng)
+                genome, meta = self.propose()
+                self.state.rng = random.getstate()
+                dispatcher.put(Candidate(genome), meta)
+            if not dispatcher.in_flight:
+                break
+            dispatcher.collect()
+        self.state.elapsed = self._elapsed()
+        reason = limits.reached(self.state) or "stopped"
         for hook in self.hooks:
             hook.on_end(self.state, reason)
         return self.state
+
+
+class _PlainEvaluate:
+    """Lets a plain ``Candidate -> Evaluation`` function drive the loop (no screening, no caches)."""
+
+    def __init__(self, evaluate: Callable[[Candidate], Evaluation]) -> None:
+        self.remote = evaluate
+
+    def screen(self, candidate: Candidate) -> None:
+        return None
+
+    def finish(self, candidate: Candidate, result: Evaluation) -> Evaluation:
+        return result
+
+    def record(self, candidate: Candidate, result: Evaluation) -> None:
+        return None

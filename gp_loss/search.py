@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import torch
 
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
+from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
 from gp_loss.progress import ProgressPrinter
@@ -30,6 +31,17 @@ def parse_budget(text: str) -> float:
 
 
 @dataclass
+class ExecutionOptions:
+    """Where evaluations run (DESIGN section 7): ``--backend``, ``--workers`` and friends."""
+
+    backend: str = "serial"
+    workers: int = 1
+    eval_timeout: float | None = None
+    gpus_per_eval: float | None = None
+    ray_address: str | None = None
+
+
+@dataclass
 class RunSettings:
     """Everything ``evolve`` needs to start a run (recorded in run.json)."""
 
@@ -38,7 +50,14 @@ class RunSettings:
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     limits: Limits = field(default_factory=Limits)
-    torch_threads: int = 1
+    torch_threads: int | None = None
+    execution: ExecutionOptions = field(default_factory=lambda: ExecutionOptions())
+    imports: tuple[str, ...] = ()
+
+    @property
+    def threads(self) -> int:
+        """torch threads per evaluation: given, or the cores shared among the workers."""
+        return self.torch_threads or default_threads(self.execution.workers)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +71,8 @@ class RunSettings:
                 "max_trained": self.limits.max_trained,
             },
             "torch_threads": self.torch_threads,
+            "execution": asdict(self.execution),
+            "imports": list(self.imports),
         }
 
     @classmethod
@@ -65,16 +86,31 @@ class RunSettings:
             pipeline=pipeline,
             evolution=EvolutionConfig.from_json(data.get("evolution", {})),
             limits=Limits(**data.get("limits", {})),
-            torch_threads=int(data.get("torch_threads", 1)),
+            torch_threads=data.get("torch_threads"),
+            execution=ExecutionOptions(**data.get("execution", {})),
+            imports=tuple(data.get("imports", ())),
         )
 
 
-def build_task(settings: RunSettings):
-    """The task object of a run (seed follows the evolution seed unless given)."""
-    from tasks import get_task
-
+def task_options(settings: RunSettings) -> dict[str, Any]:
+    """The task's options as built (the seed follows the evolution seed unless given)."""
     options = dict(settings.task_options)
     options.setdefault("seed", settings.evolution.seed)
+    return options
+
+
+def build_task(settings: RunSettings):
+    """The task object of a run."""
+    import importlib
+
+    from tasks import get_task
+
+    for module in settings.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise GpLossError(f"cannot import {module!r}: {err}") from None
+    options = task_options(settings)
     try:
         return get_task(settings.task, **options)
     except TypeError as err:
@@ -90,9 +126,47 @@ class Search:
     evolution: AgingEvolution
     pipeline: FitnessPipeline
 
+    _backend: Any = None
+
+    def backend(self):
+        """The execution backend, started on first use and kept until :meth:`close`."""
+        if self._backend is None:
+            settings = self.settings
+            spec = WorkerSpec(
+                settings.task,
+                task_options(settings),
+                settings.pipeline.to_json(),
+                ("tasks", *settings.imports),
+                settings.threads,
+            )
+            execution = settings.execution
+            self._backend = make_backend(
+                execution.backend,
+                spec,
+                workers=execution.workers,
+                local_evaluate=self.pipeline.remote,
+                eval_timeout=execution.eval_timeout,
+                gpus_per_eval=execution.gpus_per_eval,
+                ray_address=execution.ray_address,
+            )
+        return self._backend
+
     def run(self) -> SearchState:
-        torch.set_num_threads(max(1, self.settings.torch_threads))
-        return self.evolution.run(self.settings.limits)
+        """Explore until a limit; the backend stays up for a later ``run`` (call :meth:`close`)."""
+        torch.set_num_threads(self.settings.threads)
+        return self.evolution.run(self.settings.limits, self.backend())
+
+    def close(self) -> None:
+        """Stop the backend's workers."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> Search:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _assemble(
@@ -124,6 +198,8 @@ def start(
     """Create a new run directory and the search that fills it."""
     if settings.evolution.replace not in ("oldest", "worst"):
         raise GpLossError(f"unknown --replace {settings.evolution.replace!r}; use oldest or worst")
+    if settings.execution.workers < 1:
+        raise GpLossError("--workers must be at least 1")
     if settings.evolution.population_size < 2:
         raise GpLossError("--population must be at least 2")
     directory = RunDirectory(out or fresh_run_path(settings.task))
@@ -139,16 +215,20 @@ def resume(
     max_trained: int | None = None,
     hooks: list[Hook] | None = None,
     progress: bool = True,
+    execution: dict[str, Any] | None = None,
 ) -> Search:
     """Continue the run in ``out`` exactly where its checkpoint left it.
 
     Args:
         add_budget: seconds added to the run's budget.
         max_explored, max_trained: replace the run's limits when given.
+        execution: replace execution settings (backend, workers...) for the rest of the run.
     """
     directory = RunDirectory(out)
     config = directory.read_config()
     settings = RunSettings.from_json(config)
+    for key, value in (execution or {}).items():
+        setattr(settings.execution, key, value)
     state = directory.read_state()
     events = directory.recover_events(state)
     limits = settings.limits
@@ -164,6 +244,7 @@ def resume(
     if state is not None:
         directory.write_best(state)
     config["limits"] = settings.to_json()["limits"]
+    config["execution"] = asdict(settings.execution)
     config.setdefault("resumes", []).append({"explored": state.explored if state else 0})
     from gp_loss.exchange import write_json_atomic
 

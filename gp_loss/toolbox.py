@@ -64,6 +64,16 @@ def mate(first, second) -> tuple[Any, Any]:
     return gp.cxOnePoint(first, second)
 
 
+def compile_individual(expr, signatures):
+    """``toolbox.compile``: a LossTree -> its torch function (of the slot's inputs); a LossGenome
+    -> one function per slot. Uses our straight-line code generator, not ``gp.compile``."""
+    from gp_loss.codegen import compile_tree
+
+    if isinstance(expr, LossGenome):
+        return [compile_tree(str(tree), sig) for tree, sig in zip(expr, signatures)]
+    return compile_tree(str(expr), signatures[0])
+
+
 def random_individual(psets: Sequence[gp.PrimitiveSet], min_depth: int, max_depth: int):
     """A random LossTree (one slot) or LossGenome (several)."""
     trees = [LossTree(gp.genHalfAndHalf(pset, min_depth, max_depth)) for pset in psets]
@@ -81,10 +91,52 @@ class PipelineFitness:
         self.history: list[Evaluation] = []
 
     def __call__(self, individual) -> tuple[float]:
-        result = self.pipeline(individual)
+        return self.record(self.pipeline(individual))
+
+    def record(self, result: Evaluation) -> tuple[float]:
+        """Keep ``result`` in the history and turn it into a fitness tuple."""
         self.history.append(result)
         worst = self.pipeline.task.worst_fitness()
         return (float(result.fitness) if result.fitness is not None else worst,)
+
+
+class PipelineMap:
+    """``toolbox.map`` on an execution backend.
+
+    Mapping ``toolbox.evaluate`` screens each individual here (the caches live in the driver)
+    and evaluates the rest on the backend, several at once; any other picklable function is
+    mapped by the backend directly. Results come back in input order, as ``map`` does.
+    """
+
+    def __init__(self, evaluate: PipelineFitness, backend) -> None:
+        self.evaluate = evaluate
+        self.backend = backend
+
+    def __call__(self, fn, iterable):
+        items = list(iterable)
+        if getattr(fn, "func", fn) is not self.evaluate:  # toolbox.register wraps it in a partial
+            return self.backend.map(fn, items)
+        from gp_loss.execution.dispatch import Dispatcher
+        from gp_loss.fitness.candidate import Candidate
+        from gp_loss.fitness.stages import as_candidate
+
+        pipeline = self.evaluate.pipeline
+        results: dict[int, Evaluation] = {}
+        counter = iter(range(len(self.evaluate.history), 1 << 62))
+
+        def done(candidate: Candidate, index: int, result: Evaluation) -> None:
+            results[index] = result
+
+        dispatcher = Dispatcher(
+            pipeline, self.backend, lambda: next(counter), done, pipeline.task.worst_fitness()
+        )
+        for index, item in enumerate(items):
+            while not dispatcher.has_room():
+                dispatcher.collect()
+            dispatcher.put(as_candidate(pipeline.task, item), index)
+        dispatcher.drain()
+        ordered = [results[i] for i in range(len(items))]
+        return [self.evaluate.record(result) for result in ordered]
 
 
 def make_toolbox(
@@ -96,10 +148,16 @@ def make_toolbox(
     max_height: int = MAX_HEIGHT,
     max_nodes: int = MAX_NODES,
     constant_one: bool = False,
+    backend: str = "serial",
+    workers: int = 1,
+    eval_timeout: float | None = None,
+    gpus_per_eval: float | None = None,
+    ray_address: str | None = None,
     **task_options: Any,
 ) -> base.Toolbox:
     """A DEAP toolbox with ``expr``, ``individual``, ``population``, ``mutate``, ``mate``,
-    ``select``, ``evaluate`` and ``map`` registered for ``task``.
+    ``select``, ``evaluate`` and ``map`` registered for ``task`` (plus ``compile``: an individual
+    as torch code, and the attributes ``pset``/``psets`` and ``task``).
 
     Args:
         task: a task object or a registered task name (built with ``task_options``).
@@ -108,6 +166,8 @@ def make_toolbox(
         init_depth: depth range of random trees (half-and-half).
         max_height, max_nodes: limits applied to ``mutate`` and ``mate`` with ``gp.staticLimit``.
         constant_one: add the constant ``one`` terminal.
+        backend, workers, eval_timeout, gpus_per_eval, ray_address: where ``toolbox.map`` runs
+            evaluations (``serial``, ``process`` or ``ray``); call ``toolbox.close()`` when done.
     """
     if isinstance(task, str):
         from tasks import get_task
@@ -115,8 +175,12 @@ def make_toolbox(
         task = get_task(task, **task_options)
     options = pipeline or PipelineOptions()
     options.constant_one, options.max_height, options.max_nodes = constant_one, max_height, max_nodes
-    psets = [primitive_set(slot.signature(constant_one)) for slot in task.slots]
+    signatures = [slot.signature(constant_one) for slot in task.slots]
+    psets = [primitive_set(signature) for signature in signatures]
     toolbox = base.Toolbox()
+    toolbox.psets = psets
+    toolbox.pset = psets[0]  # the one-slot case, as DEAP's GP examples expect
+    toolbox.register("compile", compile_individual, signatures=signatures)
     if len(psets) == 1:
         toolbox.register("expr", gp.genHalfAndHalf, pset=psets[0], min_=init_depth[0], max_=init_depth[1])
         toolbox.register("individual", tools.initIterate, LossTree, toolbox.expr)
@@ -130,7 +194,28 @@ def make_toolbox(
         toolbox.decorate(name, gp.staticLimit(key=_height, max_value=max_height))
         toolbox.decorate(name, gp.staticLimit(key=_nodes, max_value=max_nodes))
     toolbox.register("select", tools.selTournament, tournsize=tournament_size)
-    toolbox.register("evaluate", PipelineFitness(FitnessPipeline(task, options)))
-    toolbox.register("map", map)
+    evaluate = PipelineFitness(FitnessPipeline(task, options))
+    toolbox.register("evaluate", evaluate)
+    if backend == "serial" and workers == 1 and eval_timeout is None:
+        toolbox.register("map", map)
+        toolbox.register("close", lambda: None)
+    else:
+        from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
+
+        threads = default_threads(workers)
+        spec = WorkerSpec(
+            task.name, {**task_options, "seed": task.seed}, options.to_json(), ("tasks",), threads
+        )
+        runner = make_backend(
+            backend,
+            spec,
+            workers=workers,
+            local_evaluate=evaluate.pipeline.remote,
+            eval_timeout=eval_timeout,
+            gpus_per_eval=gpus_per_eval,
+            ray_address=ray_address,
+        )
+        toolbox.register("map", PipelineMap(evaluate, runner))
+        toolbox.register("close", runner.close)
     toolbox.task = task
     return toolbox

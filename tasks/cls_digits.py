@@ -118,7 +118,7 @@ class ClsDigits(Task):
             value = loss_fn(model(x[batch]), y[batch])
             value.backward()
             if stop_invalid and not _finite_step(value.detach(), params):
-                return model, step, False, float(value)
+                return model, step, False, float(value.detach())
             optimizer.step()
         return model, self.steps, True, float(value.detach())
 

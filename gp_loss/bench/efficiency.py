@@ -52,6 +52,8 @@ def run(
         for search in searches.values():
             search.settings.limits.budget = spent
             search.run()
+    for search in searches.values():
+        search.close()
     naive = searches["naive evolution"].evolution.state
     naive_rate = naive.explored / max(naive.elapsed, 1e-9)
     lines = [

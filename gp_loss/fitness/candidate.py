@@ -15,6 +15,7 @@ OUTCOMES: tuple[str, ...] = (
     "diverged",
     "trained",
     "timeout",
+    "failed",
 )
 
 
@@ -43,7 +44,8 @@ class Evaluation:
     """The recorded outcome of one candidate.
 
     Attributes:
-        outcome: stage where the candidate ended (one of :data:`OUTCOMES`).
+        outcome: stage where the candidate ended (one of :data:`OUTCOMES`; ``timeout``: the
+            evaluation ran past ``--eval-timeout``; ``failed``: its worker died twice).
         fitness: target metric of the proxy training (worst value if diverged); ``None`` for
             candidates that never earn one (invalid, rejected) — they never enter a population.
         metrics: all metrics of the proxy training.
@@ -53,6 +55,7 @@ class Evaluation:
         source_outcome: for duplicate/equivalent, the reused candidate's own outcome.
         reason: why a candidate is invalid.
         seconds: time spent per stage.
+        worker: where a remote evaluation ran (process id, seconds, CUDA_VISIBLE_DEVICES).
     """
 
     outcome: str
@@ -64,6 +67,7 @@ class Evaluation:
     source_outcome: str | None = None
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    worker: dict[str, Any] | None = None
 
     @property
     def admissible(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,7 +45,9 @@ class FitnessPipeline:
     """duplicate -> invalid -> equivalent -> rejected -> diverged / trained.
 
     Call it with a candidate (see :func:`as_candidate`); it returns an :class:`Evaluation`.
-    ``remember`` replays a recorded evaluation into the caches (resume).
+    Execution backends split the call in three: :meth:`screen` (stages 1-3, cheap, in the
+    driver, where the caches live), :meth:`remote` (LRP and proxy training, anywhere) and
+    :meth:`record` (back in the driver). :meth:`record` also replays a run's events on resume.
     """
 
     def __init__(self, task, options: PipelineOptions | None = None) -> None:
@@ -67,11 +70,53 @@ class FitnessPipeline:
         )
         self.dedup = Deduplicate(self.validity, task)
 
-    def __call__(self, item: Any) -> Evaluation:
-        return self.dedup(as_candidate(self.task, item))
+    def screen(self, candidate: Candidate) -> Evaluation | None:
+        """Stages 1-3: a final result (duplicate, invalid, equivalent) or ``None`` to go on."""
+        found = self.dedup.seen.get(candidate.key)
+        if found is not None:
+            return found[1].reuse("duplicate", found[0], {})
+        seconds = candidate.context.setdefault("seconds", {})
+        start = time.perf_counter()
+        reason = self.validity.problem(candidate)
+        seconds["validity"] = time.perf_counter() - start
+        if reason is not None:
+            return Evaluation("invalid", reason=reason, seconds=dict(seconds))
+        if self.options.gec:
+            start = time.perf_counter()
+            key = candidate.context["gec_key"] = self.gec.fingerprint(candidate)
+            seconds["gec"] = time.perf_counter() - start
+            if key in self.gec.seen:
+                source_id, source = self.gec.seen[key]
+                return source.reuse("equivalent", source_id, seconds)
+        return None
 
-    def remember(self, candidate: Candidate, result: Evaluation) -> None:
-        """Feed a recorded result back into the duplicate and GEC caches."""
-        self.dedup.remember(candidate.key, candidate.id, result)  # as the live run did: first id wins
+    def remote(self, candidate: Candidate) -> Evaluation:
+        """Stages 4-6: Loss-Rejection Protocol (if on) and proxy training."""
+        return self.lrp(candidate)
+
+    def finish(self, candidate: Candidate, result: Evaluation) -> Evaluation:
+        """Attach the screening's key and seconds to a remote result, then :meth:`record` it."""
+        for stage, spent in candidate.context.get("seconds", {}).items():
+            result.seconds.setdefault(stage, spent)
+        if candidate.context.get("gec_key") and result.outcome not in ("duplicate", "equivalent"):
+            result.gec_key = candidate.context["gec_key"]
+        self.record(candidate, result)
+        return result
+
+    def record(self, candidate: Candidate, result: Evaluation) -> None:
+        """Enter a final result into the duplicate and GEC caches (first id wins)."""
+        if result.outcome in ("timeout", "failed"):
+            return  # not a property of the loss: a later copy is evaluated again
+        self.dedup.remember(candidate.key, candidate.id, result)
         if result.gec_key is not None and result.outcome not in ("duplicate", "equivalent"):
             self.gec.remember(result.gec_key, candidate.id, result)
+
+    remember = record
+
+    def __call__(self, item: Any) -> Evaluation:
+        candidate = as_candidate(self.task, item)
+        result = self.screen(candidate)
+        if result is None:
+            return self.finish(candidate, self.remote(candidate))
+        self.record(candidate, result)
+        return result

@@ -7,13 +7,17 @@ reports accuracy and mean IoU. Real enough to exercise every stage, fast enough 
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 
 from gp_loss.baselines import get_baseline
 from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult
+from tasks.registry import TASKS, register_task
 
 
 def _boxes(generator: torch.Generator, n: int) -> torch.Tensor:
@@ -22,7 +26,12 @@ def _boxes(generator: torch.Generator, n: int) -> torch.Tensor:
 
 
 class TwoSlotToy(Task):
-    """Classification + box regression on free parameters (no network)."""
+    """Classification + box regression on free parameters (no network).
+
+    Args:
+        sleep: seconds each proxy training sleeps (to test timeouts and lost workers).
+        pid_dir: if set, each proxy training first writes a file named after its process id.
+    """
 
     name = "two_slot_toy"
     slots = (
@@ -34,6 +43,18 @@ class TwoSlotToy(Task):
     baselines: ClassVar[dict[str, dict[str, str]]] = {
         "ce+giou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree}
     }
+
+    def __init__(
+        self,
+        metric: str | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        sleep: float = 0.0,
+        pid_dir: str | None = None,
+    ) -> None:
+        super().__init__(metric, seed, device)
+        self.sleep = sleep
+        self.pid_dir = pid_dir
 
     def probe_batch(self, slot: str) -> ProbeBatch:
         gen = torch.Generator().manual_seed(self.seed + (0 if slot == "cls" else 1))
@@ -53,6 +74,9 @@ class TwoSlotToy(Task):
         return box_iou(fixed, targets).diagonal()
 
     def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
+        if self.pid_dir:
+            Path(self.pid_dir, f"{os.getpid()}.{time.monotonic_ns()}").write_text(str(os.getpid()))
+        time.sleep(self.sleep)
         score = 0.0
         for slot in ("cls", "reg"):
             batch = self.probe_batch(slot)
@@ -69,3 +93,7 @@ class TwoSlotToy(Task):
             with torch.no_grad():
                 score += float(self.probe_metric(slot, pred, batch.targets).mean()) / 2
         return TrainResult("trained", {"score": score}, 40)
+
+
+if "two_slot_toy" not in TASKS:  # importable twice (tests, workers) without a duplicate error
+    register_task("two_slot_toy")(TwoSlotToy)

@@ -156,3 +156,37 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path):
     assert [e["id"] for e in events] == list(range(300))
     assert _stable(events) == _stable(_events(reference))
     assert len(snapshots) >= 3
+
+
+@pytest.mark.slow
+def test_driver_killed_with_process_workers_resumes(tmp_path):
+    """A crash of the driver while two workers evaluate: resume, nothing reported is lost."""
+    run = tmp_path / "parallel"
+    flags = [
+        "--task",
+        "cls_digits",
+        "--max-explored",
+        "250",
+        "--population",
+        "4",
+        "--seed",
+        "1",
+        "--task-option",
+        "steps=60",
+        "--backend",
+        "process",
+        "--workers",
+        "2",
+    ]
+    process = _evolve(run, *flags)
+    events_file = run / "events.jsonl"
+    while process.poll() is None and _count(events_file) < 60:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    text = events_file.read_text()
+    reported = text[: text.rfind("\n") + 1]
+    resumed = _evolve(run, "--resume")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
+    assert events_file.read_text().startswith(reported)
+    assert [e["id"] for e in _events(run)] == list(range(250))

@@ -86,3 +86,23 @@ def test_example_research_script_runs():
     )
     assert done.returncode == 0, done.stderr
     assert "hall of fame" in done.stdout and "outcomes:" in done.stdout
+
+
+def test_compile_and_pset_like_deaps_gp_examples(toolbox):
+    import torch
+
+    tree = gp_loss.parse_tree("neg(mul(y, log(y_hat)))", gp_loss.SlotSignature("softmax_onehot"))
+    fn = toolbox.compile(tree)
+    y_hat, y = torch.full((2, 3, 1, 1), 0.5), torch.ones(2, 3, 1, 1)
+    assert torch.allclose(fn(y_hat, y), -torch.log(y_hat))
+    assert toolbox.pset is toolbox.psets[0] and toolbox.pset.name.startswith("softmax_onehot")
+
+
+def test_a_users_own_multiprocessing_pool_map_works(toolbox):
+    import multiprocessing
+
+    random.seed(4)
+    population = toolbox.population(n=6)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        fitnesses = pool.map(toolbox.evaluate, population)
+    assert fitnesses == [toolbox.evaluate(ind) for ind in population]

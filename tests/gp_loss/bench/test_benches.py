@@ -35,3 +35,12 @@ def test_efficiency_runs_all_variants(tmp_path):
     for name in efficiency.VARIANTS:
         assert f"| {name} |" in text
     assert "| naive evolution |" in text and " 1.0x |" in text
+
+
+@pytest.mark.slow
+def test_parallel_reports_one_and_two_workers():
+    from gp_loss.bench import parallel
+
+    text = parallel.run("cls_digits", budget=6.0, slice_seconds=3.0, task_options={"steps": 60})
+    for row in ("serial, 1 worker", "process, 1 worker", "process, 2 workers"):
+        assert f"| {row} |" in text

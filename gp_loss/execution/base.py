@@ -1,0 +1,133 @@
+"""The execution interface and the factory behind ``--backend``."""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gp_loss.errors import GpLossError
+
+BACKENDS = ("serial", "process", "ray")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to build its evaluator (sent once per job, as JSON).
+
+    Attributes:
+        task: registered task name.
+        task_options: keyword arguments of ``get_task`` (seed and device included).
+        pipeline: :class:`PipelineOptions` as a dict.
+        imports: modules to import first (they register the task).
+        torch_threads: torch threads per worker.
+    """
+
+    task: str
+    task_options: dict[str, Any] = field(default_factory=dict)
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    imports: tuple[str, ...] = ("tasks",)
+    torch_threads: int = 1
+
+    def to_json(self) -> str:
+        """Canonical JSON (also the worker-side cache key)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass
+class Finished:
+    """A finished job: its ticket and either the Evaluation as a dict or an error outcome.
+
+    ``outcome`` is ``None`` on success, else ``timeout`` or ``failed`` with ``detail``.
+    """
+
+    ticket: int
+    result: dict[str, Any] | None = None
+    outcome: str | None = None
+    detail: str = ""
+
+
+def report(message: str) -> None:
+    """Tell the user about a fault the run survives (one line on stderr)."""
+    print(f"gp-loss: {message}", file=sys.stderr, flush=True)
+
+
+class Backend(abc.ABC):
+    """Keeps up to ``workers`` evaluations in flight."""
+
+    workers: int = 1
+
+    @abc.abstractmethod
+    def submit(self, ticket: int, candidate) -> None:
+        """Start evaluating ``candidate`` (a :class:`Candidate`); ``ticket`` identifies it."""
+
+    @abc.abstractmethod
+    def wait(self) -> list[Finished]:
+        """Block until at least one submitted job finished; return every finished one."""
+
+    @abc.abstractmethod
+    def pending(self) -> int:
+        """Jobs submitted and not yet returned by :meth:`wait`."""
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """Apply a picklable ``fn`` to every item, in parallel where the backend can."""
+        return list(map(fn, items))
+
+    def close(self) -> None:  # noqa: B027  (optional hook: nothing to release by default)
+        """Release workers."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_threads(workers: int) -> int:
+    """torch threads per worker so that workers do not oversubscribe the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def make_backend(
+    name: str,
+    spec: WorkerSpec,
+    *,
+    workers: int = 1,
+    local_evaluate: Callable | None = None,
+    eval_timeout: float | None = None,
+    gpus_per_eval: float | None = None,
+    ray_address: str | None = None,
+) -> Backend:
+    """Build a backend by name (``serial``, ``process``, ``ray``).
+
+    ``gpus_per_eval=None`` means one GPU per evaluation where there are GPUs (DESIGN section 7)
+    and none on CPU-only machines.
+    """
+    if workers < 1:
+        raise GpLossError("--workers must be at least 1")
+    if gpus_per_eval is not None and gpus_per_eval < 0:
+        raise GpLossError("--gpus-per-eval must be >= 0")
+    if name == "serial":
+        from gp_loss.execution.serial import SerialBackend
+
+        if workers != 1:
+            raise GpLossError(
+                "the serial backend runs one evaluation at a time; use --backend process or ray"
+            )
+        return SerialBackend(local_evaluate, eval_timeout)
+    if name == "process":
+        from gp_loss.execution.process import ProcessBackend
+
+        gpus = 1.0 if gpus_per_eval is None else gpus_per_eval  # no GPU visible: ignored
+        return ProcessBackend(spec, workers, eval_timeout=eval_timeout, gpus_per_eval=gpus)
+    if name == "ray":
+        from gp_loss.execution.ray_backend import RayBackend
+
+        return RayBackend(
+            spec, workers, address=ray_address, eval_timeout=eval_timeout, gpus_per_eval=gpus_per_eval
+        )
+    raise GpLossError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")

@@ -1,0 +1,53 @@
+"""Worker side: build the evaluator once per process, evaluate genomes, return plain dicts."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from typing import Any
+
+import torch
+
+_EVALUATORS: dict[str, Any] = {}
+
+
+def _evaluator(spec_json: str):
+    if spec_json not in _EVALUATORS:
+        from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+        from tasks import get_task
+
+        spec = json.loads(spec_json)
+        for module in spec.get("imports", ["tasks"]):
+            importlib.import_module(module)
+        task = get_task(spec["task"], **spec.get("task_options", {}))
+        _EVALUATORS[spec_json] = FitnessPipeline(task, PipelineOptions(**spec.get("pipeline", {})))
+    return _EVALUATORS[spec_json]
+
+
+def evaluate_genome(spec_json: str, genome: dict[str, str]) -> dict[str, Any]:
+    """LRP + proxy training of one genome in this worker; the Evaluation as a JSON dict."""
+    from gp_loss.fitness.candidate import Candidate
+
+    torch.set_num_threads(max(1, json.loads(spec_json).get("torch_threads", 1)))
+    start = time.perf_counter()
+    result = _evaluator(spec_json).remote(Candidate(dict(genome)))
+    data = result.to_json()
+    data["worker"] = {
+        "pid": os.getpid(),
+        "seconds": time.perf_counter() - start,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+    return data
+
+
+def init_process_worker(threads: int, gpu_queue) -> None:
+    """``ProcessPoolExecutor`` initializer: pin torch threads, claim this worker's GPU (if any)."""
+    torch.set_num_threads(max(1, threads))
+    if gpu_queue is not None:
+        try:
+            device = gpu_queue.get(timeout=5)
+        except Exception:  # more workers than GPU slots left: share the first
+            device = "0"
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
