@@ -200,6 +200,17 @@ def start(
         raise GpLossError(f"unknown --replace {settings.evolution.replace!r}; use oldest or worst")
     if settings.execution.workers < 1:
         raise GpLossError("--workers must be at least 1")
+    if settings.execution.backend == "serial" and settings.execution.workers > 1:
+        raise GpLossError("the serial backend runs one evaluation at a time; use --backend process or ray")
+    evolution = settings.evolution
+    if not 0.0 <= evolution.crossover_prob <= 1.0:
+        raise GpLossError(f"--crossover must be a probability in [0, 1], got {evolution.crossover_prob}")
+    if evolution.max_height < 1 or evolution.max_nodes < 1:
+        raise GpLossError("--max-height and --max-nodes must be at least 1")
+    if settings.pipeline.lrp_steps is not None and settings.pipeline.lrp_steps < 0:
+        raise GpLossError("--lrp-steps must be >= 0")
+    if settings.execution.eval_timeout is not None and settings.execution.eval_timeout <= 0:
+        raise GpLossError("--eval-timeout must be positive")
     if settings.evolution.population_size < 2:
         raise GpLossError("--population must be at least 2")
     directory = RunDirectory(out or fresh_run_path(settings.task))

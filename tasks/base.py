@@ -132,6 +132,21 @@ class Task(abc.ABC):
         }
 
 
+def option(name: str, value: Any, kind: type, minimum: float | None = None) -> Any:
+    """A task option checked and converted (``--task-option steps=abc`` -> one-line error)."""
+    from gp_loss.errors import GpLossError
+
+    try:
+        converted = kind(value)
+        if isinstance(value, bool) or (kind is int and float(value) != converted):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise GpLossError(f"task option {name}={value!r} must be {kind.__name__}") from None
+    if minimum is not None and converted < minimum:
+        raise GpLossError(f"task option {name}={value!r} must be at least {minimum}")
+    return converted
+
+
 def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gp_loss.baselines import get_baseline
-from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult
+from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
 from tasks.registry import register_task
 
 #: A loss whose magnitude passes this bound counts as exploding (stop-invalid).
@@ -83,9 +83,12 @@ class ClsDigits(Task):
         hidden: int = 64,
         probe_size: int = 8,
     ) -> None:
-        super().__init__(metric, seed, device)
-        self.steps, self.batch_size, self.lr, self.hidden = steps, batch_size, lr, hidden
-        self.probe_size = probe_size
+        super().__init__(metric, option("seed", seed, int), device)
+        self.steps = option("steps", steps, int, 1)
+        self.batch_size = option("batch_size", batch_size, int, 1)
+        self.lr = option("lr", lr, float, 0)
+        self.hidden = option("hidden", hidden, int, 1)
+        self.probe_size = option("probe_size", probe_size, int, 1)
         self.x, self.y = _load_digits()
         self.splits = _split(self.y)
 

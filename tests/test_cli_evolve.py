@@ -65,6 +65,16 @@ def test_progress_is_shown(tmp_path):
         (["evolve", "--task", "cls_digits", "--metric", "mIoU", "--max-explored", "1"], "no metric 'mIoU'"),
         (["evolve", "--task", "cls_digits", "--task-option", "bogus=1", "--max-explored", "1"], "bad option"),
         (["show", "/nonexistent/run"], "holds no run"),
+        (["evolve", "--task", "cls_digits", "--task-option", "steps=abc"], "must be int"),
+        (["evolve", "--task", "cls_digits", "--task-option", "steps=0"], "at least 1"),
+        (["evolve", "--task", "cls_digits", "--crossover", "1.5"], "probability"),
+        (["evolve", "--task", "cls_digits", "--population", "1"], "at least 2"),
+        (["evolve", "--task", "cls_digits", "--workers", "0"], "at least 1"),
+        (
+            ["evolve", "--task", "cls_digits", "--backend", "serial", "--workers", "2"],
+            "one evaluation at a time",
+        ),
+        (["export", "/nonexistent.json", "--format", "latex"], "no such file"),
         (["report", "/nonexistent/run"], "holds no run"),
     ],
 )
