@@ -1,0 +1,147 @@
+"""Write digit scenes in the *real* PASCAL VOC 2012 and COCO 2017 file layouts.
+
+The tasks read the built-in data through the same loaders as the real datasets, so the
+real-data path is exercised on every run. Writing is atomic per dataset: files go to a temporary
+folder that is renamed into place at the end, so an interrupted generation is redone, never
+half-used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.spatial import ConvexHull, QhullError
+
+from tasks.data.digit_scenes import NUM_DIGIT_CLASSES, SPLITS, DigitScenes
+
+#: COCO category ids of the ten digits: deliberately not contiguous, as in real COCO (1-90 with
+#: gaps), so the id mapping of the loaders is exercised by the built-in data too.
+COCO_CATEGORY_IDS = tuple(2 * d + 1 for d in range(NUM_DIGIT_CLASSES))
+DIGIT_NAMES = tuple(f"digit_{d}" for d in range(NUM_DIGIT_CLASSES))
+
+
+def voc_palette() -> list[int]:
+    """The standard PASCAL VOC colour map (256 RGB entries, flattened)."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for shift in range(8):
+            r |= ((c >> 0) & 1) << (7 - shift)
+            g |= ((c >> 1) & 1) << (7 - shift)
+            b |= ((c >> 2) & 1) << (7 - shift)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+
+
+def write_voc(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str, int]) -> Path:
+    """``root/VOCdevkit/VOC2012`` with JPEGImages, SegmentationClass (palette PNG, 255 borders),
+    SegmentationObject and ImageSets/Segmentation/{train,val,test}.txt."""
+    root = Path(root)
+    tmp = Path(tempfile.mkdtemp(prefix=".voc-", dir=root if root.exists() else None))
+    base = tmp / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    palette = voc_palette()
+    for split in SPLITS:
+        names = []
+        for index in range(counts.get(split, 0)):
+            name = f"{split}_{index:06d}"
+            scene = scenes.scene(split, index)
+            Image.fromarray(scene.image).save(base / "JPEGImages" / f"{name}.jpg", quality=95)
+            classes = Image.fromarray(scene.semantic, mode="P")
+            classes.putpalette(palette)
+            classes.save(base / "SegmentationClass" / f"{name}.png")
+            objects = np.zeros_like(scene.semantic)
+            for k, instance in enumerate(scene.instances, 1):
+                objects[instance.mask] = k
+            objects[scene.semantic == 255] = 255
+            obj = Image.fromarray(objects, mode="P")
+            obj.putpalette(palette)
+            obj.save(base / "SegmentationObject" / f"{name}.png")
+            names.append(name)
+        (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(n + "\n" for n in names))
+    final = root / "VOCdevkit"
+    _publish(tmp, final)
+    return final / "VOC2012"
+
+
+def mask_polygon(mask: np.ndarray) -> list[float]:
+    """A COCO polygon (x1, y1, x2, y2, ...) around a mask: the convex hull of its pixel corners."""
+    ys, xs = np.nonzero(mask)
+    corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(
+        float
+    )
+    try:
+        hull = corners[ConvexHull(corners).vertices]
+    except QhullError:  # degenerate (a line of pixels): its box
+        x0, y0 = corners.min(0)
+        x1, y1 = corners.max(0)
+        hull = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    return [round(float(v), 2) for v in hull.flatten()]
+
+
+def write_coco(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str, int]) -> Path:
+    """``root/`` with {train,val,test}2017/ images and annotations/instances_{split}2017.json
+    (xywh boxes, mask areas, iscrowd 0, polygon segmentations, non-contiguous category ids)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".coco-", dir=root))
+    (tmp / "annotations").mkdir()
+    categories = [
+        {"id": cid, "name": name, "supercategory": "digit"}
+        for cid, name in zip(COCO_CATEGORY_IDS, DIGIT_NAMES)
+    ]
+    annotation_id = 1
+    for split in SPLITS:
+        folder = tmp / f"{split}2017"
+        folder.mkdir()
+        images, annotations = [], []
+        for index in range(counts.get(split, 0)):
+            scene = scenes.scene(split, index)
+            image_id = index + 1
+            file_name = f"{image_id:012d}.jpg"
+            Image.fromarray(scene.image).save(folder / file_name, quality=95)
+            height, width = scene.semantic.shape
+            images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+            for instance in scene.instances:
+                x0, y0, x1, y1 = instance.box
+                annotations.append(
+                    {
+                        "id": annotation_id,
+                        "image_id": image_id,
+                        "category_id": COCO_CATEGORY_IDS[instance.label],
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "area": float(instance.mask.sum()),
+                        "iscrowd": 0,
+                        "segmentation": [mask_polygon(instance.mask)],
+                    }
+                )
+                annotation_id += 1
+        data = {
+            "info": {"description": "gp-loss digit scenes", "version": "1"},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": categories,
+        }
+        (tmp / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
+    for entry in tmp.iterdir():
+        _publish(entry, root / entry.name)
+    tmp.rmdir()
+    return root
