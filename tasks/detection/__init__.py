@@ -1,0 +1,1 @@
+"""Detection building blocks (COCO loader, Faster R-CNN with searched head losses) for det_coco."""

@@ -1,0 +1,87 @@
+"""A COCO 2017 detection dataset read through pycocotools: real COCO and the built-in scenes.
+
+Category ids are not contiguous in COCO (1-90 with gaps); the model sees labels 1..K
+(0 = background) and :meth:`CocoDetection.category_id` maps them back for COCOeval. Crowd
+regions and degenerate boxes are left out of the targets; images without annotations are kept
+(empty targets), since torchvision's detectors train on them as pure background.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gp_loss.errors import GpLossError
+
+
+class CocoDetection(torch.utils.data.Dataset):
+    """``root/{split}2017/`` images and ``root/annotations/instances_{split}2017.json``.
+
+    Items are ``(image, target)``: a float (3, H, W) tensor in [0, 1] and a dict with ``boxes``
+    (K, 4) xyxy float32, ``labels`` (K,) int64 in 1..num_classes, ``image_id`` (int).
+    """
+
+    def __init__(self, root: str | Path, split: str, image_ids: list[int] | None = None) -> None:
+        from pycocotools.coco import COCO
+
+        self.root = Path(root)
+        self.split = split
+        self.folder = self.root / f"{split}2017"
+        annotations = self.root / "annotations" / f"instances_{split}2017.json"
+        if not annotations.is_file():
+            raise GpLossError(f"{self.root} is not a COCO 2017 tree: missing annotations/{annotations.name}")
+        if not self.folder.is_dir():
+            raise GpLossError(f"{self.root} is not a COCO 2017 tree: missing {self.folder.name}/")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+                self.coco = COCO(str(annotations))
+        except (ValueError, KeyError, TypeError) as err:
+            raise GpLossError(f"{annotations}: not a COCO annotation file ({err})") from None
+        self.category_ids = sorted(self.coco.getCatIds())
+        self._label_of = {cid: i + 1 for i, cid in enumerate(self.category_ids)}
+        self.image_ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
+
+    @property
+    def num_classes(self) -> int:
+        """Object classes (background excluded)."""
+        return len(self.category_ids)
+
+    def category_id(self, label: int) -> int:
+        """COCO category id of a contiguous model label (1..K)."""
+        return self.category_ids[label - 1]
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
+        image_id = self.image_ids[index]
+        info = self.coco.loadImgs(image_id)[0]
+        path = self.folder / info["file_name"]
+        try:
+            image = Image.open(path).convert("RGB")
+        except OSError as err:
+            raise GpLossError(f"cannot read image {path}: {err}") from None
+        boxes, labels = [], []
+        for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=image_id, iscrowd=False)):
+            x, y, w, h = ann["bbox"]
+            if w <= 0 or h <= 0 or ann["category_id"] not in self._label_of:
+                continue
+            boxes.append([x, y, x + w, y + h])
+            labels.append(self._label_of[ann["category_id"]])
+        tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+        target = {
+            "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor(labels, dtype=torch.int64),
+            "image_id": int(image_id),
+        }
+        return tensor, target
+
+
+def collate(batch):
+    """Detection batches are lists (images differ in size and box count)."""
+    return tuple(zip(*batch))
