@@ -83,7 +83,9 @@ def _task_option(values: tuple[str, ...]) -> dict:
     "--resume", is_flag=True, help="Continue the run in --out; task and settings come from run.json."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--population", type=int, default=20, show_default=True, help="Population size P.")
+@click.option(
+    "--population", type=int, default=None, help="Population size P (default: the task's, 20 for most)."
+)
 @click.option("--tournament", type=int, default=None, help="Tournament size T (default max(2, P/10)).")
 @click.option("--crossover", type=float, default=0.1, show_default=True, help="Crossover probability.")
 @click.option(
@@ -194,7 +196,7 @@ def evolve_cmd(**kw) -> None:
                 lrp_eta=kw["lrp_eta"],
             ),
             evolution=EvolutionConfig(
-                population_size=kw["population"],
+                population_size=kw["population"] or getattr(TASKS[kw["task"]], "default_population", 20),
                 tournament_size=kw["tournament"],
                 crossover_prob=kw["crossover"],
                 replace=kw["replace"],

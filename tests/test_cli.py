@@ -31,6 +31,8 @@ def test_tasks_lists_registered_tasks():
     infos = {t["name"]: t for t in json.loads(done.stdout)}
     assert infos["cls_digits"]["slots"]["cls"]["adapter"] == "softmax_onehot"
     assert infos["cls_digits"]["metrics"] == ["accuracy"]
+    assert infos["det_coco"]["slots"]["reg"]["adapter"] == "box_iou_areas"
+    assert infos["det_coco"]["metrics"] == ["AP", "AP50", "AP75"]
 
 
 def test_export_python_and_latex(tmp_path):

@@ -47,7 +47,9 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
     torch.set_num_threads(1)
     lrp = LossRejection(ProxyTraining(task), task, **lrp_options)
     lines = [
-        f"task `{task.name}`; LRP: B = {len(task.probe_batch(task.slots[0].name))} probe samples, "
+        f"task `{task.name}`; LRP: B = "
+        + ", ".join(f"{len(task.probe_batch(s.name))} ({s.name})" for s in task.slots)
+        + " probe samples, "
         f"K = {lrp.steps} Adam steps, lr = {lrp.lr}, eta = {lrp.eta}; 1 torch thread",
         f"machine: {machine()}",
         "",
@@ -70,7 +72,9 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
             start = time.perf_counter()
             gain = lrp.gain(TreeLoss(tree, signature), slot.name)
             ms = (time.perf_counter() - start) * 1e3
-            verdict = "invalid" if gain is None else ("pass" if gain >= lrp.eta else "reject")
+            verdict = (
+                "invalid" if gain is None else ("pass" if gain >= lrp.threshold(slot.name) else "reject")
+            )
             if (kind == "good" and verdict != "pass") or (kind == "bad" and verdict == "pass"):
                 misjudged.append(f"{slot.name}: {label} `{tree}` -> {verdict}")
             g = "n/a" if gain is None else f"{gain:+.3f}"

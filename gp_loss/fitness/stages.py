@@ -131,7 +131,8 @@ class LossRejection(Stage):
         inner: the next stage (usually :class:`ProxyTraining`).
         steps: K, optimisation steps.
         lr: Adam learning rate on the predictions.
-        eta: rejection threshold (per task: ``task.lrp_eta`` when None).
+        eta: rejection threshold for every slot; ``None``: the task's ``lrp_defaults["eta"]``, a
+            number or a ``{slot: eta}`` dict (slots' metrics differ in scale).
     """
 
     name = "lrp"
@@ -153,6 +154,10 @@ class LossRejection(Stage):
         self.lr = lr if lr is not None else defaults.get("lr", 0.1)
         self.eta = eta if eta is not None else defaults.get("eta", 0.1)
         self.constant_one = constant_one
+
+    def threshold(self, slot: str) -> float:
+        """eta of ``slot``."""
+        return float(self.eta[slot]) if isinstance(self.eta, Mapping) else float(self.eta)
 
     def gain(self, loss: TreeLoss, slot: str) -> float | None:
         """The metric gain g of one slot's loss; ``None`` if the loss turned non-finite."""
@@ -190,7 +195,7 @@ class LossRejection(Stage):
                     seconds={self.name: spent},
                 )
             gains[slot.name] = gain
-            if gain < self.eta:
+            if gain < self.threshold(slot.name):
                 spent = time.perf_counter() - start
                 return Evaluation("rejected", lrp_gain=gains, seconds={self.name: spent})
         result = self._pass_on(candidate, time.perf_counter() - start)

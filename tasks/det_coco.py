@@ -1,0 +1,218 @@
+"""det_coco: Faster R-CNN whose RCNN-head classification and box-regression losses are searched.
+
+Two slots: ``cls`` (softmax_onehot over the sampled proposals, C + 1 classes) and ``reg``
+(box_iou_areas: the decoded box of each positive proposal against its ground-truth box). The
+RPN keeps CE + smooth-L1. Metric: COCO box AP (AP50, AP75 too) through pycocotools.
+
+Data: without ``data_root`` the built-in digit scenes are generated once, in the real COCO
+2017 layout, into the cache folder (``$GP_LOSS_CACHE`` or ``~/.cache/gp-loss``): search trains
+on train2017 and scores on val2017; final numbers come from test2017. With ``data_root`` (a real
+COCO 2017 tree) the search holds out the last ``holdout`` fraction of train2017 as its
+validation split and final numbers come from val2017 (COCO has no labelled test split).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from gp_loss.baselines import get_baseline
+from gp_loss.errors import GpLossError
+from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.data.digit_scenes import DigitScenes
+from tasks.data.layouts import write_coco
+from tasks.detection.coco_data import CocoDetection, collate
+from tasks.detection.evaluation import coco_box_ap, detections
+from tasks.detection.model import inject, resnet50_faster_rcnn, small_faster_rcnn
+from tasks.registry import register_task
+
+LOSS_BOUND = 1e6
+BUILTIN_COUNTS = {"train": 600, "val": 100, "test": 200}
+MODELS = ("small", "fasterrcnn_resnet50_fpn")
+
+
+def cache_root() -> Path:
+    """Where built-in data is generated."""
+    return Path(os.environ.get("GP_LOSS_CACHE", Path.home() / ".cache" / "gp-loss"))
+
+
+def builtin_coco(seed: int = 0) -> Path:
+    """The built-in digit scenes in COCO layout, generated on first use."""
+    counts = "-".join(str(BUILTIN_COUNTS[s]) for s in ("train", "val", "test"))
+    root = cache_root() / f"digit_scenes_coco_v1_seed{seed}_{counts}"
+    marker = root / ".complete"
+    if not marker.exists():
+        write_coco(root, DigitScenes(seed=seed), BUILTIN_COUNTS)
+        marker.write_text("ok\n")
+    return root
+
+
+def _iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    from torchvision.ops import box_iou
+
+    fixed = torch.cat([pred[:, :2], torch.max(pred[:, 2:], pred[:, :2])], dim=1)
+    return box_iou(fixed, target).diagonal()
+
+
+@register_task("det_coco")
+class DetCoco(Task):
+    """Object detection on COCO-layout data with searched RCNN-head losses."""
+
+    name = "det_coco"
+    slots = (
+        Slot("cls", "softmax_onehot", spatial=False, probe_metric="proposal_accuracy"),
+        Slot("reg", "box_iou_areas", spatial=False, probe_metric="iou"),
+    )
+    metrics = ("AP", "AP50", "AP75")
+    default_budget = "9m"  # + start-up and the last training in flight: under 10 minutes
+    default_population = 6
+    #: calibrated by ``bench lrp --task det_coco`` (docs/BENCHMARKS.md)
+    lrp_defaults: ClassVar[dict] = {"steps": 50, "lr": 0.1, "eta": {"cls": 0.3, "reg": 0.05}}
+    baselines: ClassVar[dict[str, dict[str, str]]] = {
+        "ce+iou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("iou").tree},
+        "ce+giou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree},
+    }
+    #: hand-written baselines (not trees): None keeps torchvision's stock loss of that slot
+    custom_losses: ClassVar[dict] = {"ce+smooth_l1": lambda: {"cls": None, "reg": None}}
+
+    def __init__(
+        self,
+        metric: str | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        data_root: str | None = None,
+        steps: int = 150,
+        batch_size: int = 8,
+        lr: float = 2e-3,
+        model: str = "small",
+        weights: str | None = None,
+        holdout: float = 0.05,
+        final_steps: int | None = None,
+        probe_images: int = 2,
+    ) -> None:
+        super().__init__(metric, option("seed", seed, int), device)
+        self.steps = option("steps", steps, int, 1)
+        self.final_steps = option("final_steps", final_steps or 2 * self.steps, int, 1)
+        self.batch_size = option("batch_size", batch_size, int, 1)
+        self.lr = option("lr", lr, float, 0)
+        self.probe_images = option("probe_images", probe_images, int, 1)
+        if model not in MODELS:
+            raise GpLossError(f"unknown detection model {model!r}; known: {', '.join(MODELS)}")
+        self.model_name, self.weights = model, weights
+        if data_root is None:
+            root = builtin_coco()
+            self.train_set = CocoDetection(root, "train")
+            self.val_set = CocoDetection(root, "val")
+            self.final_train, self.test_set = self.train_set, CocoDetection(root, "test")
+        else:
+            root = Path(data_root)
+            if not root.is_dir():
+                raise GpLossError(f"--data-root {root} is not a folder")
+            full = CocoDetection(root, "train")
+            cut = int(len(full.image_ids) * (1 - option("holdout", holdout, float, 0)))
+            if cut <= 0 or cut >= len(full.image_ids):
+                raise GpLossError(
+                    f"{root}: too few train2017 images to hold out {holdout:.0%} for validation"
+                )
+            self.train_set = CocoDetection(root, "train", full.image_ids[:cut])
+            self.val_set = CocoDetection(root, "train", full.image_ids[cut:])
+            self.final_train, self.test_set = full, CocoDetection(root, "val")
+        self.num_classes = self.train_set.num_classes
+
+    # -- model ---------------------------------------------------------------------------------
+    def build_model(self, seed: int):
+        """A fresh detector, seeded."""
+        torch.manual_seed(seed)
+        if self.model_name == "small":
+            model = small_faster_rcnn(self.num_classes)
+        else:
+            model = resnet50_faster_rcnn(self.num_classes, self.weights)
+        return model.to(self.device)
+
+    # -- LRP / GEC -----------------------------------------------------------------------------
+    def _probe(self) -> dict:
+        if not hasattr(self, "_probe_tensors"):
+            model = self.build_model(self.seed + 1)
+            model.roi_heads.probe = probe = {}
+            model.train()
+            images, targets = collate([self.train_set[i] for i in range(self.probe_images)])
+            torch.manual_seed(self.seed + 2)
+            with torch.no_grad():
+                model(
+                    [i.to(self.device) for i in images],
+                    [
+                        {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()}
+                        for t in targets
+                    ],
+                )
+            self._probe_tensors = {k: v.cpu() for k, v in probe.items()}
+        return self._probe_tensors
+
+    def probe_batch(self, slot: str) -> ProbeBatch:
+        probe = self._probe()
+        if slot == "cls":
+            return ProbeBatch(probe["class_logits"], probe["labels"])
+        return ProbeBatch(probe["pred_boxes"], probe["target_boxes"])
+
+    def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if slot == "cls":
+            return (predictions.argmax(dim=1) == targets).float()
+        return _iou(predictions, targets)
+
+    # -- training ------------------------------------------------------------------------------
+    def _train(
+        self,
+        losses: Mapping[str, LossFn | None],
+        data: CocoDetection,
+        steps: int,
+        seed: int,
+        stop_invalid: bool,
+    ):
+        model = inject(self.build_model(seed), losses.get("cls"), losses.get("reg"))
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        # Adam, not detection's usual SGD: the searched trees come at arbitrary scales (CE as a
+        # tree is CE / C), and a proxy fitness should not hinge on a loss's constant factor
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=1e-4)
+        generator = torch.Generator().manual_seed(seed)
+        last = {}
+        for step in range(steps):
+            idx = torch.randint(0, len(data), (self.batch_size,), generator=generator).tolist()
+            images, targets = collate([data[i] for i in idx])
+            images = [i.to(self.device) for i in images]
+            targets = [
+                {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets
+            ]
+            parts = model(images, targets)
+            total = sum(parts.values())
+            last = {k: float(v.detach()) for k, v in parts.items()}
+            if stop_invalid and (not torch.isfinite(total) or abs(float(total.detach())) > LOSS_BOUND):
+                return model, step, False, last
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if stop_invalid:
+                norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+                if not torch.isfinite(norm):
+                    return model, step, False, last
+            optimizer.step()
+        return model, steps, True, last
+
+    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
+        model, steps, finished, last = self._train(
+            losses, self.train_set, self.steps, self.seed, stop_invalid
+        )
+        if not finished:
+            return TrainResult("diverged", {}, steps, last)
+        metrics = coco_box_ap(self.val_set, detections(model, self.val_set, self.device))
+        return TrainResult("trained", metrics, steps, last)
+
+    def final_evaluate(self, losses: Mapping[str, LossFn | None], seed: int = 0) -> dict[str, float]:
+        """Train ``final_steps`` on the final training set; AP on the test split."""
+        model, _, finished, _ = self._train(losses, self.final_train, self.final_steps, seed, True)
+        if not finished:
+            return dict.fromkeys(self.metrics, 0.0)
+        return coco_box_ap(self.test_set, detections(model, self.test_set, self.device))
