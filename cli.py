@@ -137,6 +137,10 @@ def _task_option(values: tuple[str, ...]) -> dict:
     metavar="KEY=VALUE",
     help="Task setting (e.g. steps=200, data_root=...); repeatable.",
 )
+@click.option(
+    "--data-root", default=None, help="Real dataset root (task-specific layout; default: built-in data)."
+)
+@click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def evolve_cmd(**kw) -> None:
     """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
@@ -182,6 +186,7 @@ def evolve_cmd(**kw) -> None:
         if budget is None and kw["max_explored"] is None and kw["max_trained"] is None:
             budget = parse_budget(getattr(TASKS[kw["task"]], "default_budget", "2m"))
         options = _task_option(kw["task_options"])
+        options.update({k: kw[k] for k in ("data_root", "model") if kw[k] is not None})
         if kw["metric"]:
             options["metric"] = kw["metric"]
         options["device"] = kw["device"]
@@ -237,13 +242,22 @@ def evolve_cmd(**kw) -> None:
 )
 @click.option("--seeds", default=1, show_default=True, help="Trainings with seeds 0..N-1: mean and std.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--data-root", default=None, help="Real dataset root (task-specific layout).")
+@click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
 @click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
-def train_cmd(task_name: str, loss_spec: str, seeds: int, device: str, task_options) -> None:
+def train_cmd(
+    task_name: str, loss_spec: str, seeds: int, device: str, data_root, model, task_options
+) -> None:
     """Retrain with a baseline or found loss; print the test metrics."""
     from gp_loss.train import train
     from tasks import get_task
 
-    task = get_task(task_name, device=device, **_task_option(task_options))
+    options = _task_option(task_options)
+    options.update({k: v for k, v in (("data_root", data_root), ("model", model)) if v is not None})
+    try:
+        task = get_task(task_name, device=device, **options)
+    except TypeError as err:
+        raise GpLossError(f"bad option for task {task_name!r}: {err}") from None
     click.echo(train(task, loss_spec, seeds))
 
 

@@ -130,3 +130,14 @@ def test_evolve_and_train_end_to_end(tmp_path):
         done = run_cli("train", "--task", "det_coco", "--loss", spec, "--task-option", "final_steps=3")
         assert done.returncode == 0, done.stderr
         assert "| AP |" in done.stdout and "| AP75 |" in done.stdout
+
+
+def test_resnet50_model_builds_offline_with_searched_heads(coco_root):
+    from tasks.detection.model import SearchedRoIHeads
+
+    task = get_task("det_coco", data_root=str(coco_root), model="fasterrcnn_resnet50_fpn", holdout=0.25)
+    model = task.build_model(0)
+    assert isinstance(model.roi_heads, SearchedRoIHeads)
+    assert model.roi_heads.box_predictor.cls_score.out_features == 11
+    with pytest.raises(GpLossError, match="unknown detection model"):
+        get_task("det_coco", data_root=str(coco_root), model="yolo")
