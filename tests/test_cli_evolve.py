@@ -76,7 +76,10 @@ def test_progress_is_shown(tmp_path):
         ),
         (["export", "/nonexistent.json", "--format", "latex"], "no such file"),
         (["evolve", "--task", "cls_digits", "--data-root", "/x"], "bad option for task 'cls_digits'"),
-        (["train", "--task", "cls_digits", "--loss", "ce", "--model", "resnet"], "bad option for task 'cls_digits'"),
+        (
+            ["train", "--task", "cls_digits", "--loss", "ce", "--model", "resnet"],
+            "bad option for task 'cls_digits'",
+        ),
         (["evolve", "--task", "det_coco", "--data-root", "/nonexistent"], "is not a folder"),
         (["report", "/nonexistent/run"], "holds no run"),
     ],
