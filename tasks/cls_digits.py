@@ -16,6 +16,7 @@ from torch import nn
 
 from gp_loss.baselines import get_baseline
 from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.data.splits import stratified_split
 from tasks.registry import register_task
 
 #: A loss whose magnitude passes this bound counts as exploding (stop-invalid).
@@ -34,16 +35,8 @@ def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _split(labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Stratified 60/20/20 split of indices, fixed by ``_SPLIT_SEED``."""
-    rng = np.random.default_rng(_SPLIT_SEED)
-    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-    for cls in range(10):
-        idx = np.flatnonzero(labels.numpy() == cls)
-        rng.shuffle(idx)
-        n_val = n_test = round(0.2 * len(idx))
-        parts["test"] += idx[:n_test].tolist()
-        parts["val"] += idx[n_test : n_test + n_val].tolist()
-        parts["train"] += idx[n_test + n_val :].tolist()
-    return {name: torch.tensor(sorted(ids)) for name, ids in parts.items()}
+    parts = stratified_split(labels.numpy(), np.random.default_rng(_SPLIT_SEED))
+    return {name: torch.from_numpy(ids) for name, ids in parts.items()}
 
 
 def mlp(hidden: int = 64) -> nn.Module:

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-SPLITS = ("train", "val", "test")
+from tasks.data.splits import SPLITS, stratified_split
+
 NUM_DIGIT_CLASSES = 10
 IGNORE = 255
 
@@ -43,16 +44,7 @@ class Scene:
 
 def _source_split(labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     """Disjoint, stratified 60/20/20 split of the source digits."""
-    rng = np.random.default_rng([seed, 7])
-    parts: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for digit in range(NUM_DIGIT_CLASSES):
-        idx = np.flatnonzero(labels == digit)
-        rng.shuffle(idx)
-        n_test = n_val = round(0.2 * len(idx))
-        parts["test"] += idx[:n_test].tolist()
-        parts["val"] += idx[n_test : n_test + n_val].tolist()
-        parts["train"] += idx[n_test + n_val :].tolist()
-    return {s: np.array(sorted(v)) for s, v in parts.items()}
+    return stratified_split(labels, np.random.default_rng([seed, 7]))
 
 
 class DigitScenes:
