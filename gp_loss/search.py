@@ -16,7 +16,6 @@ from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
 from gp_loss.progress import ProgressPrinter
 from gp_loss.rundir import RunDirectory, fresh_run_path
-from gp_loss.variation import MAX_HEIGHT, MAX_NODES
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
@@ -263,4 +262,4 @@ def resume(
     return search
 
 
-__all__ = ["MAX_HEIGHT", "MAX_NODES", "RunSettings", "Search", "parse_budget", "resume", "start"]
+__all__ = ["ExecutionOptions", "RunSettings", "Search", "parse_budget", "resume", "start"]
