@@ -37,7 +37,9 @@ def tasks_cmd(as_json: bool) -> None:
         click.echo(f"{info['name']}")
         click.echo(f"  slots:     {slots}")
         click.echo(f"  metrics:   {', '.join(info['metrics'])} (default {info['metrics'][0]})")
-        click.echo(f"  baselines: {', '.join(info['baselines'])}")
+        click.echo(f"  baselines: {', '.join(info['baselines'])} (trees)")
+        if info["custom_losses"]:
+            click.echo(f"             {', '.join(info['custom_losses'])} (hand-written)")
 
 
 def _task_info(name: str, factory) -> dict:
@@ -49,6 +51,7 @@ def _task_info(name: str, factory) -> dict:
             for s in factory.slots
         },
         "baselines": sorted(factory.baselines),
+        "custom_losses": sorted(getattr(factory, "custom_losses", {})),
     }
 
 
@@ -332,12 +335,33 @@ def bench_compile(rounds: int, repeats: int) -> None:
 @click.option("--steps", type=int, default=None, help="K (task default).")
 @click.option("--eta", type=float, default=None, help="Threshold (task default).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (task default).")
-@click.option("--metric", default=None, help="Target metric (task default).")
+@click.option(
+    "--metric",
+    default=None,
+    help="Target metric; 'all' runs every metric (the default for tasks whose LRP metric "
+    "follows the target, e.g. seg_voc).",
+)
 def bench_lrp(task_name: str, n_random: int, steps, eta, lr, metric) -> None:
     """Calibrate LRP: known-good losses must pass, negations and blind trees must be rejected."""
-    from gp_loss.bench.lrp import run
-    from tasks import get_task
+    from gp_loss.bench.lrp import run, run_all_metrics
+    from tasks import TASKS, get_task
 
+    if task_name not in TASKS:
+        raise GpLossError(f"unknown task {task_name!r}; known: {', '.join(sorted(TASKS))}")
+    factory = TASKS[task_name]
+    every = metric == "all" or (metric is None and getattr(factory, "probe_follows_metric", False))
+    if every:
+        click.echo(
+            run_all_metrics(
+                lambda m: get_task(task_name, metric=m),
+                factory.metrics,
+                n_random,
+                steps=steps,
+                eta=eta,
+                lr=lr,
+            )
+        )
+        return
     task = get_task(task_name, **({"metric": metric} if metric else {}))
     click.echo(run(task, n_random, steps=steps, eta=eta, lr=lr))
 

@@ -67,3 +67,15 @@ register_baseline(
     "neg(add(mul(inter, inv(union)), mul(union, inv(enclose))))",
     "torchvision.ops.generalized_box_iou_loss(..., reduction='mean') - 2",
 )
+register_baseline(
+    "dice",
+    "softmax_onehot",
+    "neg(mul(mean_nhw(mul(y_hat, y)), inv(mean_nhw(add(y_hat, y)))))",
+    "soft Dice loss 1 - mean_c 2 sum(p*y)/sum(p+y), halved, minus 1/2",
+)
+register_baseline(
+    "focal",
+    "softmax_onehot",
+    "neg(mul(mul(y, square(add(y, neg(y_hat)))), log(y_hat)))",
+    "softmax focal loss (gamma 2) -(1-p_t)^2 log p_t, mean over pixels / C",
+)

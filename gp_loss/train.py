@@ -10,7 +10,7 @@ from gp_loss.exchange import read_best
 from gp_loss.module import TreeLoss
 
 #: Short names users type for common baselines.
-ALIASES = {"ce": "cross_entropy", "dice": "soft_iou", "iou_loss": "iou", "giou_loss": "giou"}
+ALIASES = {"ce": "cross_entropy", "soft_dice": "dice", "iou_loss": "iou", "giou_loss": "giou"}
 
 
 def resolve_losses(task, spec: str) -> tuple[str, dict]:
@@ -30,7 +30,7 @@ def resolve_losses(task, spec: str) -> tuple[str, dict]:
         return name, {slot.name: TreeLoss(trees[slot.name], slot.signature(True)) for slot in task.slots}
     custom = getattr(task, "custom_losses", {})
     if name in custom:
-        return name, custom[name]()
+        return name, custom[name](task)
     known = ", ".join(sorted({*task.baselines, *custom}))
     raise GpLossError(f"unknown loss {spec!r} for task {task.name!r}; known: {known}, or a best.json path")
 

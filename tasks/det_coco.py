@@ -13,7 +13,6 @@ validation split and final numbers come from val2017 (COCO has no labelled test 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -23,6 +22,7 @@ import torch
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
 from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.data.cache import generated
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
 from tasks.detection.coco_data import CocoDetection, collate
@@ -35,20 +35,13 @@ BUILTIN_COUNTS = {"train": 600, "val": 100, "test": 200}
 MODELS = ("small", "fasterrcnn_resnet50_fpn")
 
 
-def cache_root() -> Path:
-    """Where built-in data is generated."""
-    return Path(os.environ.get("GP_LOSS_CACHE", Path.home() / ".cache" / "gp-loss"))
-
-
 def builtin_coco(seed: int = 0) -> Path:
     """The built-in digit scenes in COCO layout, generated on first use."""
     counts = "-".join(str(BUILTIN_COUNTS[s]) for s in ("train", "val", "test"))
-    root = cache_root() / f"digit_scenes_coco_v1_seed{seed}_{counts}"
-    marker = root / ".complete"
-    if not marker.exists():
-        write_coco(root, DigitScenes(seed=seed), BUILTIN_COUNTS)
-        marker.write_text("ok\n")
-    return root
+    return generated(
+        f"digit_scenes_coco_v1_seed{seed}_{counts}",
+        lambda root: write_coco(root, DigitScenes(seed=seed), BUILTIN_COUNTS),
+    )
 
 
 def _iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,7 +70,7 @@ class DetCoco(Task):
         "ce+giou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree},
     }
     #: hand-written baselines (not trees): None keeps torchvision's stock loss of that slot
-    custom_losses: ClassVar[dict] = {"ce+smooth_l1": lambda: {"cls": None, "reg": None}}
+    custom_losses: ClassVar[dict] = {"ce+smooth_l1": lambda task: {"cls": None, "reg": None}}
 
     def __init__(
         self,

@@ -33,6 +33,8 @@ def test_tasks_lists_registered_tasks():
     assert infos["cls_digits"]["metrics"] == ["accuracy"]
     assert infos["det_coco"]["slots"]["reg"]["adapter"] == "box_iou_areas"
     assert infos["det_coco"]["metrics"] == ["AP", "AP50", "AP75"]
+    assert infos["seg_voc"]["metrics"] == ["mIoU", "FWIoU", "gAcc", "mAcc", "BIoU", "BF1"]
+    assert infos["seg_voc"]["slots"]["seg"]["spatial"] is True
 
 
 def test_export_python_and_latex(tmp_path):

@@ -43,11 +43,12 @@ def _candidates(task, slot) -> list[tuple[str, str, str]]:
 
 
 def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
-    """Pass/reject, gain g and seconds per candidate; returns a Markdown report."""
+    """Pass/reject, gain g and seconds per candidate for ``task``'s current target metric;
+    returns a Markdown report."""
     torch.set_num_threads(1)
     lrp = LossRejection(ProxyTraining(task), task, **lrp_options)
     lines = [
-        f"task `{task.name}`; LRP: B = "
+        f"task `{task.name}`, target metric `{task.metric}`; LRP: B = "
         + ", ".join(f"{len(task.probe_batch(s.name))} ({s.name})" for s in task.slots)
         + " probe samples, "
         f"K = {lrp.steps} Adam steps, lr = {lrp.lr}, eta = {lrp.eta}; 1 torch thread",
@@ -88,3 +89,11 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
         + ("yes" if not misjudged else "NO: " + "; ".join(misjudged)),
     ]
     return "\n".join(lines)
+
+
+def run_all_metrics(make_task, metrics, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
+    """:func:`run` once per target metric (``make_task(metric)`` builds the task)."""
+    reports = [
+        f"## target metric {m}\n\n" + run(make_task(m), n_random, seed, **lrp_options) for m in metrics
+    ]
+    return "\n\n".join(reports)

@@ -71,6 +71,28 @@ def test_soft_iou_against_hand_written(seg_batch):
     assert _close(ours, soft_iou_loss - 1)
 
 
+def test_dice_against_hand_written(seg_batch):
+    logits, labels = seg_batch
+    labels = labels.clone()
+    labels[0, :2] = 255  # ignored pixels count in neither sum
+    keep = (labels != 255)[:, None].float()
+    p = torch.softmax(logits, 1) * keep
+    y = F.one_hot(labels.clamp(max=5), 6).permute(0, 3, 1, 2).float() * keep
+    dice = 2 * (p * y).sum(dim=(0, 2, 3)) / (p + y).sum(dim=(0, 2, 3))
+    ours = TreeLoss(get_baseline("dice").tree, SEG)(logits, labels)
+    assert _close(ours, (1 - dice.mean()) / 2 - 0.5)
+
+
+def test_focal_against_torch_cross_entropy(seg_batch):
+    logits, labels = seg_batch
+    labels = labels.clone()
+    labels[1, 3:] = 255
+    ce = F.cross_entropy(logits, labels, reduction="none", ignore_index=255)
+    focal = ((1 - torch.exp(-ce)) ** 2 * ce)[labels != 255].mean()
+    ours = TreeLoss(get_baseline("focal").tree, SEG)(logits, labels)
+    assert _close(ours, focal / 6)
+
+
 def test_iou_and_giou_against_torchvision(boxes):
     pred, target = boxes
     iou = TreeLoss(get_baseline("iou").tree, BOXES)(pred, target)

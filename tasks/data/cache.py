@@ -1,0 +1,26 @@
+"""The cache folder where built-in datasets are generated once, then reused."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """``$GP_LOSS_CACHE`` or ``~/.cache/gp-loss``."""
+    return Path(os.environ.get("GP_LOSS_CACHE", Path.home() / ".cache" / "gp-loss"))
+
+
+def generated(name: str, write: Callable[[Path], object]) -> Path:
+    """``cache_root() / name``, written by ``write(folder)`` on first use.
+
+    A ``.complete`` marker is written last, so an interrupted generation is redone on the next
+    call instead of being half-used (the writers publish atomically as well).
+    """
+    root = cache_root() / name
+    marker = root / ".complete"
+    if not marker.exists():
+        write(root)
+        marker.write_text("ok\n")
+    return root

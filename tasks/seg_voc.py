@@ -1,0 +1,241 @@
+"""seg_voc: semantic segmentation on the PASCAL VOC 2012 layout, the paper's first experiment.
+
+One slot ``seg`` (softmax probabilities vs one-hot target, (N, C, H, W), void label 255) and six
+target metrics: mIoU (default), FWIoU, gAcc, mAcc, BIoU, BF1 (:mod:`tasks.segmentation.metrics`).
+The Loss-Rejection Protocol scores the probe images with the *target* metric computed per image.
+
+Data: without ``data_root`` the built-in digit scenes (11 classes) are generated once in the
+real VOC layout into the cache folder (``$GP_LOSS_CACHE`` or ``~/.cache/gp-loss``); the search
+trains on ``train`` and scores on ``val``, final numbers train on train + val and come from
+``test``. With ``data_root`` (a real VOC 2012 tree, 21 classes) there is no labelled test
+list: the search holds out the last ``holdout`` share of ``train`` as its validation split, and
+final numbers train on all of ``train`` and come from ``val``. Real images are randomly cropped
+to ``crop`` pixels (padded with void) and flipped for training.
+
+Models: ``small``, an encoder-decoder whose proxy training takes seconds on one CPU core, and
+``deeplabv3_resnet50`` (torchvision, no download; ``weights`` may name a local state dict) for
+real VOC on a GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from gp_loss.baselines import get_baseline
+from gp_loss.errors import GpLossError
+from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.registry import register_task
+from tasks.segmentation.losses import LovaszSoftmax, WeightedCrossEntropy, median_frequency_weights
+from tasks.segmentation.metrics import IGNORE, METRICS, SegmentationStats, per_image
+from tasks.segmentation.model import MODELS, build_model, normalise
+from tasks.segmentation.voc_data import (
+    BUILTIN_CLASSES,
+    VOC_CLASSES,
+    VocSegmentation,
+    builtin_voc,
+    has_split,
+)
+
+#: A loss whose magnitude passes this bound counts as exploding (stop-invalid).
+LOSS_BOUND = 1e6
+
+
+def random_crop(
+    image: torch.Tensor, mask: torch.Tensor, size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``size`` x ``size`` crop (void-padded where the image is smaller), flipped half the time."""
+    _, h, w = image.shape
+    pad_h, pad_w = max(0, size - h), max(0, size - w)
+    if pad_h or pad_w:
+        image = torch.nn.functional.pad(image, (0, pad_w, 0, pad_h), value=0)
+        mask = torch.nn.functional.pad(mask, (0, pad_w, 0, pad_h), value=IGNORE)
+    _, h, w = image.shape
+    top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
+    image, mask = image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
+    if bool(torch.rand(1, generator=generator) < 0.5):
+        image, mask = image.flip(-1), mask.flip(-1)
+    return image, mask
+
+
+def center_crop(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The central ``size`` x ``size`` window (void-padded where the image is smaller)."""
+    _, h, w = image.shape
+    image = torch.nn.functional.pad(image, (0, max(0, size - w), 0, max(0, size - h)), value=0)
+    mask = torch.nn.functional.pad(mask, (0, max(0, size - w), 0, max(0, size - h)), value=IGNORE)
+    top, left = (image.shape[1] - size) // 2, (image.shape[2] - size) // 2
+    return image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
+
+
+@register_task("seg_voc")
+class SegVoc(Task):
+    """Semantic segmentation on VOC-layout data; slot ``seg``; six target metrics."""
+
+    name = "seg_voc"
+    slots = (Slot("seg", "softmax_onehot", spatial=True, probe_metric="target metric per image"),)
+    metrics = METRICS
+    #: the LRP scores probe images with the target metric itself
+    probe_follows_metric = True
+    default_budget = "30m"
+    default_population = 10
+    baselines: ClassVar[dict[str, dict[str, str]]] = {
+        name: {"seg": get_baseline(name).tree} for name in ("cross_entropy", "dice", "focal", "soft_iou")
+    }
+    #: hand-written baselines the tree space cannot express
+    custom_losses: ClassVar[dict] = {
+        "wce": lambda task: {"seg": WeightedCrossEntropy(task.class_weights())},
+        "lovasz": lambda task: {"seg": LovaszSoftmax()},
+    }
+    #: LRP defaults, calibrated by ``bench lrp --task seg_voc`` for all six target metrics
+    #: (docs/BENCHMARKS.md): known-good losses gain >= 0.96, known-bad <= 0.11
+    lrp_defaults: ClassVar[dict[str, float]] = {"steps": 50, "lr": 0.1, "eta": 0.3}
+
+    def __init__(
+        self,
+        metric: str | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        data_root: str | None = None,
+        model: str = "small",
+        weights: str | None = None,
+        steps: int = 500,
+        final_steps: int | None = None,
+        batch_size: int = 8,
+        lr: float = 3e-3,
+        crop: int | None = None,
+        holdout: float = 0.1,
+        probe_images: int = 8,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(metric, option("seed", seed, int), device)
+        self.steps = option("steps", steps, int, 1)
+        self.final_steps = option("final_steps", final_steps or 3 * self.steps, int, 1)
+        self.batch_size = option("batch_size", batch_size, int, 1)
+        self.lr = option("lr", lr, float, 0)
+        self.probe_images = option("probe_images", probe_images, int, 1)
+        if model not in MODELS:
+            raise GpLossError(f"unknown segmentation model {model!r}; known: {', '.join(MODELS)}")
+        self.model_name, self.weights = model, weights
+        builtin = data_root is None
+        default_classes = BUILTIN_CLASSES if builtin else VOC_CLASSES
+        self.num_classes = option("num_classes", num_classes or default_classes, int, 2)
+        self.crop = None if crop is None and builtin else option("crop", crop or 321, int, 8)
+        root = builtin_voc() if builtin else data_root
+        c = self.num_classes
+        if has_split(root, "test"):
+            self.train_set = VocSegmentation(root, "train", num_classes=c)
+            self.val_set = VocSegmentation(root, "val", num_classes=c)
+            self.final_train = VocSegmentation(root, "train", self.train_set.ids + self.val_set.ids, c)
+            self.test_set = VocSegmentation(root, "test", num_classes=c)
+        else:  # real VOC 2012: train and val only
+            full = VocSegmentation(root, "train", num_classes=c)
+            cut = int(len(full) * (1 - option("holdout", holdout, float, 0)))
+            if cut <= 0 or cut >= len(full):
+                raise GpLossError(
+                    f"{full.base}: too few train images to hold out {holdout:.0%} for validation"
+                )
+            self.train_set = VocSegmentation(root, "train", full.ids[:cut], c)
+            self.val_set = VocSegmentation(root, "train", full.ids[cut:], c)
+            self.final_train, self.test_set = full, VocSegmentation(root, "val", num_classes=c)
+
+    def class_weights(self) -> torch.Tensor:
+        """Median-frequency class weights of the final training set (weighted CE)."""
+        return median_frequency_weights(self.final_train.class_frequencies())
+
+    # -- batches -------------------------------------------------------------------------------
+    def _batch(
+        self, data: VocSegmentation, indices: list[int], generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        items = [data[i] for i in indices]
+        if self.crop is not None:
+            items = [
+                random_crop(*item, self.crop, generator) if generator else center_crop(*item, self.crop)
+                for item in items
+            ]
+        images = torch.stack([image for image, _ in items]).to(self.device)
+        masks = torch.stack([mask for _, mask in items]).to(self.device)
+        return normalise(images), masks
+
+    def build_model(self, seed: int) -> torch.nn.Module:
+        """A fresh network, seeded."""
+        torch.manual_seed(seed)
+        return build_model(self.model_name, self.num_classes, self.weights).to(self.device)
+
+    # -- LRP / GEC -----------------------------------------------------------------------------
+    def probe_batch(self, slot: str = "seg") -> ProbeBatch:
+        if not hasattr(self, "_probe"):
+            generator = torch.Generator().manual_seed(self.seed)
+            pick = torch.randperm(len(self.train_set), generator=generator)[: self.probe_images].tolist()
+            images, masks = self._batch(self.train_set, pick, None)
+            model = self.build_model(self.seed + 1).eval()
+            with torch.no_grad():
+                logits = model(images)
+            self._probe = ProbeBatch(logits.cpu(), masks.cpu())
+        return self._probe
+
+    def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        labels = predictions.argmax(dim=1).cpu().numpy()
+        scores = per_image(self.metric, labels, targets.cpu().numpy(), self.num_classes)
+        return torch.from_numpy(scores).float()
+
+    # -- training ------------------------------------------------------------------------------
+    def _train(
+        self, losses: Mapping[str, LossFn], data: VocSegmentation, steps: int, seed: int, stop_invalid: bool
+    ):
+        model = self.build_model(seed).train()
+        params = list(model.parameters())
+        optimizer = torch.optim.Adam(params, lr=self.lr)
+        # cosine decay: a short training still ends with small steps
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+        generator = torch.Generator().manual_seed(seed)
+        loss_fn = losses["seg"]
+        last = float("nan")
+        for step in range(steps):
+            idx = torch.randint(0, len(data), (self.batch_size,), generator=generator).tolist()
+            images, masks = self._batch(data, idx, generator)
+            value = loss_fn(model(images), masks)
+            last = float(value.detach())
+            if stop_invalid and (not np.isfinite(last) or abs(last) > LOSS_BOUND):
+                return model, step, False, last
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            if stop_invalid:
+                norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+                if not torch.isfinite(norm):
+                    return model, step, False, last
+            optimizer.step()
+            schedule.step()
+        return model, steps, True, last
+
+    def evaluate(self, model: torch.nn.Module, data: VocSegmentation) -> dict[str, float]:
+        """All six metrics of ``model`` on ``data`` (whole images; batched when sizes agree)."""
+        model.eval()
+        stats = SegmentationStats(self.num_classes)
+        chunk = 1 if self.crop is not None else 50
+        with torch.no_grad():
+            for start in range(0, len(data), chunk):
+                items = [data[i] for i in range(start, min(start + chunk, len(data)))]
+                images = normalise(torch.stack([image for image, _ in items]).to(self.device))
+                preds = model(images).argmax(dim=1).cpu().numpy()
+                for pred, (_, mask) in zip(preds, items):
+                    stats.add(pred, mask.numpy())
+        return stats.scores()
+
+    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
+        model, steps, finished, last = self._train(
+            losses, self.train_set, self.steps, self.seed, stop_invalid
+        )
+        if not finished:
+            return TrainResult("diverged", {}, steps, {"seg": last})
+        return TrainResult("trained", self.evaluate(model, self.val_set), steps, {"seg": last})
+
+    def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
+        """Train ``final_steps`` on the final training set with ``seed``; six metrics on test."""
+        model, _, finished, _ = self._train(losses, self.final_train, self.final_steps, seed, True)
+        if not finished:
+            return dict.fromkeys(self.metrics, 0.0)
+        return self.evaluate(model, self.test_set)

@@ -1,0 +1,1 @@
+"""Semantic segmentation: VOC data, networks, metrics and hand-written baselines."""
