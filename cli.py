@@ -416,6 +416,28 @@ def bench_parallel(task_name: str, budget: str, slice_: str, gpu: bool, task_opt
     )
 
 
+@bench.command("table")
+@click.option("--task", "task_name", default="seg_voc", show_default=True)
+@click.option(
+    "--loss",
+    "losses",
+    multiple=True,
+    required=True,
+    metavar="[LABEL=]SPEC",
+    help="A row: baseline name or best.json / run directory; repeatable.",
+)
+@click.option("--seeds", default=3, show_default=True, help="Retrainings per row (seeds 0..N-1).")
+@click.option("--jobs", default=1, show_default=True, help="Trainings in parallel (1 thread each).")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+def bench_table(task_name: str, losses, seeds: int, jobs: int, task_options) -> None:
+    """The paper's table: every metric of every loss on the test split, mean +- std over seeds."""
+    from gp_loss.bench.table import parse_rows, run
+
+    if seeds < 1 or jobs < 1:
+        raise GpLossError("--seeds and --jobs must be at least 1")
+    click.echo(run(task_name, parse_rows(losses), seeds, jobs, _task_option(task_options)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the click group and turns user errors into one line + exit code 2."""
     try:

@@ -211,3 +211,12 @@ def test_evolve_then_retrain_end_to_end(tmp_path):
     done = run_cli("train", "--task", "seg_voc", "--loss", str(run), "--task-option", "final_steps=3")
     assert done.returncode == 0, done.stderr
     assert "| BF1 |" in done.stdout
+
+
+@pytest.mark.slow
+def test_bench_lrp_calibrates_all_six_target_metrics():
+    done = run_cli("bench", "lrp", "--task", "seg_voc", "--random", "0")
+    assert done.returncode == 0, done.stderr
+    for metric in METRICS:
+        assert f"## target metric {metric}" in done.stdout
+    assert done.stdout.count("every known-good passes and every known-bad is rejected: yes") == 6

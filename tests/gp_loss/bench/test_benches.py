@@ -8,6 +8,7 @@ import pytest
 
 from gp_loss.bench import compile as bench_compile
 from gp_loss.bench import efficiency, lrp, screen
+from gp_loss.errors import GpLossError
 from tasks import get_task
 
 
@@ -44,3 +45,17 @@ def test_parallel_reports_one_and_two_workers():
     text = parallel.run("cls_digits", budget=6.0, slice_seconds=3.0, task_options={"steps": 60})
     for row in ("serial, 1 worker", "process, 1 worker", "process, 2 workers"):
         assert f"| {row} |" in text
+
+
+def test_results_table_rows_and_seeds():
+    from gp_loss.bench import table
+
+    rows = table.parse_rows(("ce", "tree MSE=mse"))
+    assert rows == [("ce", "ce"), ("tree MSE", "mse")]
+    text = table.run("cls_digits", rows, seeds=2, jobs=2, options={"steps": 30})
+    assert re.search(r"\| ce \| [0-9.]+ \+- [0-9.]+ \| [0-9]+ \|", text)
+    assert re.search(r"\| tree MSE \| [0-9.]+ \+- [0-9.]+ \| [0-9]+ \|", text)
+    with pytest.raises(GpLossError, match="unknown loss"):
+        table.run("cls_digits", [("x", "hinge")], seeds=1)
+    with pytest.raises(GpLossError, match="bad --loss"):
+        table.parse_rows(("=ce",))
