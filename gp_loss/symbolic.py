@@ -11,12 +11,15 @@ from gp_loss.space import CONSTANT_ONE
 from primitives import PRIMITIVES
 
 #: How inputs print in formulas.
+#: Their ranges are declared so that simplification stays true to the safe primitives: softmax
+#: probabilities, unions and enclosing areas are positive; a one-hot target and an intersection
+#: can be 0 (where ``inv`` gives 0, not infinity).
 SYMBOLS: dict[str, sympy.Symbol] = {
-    "y_hat": sympy.Symbol(r"\hat{y}"),
-    "y": sympy.Symbol("y"),
-    "inter": sympy.Symbol("I"),
-    "union": sympy.Symbol("U"),
-    "enclose": sympy.Symbol("E"),
+    "y_hat": sympy.Symbol(r"\hat{y}", positive=True),
+    "y": sympy.Symbol("y", nonnegative=True),
+    "inter": sympy.Symbol("I", nonnegative=True),
+    "union": sympy.Symbol("U", positive=True),
+    "enclose": sympy.Symbol("E", positive=True),
 }
 _TEXT_NAMES = {r"\hat{y}": "y_hat"}
 

@@ -39,7 +39,26 @@ def abs_(x: Tensor) -> Tensor:
     return torch.abs(x)
 
 
-@register("inv", 1, sympy_fn=lambda x: 1 / x, latex=r"\frac{{1}}{{{0}}}", kind="elementwise")
+class safe_inv(sympy.Function):  # lower case: it prints as the formula's function name
+    """Symbolic form of ``inv``: 1/x where x is provably non-zero, else kept unevaluated.
+
+    ``inv(0) = 0``, so ``y * inv(y)`` is the indicator of ``y != 0``, not 1: sympy must not
+    cancel it for inputs that can be zero (the one-hot ``y``, the intersection ``I``).
+    """
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sympy.Integer(0)
+        if x.is_positive or x.is_negative:
+            return 1 / x
+        return None
+
+    def _latex(self, printer) -> str:
+        return r"\operatorname{inv}\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+@register("inv", 1, sympy_fn=safe_inv, latex=r"\frac{{1}}{{{0}}}", kind="elementwise")
 def inv(x: Tensor) -> Tensor:
     """Safe 1/x: sign(x) / max(|x|, EPS) (0 at exactly 0)."""
     return torch.sign(x) / torch.clamp(torch.abs(x), min=EPS)

@@ -194,3 +194,15 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
     assert "\n" not in str(info.value)
     with pytest.raises(GpLossError, match="no such file"):
         read_best(tmp_path / "missing.json")
+
+
+def test_formulas_do_not_cancel_the_safe_inverse_of_a_zero_able_input():
+    """inv(0) = 0, so y * inv(y) is an indicator, not 1; positive inputs still cancel."""
+    from gp_loss.parse import parse_tree
+    from gp_loss.signature import SlotSignature
+    from gp_loss.symbolic import to_latex, to_text
+
+    seg = SlotSignature("softmax_onehot", spatial=True)
+    assert to_text(parse_tree("mul(y, inv(y))", seg)) == "y*safe_inv(y)"
+    assert to_text(parse_tree("mul(y_hat, inv(y_hat))", seg)) == "1"
+    assert r"\operatorname{inv}\left(y\right)" in to_latex(parse_tree("inv(y)", seg))
