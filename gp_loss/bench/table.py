@@ -2,13 +2,15 @@
 
 Each (loss, seed) retraining is one job (``task.final_evaluate``), spread over spawned worker
 processes with one torch thread each; cells are mean +- std over the seeds on the test split.
+Each finished training prints one progress line on stderr.
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
 import torch
@@ -56,7 +58,17 @@ def run(task_name: str, rows: list[tuple[str, str]], seeds: int = 3, jobs: int =
             for label, spec in rows
             for seed in range(seeds)
         }
-        results = {key: future.result() for key, future in futures.items()}
+        results = {}
+        keys = {future: key for key, future in futures.items()}
+        for done, future in enumerate(as_completed(keys), 1):
+            label, seed = keys[future]
+            results[label, seed] = metrics, seconds = future.result()
+            headline = ", ".join(f"{k} {v:.3f}" for k, v in list(metrics.items())[:2])
+            print(
+                f"[{done}/{len(futures)}] {label}, seed {seed}: {headline} ({seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     wall = time.perf_counter() - start
     metrics = list(task.metrics)
     lines = [
