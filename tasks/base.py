@@ -114,6 +114,24 @@ class Task(abc.ABC):
 
         raise GpLossError(f"task {self.name!r} has no final evaluation")
 
+    def _set_training_options(
+        self,
+        *,
+        steps: int,
+        final_steps: int | None,
+        final_factor: int,
+        batch_size: int,
+        lr: float,
+        probe_images: int,
+    ) -> None:
+        """Check and set the proxy-training options the vision tasks share (``final_steps``
+        defaults to ``final_factor`` times ``steps``)."""
+        self.steps = option("steps", steps, int, 1)
+        self.final_steps = option("final_steps", final_steps or final_factor * self.steps, int, 1)
+        self.batch_size = option("batch_size", batch_size, int, 1)
+        self.lr = option("lr", lr, float, 0)
+        self.probe_images = option("probe_images", probe_images, int, 1)
+
     def worst_fitness(self) -> float:
         """Fitness given to diverged or timed-out trainings."""
         return 0.0

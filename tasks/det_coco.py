@@ -88,11 +88,14 @@ class DetCoco(Task):
         probe_images: int = 2,
     ) -> None:
         super().__init__(metric, option("seed", seed, int), device)
-        self.steps = option("steps", steps, int, 1)
-        self.final_steps = option("final_steps", final_steps or 2 * self.steps, int, 1)
-        self.batch_size = option("batch_size", batch_size, int, 1)
-        self.lr = option("lr", lr, float, 0)
-        self.probe_images = option("probe_images", probe_images, int, 1)
+        self._set_training_options(
+            steps=steps,
+            final_steps=final_steps,
+            final_factor=2,
+            batch_size=batch_size,
+            lr=lr,
+            probe_images=probe_images,
+        )
         if model not in MODELS:
             raise GpLossError(f"unknown detection model {model!r}; known: {', '.join(MODELS)}")
         self.model_name, self.weights = model, weights

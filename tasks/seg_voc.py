@@ -112,11 +112,14 @@ class SegVoc(Task):
         num_classes: int | None = None,
     ) -> None:
         super().__init__(metric, option("seed", seed, int), device)
-        self.steps = option("steps", steps, int, 1)
-        self.final_steps = option("final_steps", final_steps or 3 * self.steps, int, 1)
-        self.batch_size = option("batch_size", batch_size, int, 1)
-        self.lr = option("lr", lr, float, 0)
-        self.probe_images = option("probe_images", probe_images, int, 1)
+        self._set_training_options(
+            steps=steps,
+            final_steps=final_steps,
+            final_factor=3,
+            batch_size=batch_size,
+            lr=lr,
+            probe_images=probe_images,
+        )
         if model not in MODELS:
             raise GpLossError(f"unknown segmentation model {model!r}; known: {', '.join(MODELS)}")
         self.model_name, self.weights = model, weights
