@@ -101,6 +101,15 @@ def _task_option(values: tuple[str, ...]) -> dict:
 @click.option("--random-search", is_flag=True, help="Fresh random losses instead of evolution (baseline).")
 @click.option("--no-gec", is_flag=True, help="Switch off the Gradient-Equivalence-Check.")
 @click.option("--no-lrp", is_flag=True, help="Switch off the Loss-Rejection Protocol.")
+@click.option(
+    "--lrp",
+    "lrp_protocol",
+    type=click.Choice(["shared", "paper"]),
+    default="shared",
+    show_default=True,
+    help="LRP protocol: shared (an ordering check, then a head shared by all probe samples, "
+    "trained on probe features); paper (free predictions, AutoLoss-Zero's, for the ablation).",
+)
 @click.option("--no-stop-invalid", is_flag=True, help="Keep training through non-finite losses.")
 @click.option("--lrp-steps", type=int, default=None, help="LRP optimisation steps K (task default).")
 @click.option("--lrp-eta", type=float, default=None, help="LRP rejection threshold eta (task default).")
@@ -199,6 +208,7 @@ def evolve_cmd(**kw) -> None:
             pipeline=PipelineOptions(
                 gec=not kw["no_gec"],
                 lrp=not kw["no_lrp"],
+                lrp_protocol=kw["lrp_protocol"],
                 stop_invalid=not kw["no_stop_invalid"],
                 lrp_steps=kw["lrp_steps"],
                 lrp_eta=kw["lrp_eta"],
@@ -332,6 +342,13 @@ def bench_compile(rounds: int, repeats: int) -> None:
 @bench.command("lrp")
 @click.option("--task", "task_name", default="cls_digits", show_default=True)
 @click.option("--random", "n_random", default=30, show_default=True, help="Random trees to add.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["shared", "paper"]),
+    default="shared",
+    show_default=True,
+    help="LRP protocol to calibrate.",
+)
 @click.option("--steps", type=int, default=None, help="K (task default).")
 @click.option("--eta", type=float, default=None, help="Threshold (task default).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (task default).")
@@ -341,29 +358,71 @@ def bench_compile(rounds: int, repeats: int) -> None:
     help="Target metric; 'all' runs every metric (the default for tasks whose LRP metric "
     "follows the target, e.g. seg_voc).",
 )
-def bench_lrp(task_name: str, n_random: int, steps, eta, lr, metric) -> None:
-    """Calibrate LRP: known-good losses must pass, negations and blind trees must be rejected."""
+@click.option(
+    "--against-training",
+    "against",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Proxy-train N random passers and N random rejects per protocol and slot, plus the "
+    "known losses, and report each protocol's precision and recall.",
+)
+@click.option(
+    "--fraction",
+    default=0.5,
+    show_default=True,
+    help="With --against-training: a loss trains when its proxy fitness reaches this share of "
+    "the default baseline's.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the random trees.")
+@click.option("--jobs", default=1, show_default=True, help="Proxy trainings in parallel (1 thread each).")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+def bench_lrp(
+    task_name: str,
+    n_random: int,
+    protocol,
+    steps,
+    eta,
+    lr,
+    metric,
+    against,
+    fraction,
+    seed,
+    jobs,
+    task_options,
+) -> None:
+    """Calibrate LRP: known-good losses must pass, negations and blind trees must be rejected;
+    with --against-training, measure whether passing predicts that a loss trains."""
+    from gp_loss.bench import lrp_training
     from gp_loss.bench.lrp import run, run_all_metrics
     from tasks import TASKS, get_task
 
     if task_name not in TASKS:
         raise GpLossError(f"unknown task {task_name!r}; known: {', '.join(sorted(TASKS))}")
+    options = _task_option(task_options)
+    if metric and metric != "all":
+        options["metric"] = metric
+    if against is not None:
+        if against < 1 or jobs < 1 or not 0 < fraction <= 1:
+            raise GpLossError("--against-training and --jobs must be at least 1, --fraction in (0, 1]")
+        task = get_task(task_name, **options)
+        click.echo(lrp_training.run(task, options, against, seed, fraction, jobs))
+        return
     factory = TASKS[task_name]
+    lrp_options = {"protocol": protocol, "steps": steps, "eta": eta, "lr": lr}
     every = metric == "all" or (metric is None and getattr(factory, "probe_follows_metric", False))
     if every:
         click.echo(
             run_all_metrics(
-                lambda m: get_task(task_name, metric=m),
+                lambda m: get_task(task_name, **{**options, "metric": m}),
                 factory.metrics,
                 n_random,
-                steps=steps,
-                eta=eta,
-                lr=lr,
+                seed,
+                **lrp_options,
             )
         )
         return
-    task = get_task(task_name, **({"metric": metric} if metric else {}))
-    click.echo(run(task, n_random, steps=steps, eta=eta, lr=lr))
+    click.echo(run(get_task(task_name, **options), n_random, seed, **lrp_options))
 
 
 @bench.command("screen")

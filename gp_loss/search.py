@@ -14,6 +14,7 @@ from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits, Sea
 from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.fitness.rejection import PROTOCOLS
 from gp_loss.progress import ProgressPrinter
 from gp_loss.rundir import RunDirectory, fresh_run_path
 
@@ -76,8 +77,10 @@ class RunSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
+        stored = dict(data.get("pipeline", {}))
+        stored.setdefault("lrp_protocol", "paper")  # runs from before the head protocol used the paper's
         pipeline = PipelineOptions(
-            **{k: v for k, v in data.get("pipeline", {}).items() if k in PipelineOptions.__dataclass_fields__}
+            **{k: v for k, v in stored.items() if k in PipelineOptions.__dataclass_fields__}
         )
         return cls(
             task=data["task"],
@@ -208,6 +211,9 @@ def start(
         raise GpLossError("--max-height and --max-nodes must be at least 1")
     if settings.pipeline.lrp_steps is not None and settings.pipeline.lrp_steps < 0:
         raise GpLossError("--lrp-steps must be >= 0")
+    if settings.pipeline.lrp_protocol not in PROTOCOLS:
+        known = ", ".join(PROTOCOLS)
+        raise GpLossError(f"unknown --lrp protocol {settings.pipeline.lrp_protocol!r}; known: {known}")
     if settings.execution.eval_timeout is not None and settings.execution.eval_timeout <= 0:
         raise GpLossError("--eval-timeout must be positive")
     if settings.evolution.population_size < 2:

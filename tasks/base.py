@@ -53,6 +53,38 @@ class ProbeBatch:
 
 
 @dataclass
+class HeadProbe:
+    """Probe samples for the shared-head Loss-Rejection Protocol of one slot.
+
+    The protocol trains a fresh head (1x1 convolutions for spatial features) on these
+    fixed features with the candidate loss: every sample shares the head's weights, as they
+    share a network's weights in training, so a loss that only works on free predictions (or
+    that collapses a shared model onto one class) is caught.
+
+    Attributes:
+        features: (S, F) or (S, F, h, w) features of the probe samples, taken from a randomly
+            initialised network (the protocol standardises each channel).
+        targets: the matching targets, as the slot's loss receives them.
+        outputs: channels the head produces (C for logits, 4 for box deltas).
+        decode: turns the head's output into the slot's raw predictions (box deltas into
+            boxes, low-resolution logits into full-resolution ones); ``None``: identity.
+        per_channel: z-score each feature channel (True) or scale all by one standard
+            deviation, keeping what the channels share across samples (False); chosen per
+            task by ``bench lrp --against-training`` (see
+            :func:`gp_loss.fitness.rejection.normalise`).
+    """
+
+    features: torch.Tensor
+    targets: torch.Tensor
+    outputs: int
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None
+    per_channel: bool = True
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+
+@dataclass
 class TrainResult:
     """Outcome of one proxy training.
 
@@ -80,6 +112,20 @@ class Task(abc.ABC):
     slots: tuple[Slot, ...] = ()
     metrics: tuple[str, ...] = ()
     baselines: Mapping[str, Mapping[str, str]] = {}
+    #: The baseline a researcher starts from (a key of ``baselines`` or of the task's hand-written
+    #: ``custom_losses``): ``bench lrp --against-training`` measures whether a loss trains
+    #: against its proxy fitness. Empty: the first of ``baselines`` by name.
+    default_baseline: str = ""
+    #: Loss-Rejection Protocol settings per protocol: ``shared`` (the default: an ordering check,
+    #: then a head shared by all samples, trained on :meth:`probe_head` features, or free
+    #: predictions where the task gives none) and ``paper`` (free predictions, the paper's). Each
+    #: holds ``steps``, ``lr`` and ``eta`` (a number, or ``{slot: eta}`` where slots' metrics
+    #: differ in scale), ``shared`` also ``hidden`` (units of its two-layer head; 0: linear). A
+    #: flat dict is read as ``paper``; without ``shared``, that protocol uses the ``paper`` values.
+    lrp_defaults: Mapping[str, Any] = {
+        "shared": {"steps": 50, "lr": 0.01, "eta": 0.5, "hidden": 64},
+        "paper": {"steps": 50, "lr": 0.1, "eta": 0.1},
+    }
 
     def __init__(self, metric: str | None = None, seed: int = 0, device: str = "cpu") -> None:
         if metric is not None and metric not in self.metrics:
@@ -92,6 +138,11 @@ class Task(abc.ABC):
         self.seed = seed
         self.device = torch.device(_resolve_device(device))
 
+    @property
+    def reference_baseline(self) -> str:
+        """:attr:`default_baseline`, or the first of :attr:`baselines` by name."""
+        return self.default_baseline or sorted(self.baselines)[0]
+
     def slot(self, name: str) -> Slot:
         """The slot called ``name``."""
         return next(s for s in self.slots if s.name == name)
@@ -99,6 +150,12 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def probe_batch(self, slot: str) -> ProbeBatch:
         """The fixed probe batch of ``slot`` (same every call: seeded)."""
+
+    def probe_head(self, slot: str) -> HeadProbe | None:
+        """Features of probe samples for the shared-head rejection protocol (same every call:
+        seeded); ``None`` (the default) makes that protocol optimise free predictions for
+        ``slot`` instead."""
+        return None
 
     @abc.abstractmethod
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gp_loss.baselines import get_baseline
-from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, TrainResult, option
 from tasks.data.splits import stratified_split
 from tasks.registry import register_task
 
@@ -58,9 +58,14 @@ class ClsDigits(Task):
     name = "cls_digits"
     slots = (Slot("cls", "softmax_onehot", spatial=False, probe_metric="accuracy"),)
     metrics = ("accuracy",)
-    #: Loss-Rejection Protocol defaults, calibrated by ``bench lrp --task cls_digits``
-    #: (docs/BENCHMARKS.md): known-good losses gain 0.875 on 8 probe samples, known-bad <= 0.
-    lrp_defaults: ClassVar[dict[str, float]] = {"steps": 50, "lr": 0.1, "eta": 0.5}
+    #: Loss-Rejection Protocol defaults, calibrated by ``bench lrp --task cls_digits
+    #: [--against-training N]`` (docs/BENCHMARKS.md). paper: known-good losses gain 0.875 on 8
+    #: free probe predictions, known-bad <= 0.125.
+    lrp_defaults: ClassVar[dict[str, dict[str, float]]] = {
+        "shared": {"steps": 50, "lr": 0.01, "eta": 0.5, "hidden": 64},
+        "paper": {"steps": 50, "lr": 0.1, "eta": 0.5},
+    }
+    default_baseline = "cross_entropy"
     baselines: ClassVar[dict[str, dict[str, str]]] = {
         name: {"cls": get_baseline(name).tree} for name in ("cross_entropy", "soft_iou", "mse")
     }
@@ -75,6 +80,7 @@ class ClsDigits(Task):
         lr: float = 3e-3,
         hidden: int = 64,
         probe_size: int = 8,
+        head_probe_size: int = 256,
     ) -> None:
         super().__init__(metric, option("seed", seed, int), device)
         self.steps = option("steps", steps, int, 1)
@@ -82,18 +88,31 @@ class ClsDigits(Task):
         self.lr = option("lr", lr, float, 0)
         self.hidden = option("hidden", hidden, int, 1)
         self.probe_size = option("probe_size", probe_size, int, 1)
+        self.head_probe_size = option("head_probe_size", head_probe_size, int, 1)
         self.x, self.y = _load_digits()
         self.splits = _split(self.y)
 
     # -- LRP / GEC -------------------------------------------------------------------------
-    def probe_batch(self, slot: str = "cls") -> ProbeBatch:
+    def _probe_samples(self, count: int) -> tuple[nn.Module, torch.Tensor]:
+        """The randomly initialised probe network and ``count`` seeded training samples."""
         generator = torch.Generator().manual_seed(self.seed)
         train = self.splits["train"]
-        pick = train[torch.randperm(len(train), generator=generator)[: self.probe_size]]
+        pick = train[torch.randperm(len(train), generator=generator)[:count]]
         torch.manual_seed(self.seed + 1)
+        return mlp(self.hidden), pick
+
+    def probe_batch(self, slot: str = "cls") -> ProbeBatch:
+        model, pick = self._probe_samples(self.probe_size)
         with torch.no_grad():
-            logits = mlp(self.hidden)(self.x[pick])
+            logits = model(self.x[pick])
         return ProbeBatch(logits, self.y[pick])
+
+    def probe_head(self, slot: str = "cls") -> HeadProbe:
+        """The probe network's hidden features of ``head_probe_size`` training samples."""
+        model, pick = self._probe_samples(self.head_probe_size)
+        with torch.no_grad():
+            features = model[:2](self.x[pick])
+        return HeadProbe(features, self.y[pick], outputs=10, per_channel=False)
 
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return (predictions.argmax(dim=1) == targets).float()

@@ -21,13 +21,13 @@ import torch
 
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
-from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, TrainResult, option
 from tasks.data.cache import generated
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
 from tasks.detection.coco_data import CocoDetection, collate
 from tasks.detection.evaluation import coco_box_ap, detections
-from tasks.detection.model import inject, resnet50_faster_rcnn, small_faster_rcnn
+from tasks.detection.model import ProposalDecoder, inject, resnet50_faster_rcnn, small_faster_rcnn
 from tasks.registry import register_task
 
 LOSS_BOUND = 1e6
@@ -44,6 +44,15 @@ def builtin_coco(seed: int = 0) -> Path:
     )
 
 
+def balanced_correct(labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample correctness weighted by 1 / (classes present x samples of its class): its
+    mean is the class-balanced accuracy (mean recall over the classes present)."""
+    counts = torch.bincount(targets, minlength=int(targets.max()) + 1).to(torch.float32)
+    present = int((counts > 0).sum())
+    weight = len(targets) / (present * counts[targets])
+    return (labels == targets).float() * weight
+
+
 def _iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from torchvision.ops import box_iou
 
@@ -57,14 +66,18 @@ class DetCoco(Task):
 
     name = "det_coco"
     slots = (
-        Slot("cls", "softmax_onehot", spatial=False, probe_metric="proposal_accuracy"),
+        Slot("cls", "softmax_onehot", spatial=False, probe_metric="class-balanced proposal accuracy"),
         Slot("reg", "box_iou_areas", spatial=False, probe_metric="iou"),
     )
     metrics = ("AP", "AP50", "AP75")
     default_budget = "9m"  # + start-up and the last training in flight: under 10 minutes
     default_population = 6
     #: calibrated by ``bench lrp --task det_coco`` (docs/BENCHMARKS.md)
-    lrp_defaults: ClassVar[dict] = {"steps": 50, "lr": 0.1, "eta": {"cls": 0.3, "reg": 0.05}}
+    lrp_defaults: ClassVar[dict] = {
+        "shared": {"steps": 50, "lr": 0.01, "eta": {"cls": 0.25, "reg": 0.1}, "hidden": 64},
+        "paper": {"steps": 50, "lr": 0.1, "eta": {"cls": 0.3, "reg": 0.05}},
+    }
+    default_baseline = "ce+smooth_l1"
     baselines: ClassVar[dict[str, dict[str, str]]] = {
         "ce+iou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("iou").tree},
         "ce+giou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree},
@@ -86,6 +99,7 @@ class DetCoco(Task):
         holdout: float = 0.05,
         final_steps: int | None = None,
         probe_images: int = 2,
+        head_probe_images: int = 8,
     ) -> None:
         super().__init__(metric, option("seed", seed, int), device)
         self._set_training_options(
@@ -98,6 +112,8 @@ class DetCoco(Task):
         )
         if model not in MODELS:
             raise GpLossError(f"unknown detection model {model!r}; known: {', '.join(MODELS)}")
+        self.head_probe_images = option("head_probe_images", head_probe_images, int, 1)
+        self._probe_tensors: dict[int, dict] = {}
         self.model_name, self.weights = model, weights
         if data_root is None:
             root = builtin_coco()
@@ -130,33 +146,49 @@ class DetCoco(Task):
         return model.to(self.device)
 
     # -- LRP / GEC -----------------------------------------------------------------------------
-    def _probe(self) -> dict:
-        if not hasattr(self, "_probe_tensors"):
+    def _probe(self, images: int) -> dict:
+        """Tensors of a randomly initialised detector's training forward on the first
+        ``images`` training images (sampled proposals, their features, logits and boxes)."""
+        if images not in self._probe_tensors:
             model = self.build_model(self.seed + 1)
             model.roi_heads.probe = probe = {}
             model.train()
-            images, targets = collate([self.train_set[i] for i in range(self.probe_images)])
+            batch, targets = collate([self.train_set[i] for i in range(min(images, len(self.train_set)))])
             torch.manual_seed(self.seed + 2)
             with torch.no_grad():
                 model(
-                    [i.to(self.device) for i in images],
+                    [i.to(self.device) for i in batch],
                     [
                         {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()}
                         for t in targets
                     ],
                 )
-            self._probe_tensors = {k: v.cpu() for k, v in probe.items()}
-        return self._probe_tensors
+            self._probe_tensors[images] = {k: v.cpu() for k, v in probe.items()}
+            self._box_coder = model.roi_heads.box_coder
+        return self._probe_tensors[images]
 
     def probe_batch(self, slot: str) -> ProbeBatch:
-        probe = self._probe()
+        probe = self._probe(self.probe_images)
         if slot == "cls":
             return ProbeBatch(probe["class_logits"], probe["labels"])
         return ProbeBatch(probe["pred_boxes"], probe["target_boxes"])
 
-    def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def probe_head(self, slot: str) -> HeadProbe:
+        """Box-head features of the proposals sampled on ``head_probe_images`` images: all of
+        them for ``cls``, the positives (deltas decoded with their proposals) for ``reg``."""
+        probe = self._probe(self.head_probe_images)
         if slot == "cls":
-            return (predictions.argmax(dim=1) == targets).float()
+            return HeadProbe(probe["box_features"], probe["labels"], outputs=self.num_classes + 1)
+        positive = probe["labels"] > 0
+        decode = ProposalDecoder(probe["positive_proposals"], self._box_coder)
+        return HeadProbe(probe["box_features"][positive], probe["target_boxes"], 4, decode)
+
+    def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``cls``: correct proposals weighted so that the mean is the class-balanced accuracy
+        (background is ~3/4 of the sampled proposals: plain accuracy rewards predicting
+        background everywhere); ``reg``: IoU of each predicted box with its target."""
+        if slot == "cls":
+            return balanced_correct(predictions.argmax(dim=1), targets)
         return _iou(predictions, targets)
 
     # -- training ------------------------------------------------------------------------------

@@ -22,13 +22,15 @@ from gp_loss.variation import MAX_HEIGHT, MAX_NODES
 class PipelineOptions:
     """Switches and parameters of the fitness pipeline (DESIGN section 3).
 
-    ``gec``/``lrp``/``stop_invalid`` map to ``--no-gec``/``--no-lrp``/``--no-stop-invalid``.
-    ``None`` for an LRP parameter means the task's calibrated default.
+    ``gec``/``lrp``/``stop_invalid`` map to ``--no-gec``/``--no-lrp``/``--no-stop-invalid``,
+    ``lrp_protocol`` to ``--lrp shared|paper``. ``None`` for an LRP parameter means the task's
+    calibrated default.
     """
 
     gec: bool = True
     lrp: bool = True
     stop_invalid: bool = True
+    lrp_protocol: str = "shared"
     lrp_steps: int | None = None
     lrp_lr: float | None = None
     lrp_eta: float | None = None
@@ -58,6 +60,7 @@ class FitnessPipeline:
         self.lrp = LossRejection(
             self.proxy,
             task,
+            protocol=options.lrp_protocol,
             steps=options.lrp_steps,
             lr=options.lrp_lr,
             eta=options.lrp_eta,

@@ -59,3 +59,13 @@ def _cached_probe(task, slot: str):
 def probe_batch(task, slot: str):
     """The task's probe batch for ``slot``, built once per task object."""
     return _cached_probe(task, slot)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_head(task, slot: str):
+    return task.probe_head(slot)
+
+
+def probe_head(task, slot: str):
+    """The task's head-protocol probe of ``slot`` (or ``None``), built once per task object."""
+    return _cached_head(task, slot)

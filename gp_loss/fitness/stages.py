@@ -15,8 +15,22 @@ from typing import Any
 
 import torch
 
+from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Candidate, Evaluation
-from gp_loss.fitness.probe import ProbeGradient, gradient_fingerprint, probe_batch, probe_gradient
+from gp_loss.fitness.probe import (
+    ProbeGradient,
+    gradient_fingerprint,
+    probe_batch,
+    probe_gradient,
+    probe_head,
+)
+from gp_loss.fitness.rejection import (
+    PROTOCOLS,
+    LrpSettings,
+    free_prediction_gain,
+    rewards_confident_mistakes,
+    trainable_head_gain,
+)
 from gp_loss.module import TreeLoss
 from gp_loss.parse import parse_tree
 from gp_loss.space import LossGenome, tree_inputs
@@ -122,17 +136,21 @@ class ProxyTraining:
 
 
 class LossRejection(Stage):
-    """Loss-Rejection Protocol: optimise the probe *predictions* with the candidate for K steps.
+    """Loss-Rejection Protocol: optimise with the candidate for K steps on the probe samples.
 
     g(L) = mean_b [xi(y*_b, y_b) - xi(y_hat_b, y_b)] with xi the slot's per-sample metric;
-    rejected if g < eta in any slot; ``invalid`` if the loss turns non-finite on the way.
+    rejected if g < eta in any slot; ``invalid`` if the loss turns non-finite on the way. The
+    protocols (:mod:`gp_loss.fitness.rejection`): ``shared`` (default) first rejects a
+    classification loss that ranks a confident mistake below an uninformed guess, then trains
+    a shared head on the task's probe features (free predictions where the task gives none);
+    ``paper`` optimises the free probe predictions, as AutoLoss-Zero does.
 
     Args:
         inner: the next stage (usually :class:`ProxyTraining`).
-        steps: K, optimisation steps.
-        lr: Adam learning rate on the predictions.
-        eta: rejection threshold for every slot; ``None``: the task's ``lrp_defaults["eta"]``, a
-            number or a ``{slot: eta}`` dict (slots' metrics differ in scale).
+        protocol: ``shared`` (default) or ``paper``.
+        steps: K, optimisation steps (``None``: the task's default for the protocol).
+        lr: Adam learning rate (``None``: the task's default).
+        eta: rejection threshold for every slot, or ``{slot: eta}`` (``None``: the task's default).
     """
 
     name = "lrp"
@@ -142,65 +160,119 @@ class LossRejection(Stage):
         inner,
         task=None,
         *,
+        protocol: str | None = None,
         steps: int | None = None,
         lr: float | None = None,
-        eta: float | None = None,
+        eta: float | Mapping[str, float] | None = None,
         constant_one: bool = False,
         enabled: bool = True,
     ) -> None:
         super().__init__(inner, task, enabled=enabled)
-        defaults = getattr(self.task, "lrp_defaults", {})
-        self.steps = steps if steps is not None else defaults.get("steps", 50)
-        self.lr = lr if lr is not None else defaults.get("lr", 0.1)
-        self.eta = eta if eta is not None else defaults.get("eta", 0.1)
+        self.protocol = protocol or "shared"
+        if self.protocol not in PROTOCOLS:
+            raise GpLossError(f"unknown LRP protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
+        self.overrides = {"steps": steps, "lr": lr, "eta": eta}
         self.constant_one = constant_one
+
+    def settings(self, slot: str) -> LrpSettings:
+        """The protocol, K, lr and eta that ``slot`` is judged with."""
+        values = dict(_task_lrp_defaults(self.task, self.protocol))
+        values.update({k: v for k, v in self.overrides.items() if v is not None})
+        eta = values["eta"]
+        eta = eta[slot] if isinstance(eta, Mapping) else eta
+        return LrpSettings(
+            self.protocol, int(values["steps"]), float(values["lr"]), float(eta), int(values.get("hidden", 0))
+        )
 
     def threshold(self, slot: str) -> float:
         """eta of ``slot``."""
-        return float(self.eta[slot]) if isinstance(self.eta, Mapping) else float(self.eta)
+        return self.settings(slot).eta
+
+    def problem(self, loss: TreeLoss, slot: str) -> str | None:
+        """Why the ``shared`` protocol rejects ``loss`` before any optimisation, or ``None``.
+
+        The ordering check runs on slots whose probe targets are class labels of the logits.
+        """
+        if self.protocol != "shared":
+            return None
+        batch = probe_batch(self.task, slot)
+        if batch.targets.is_floating_point() or batch.predictions.dim() < 2:
+            return None
+        verdict = rewards_confident_mistakes(loss, batch.predictions, batch.targets)
+        if verdict is None:
+            return f"non-finite loss during LRP ({slot})"
+        return f"{slot}: ranks confident mistakes or the majority class above the truth" if verdict else None
 
     def gain(self, loss: TreeLoss, slot: str) -> float | None:
         """The metric gain g of one slot's loss; ``None`` if the loss turned non-finite."""
+        settings = self.settings(slot)
+
+        def metric(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return self.task.probe_metric(slot, predictions, targets)
+
+        head = probe_head(self.task, slot) if settings.protocol == "shared" else None
+        if head is not None:
+            return trainable_head_gain(
+                loss,
+                head.features,
+                head.targets,
+                head.outputs,
+                metric,
+                settings.steps,
+                settings.lr,
+                head.decode,
+                hidden=settings.hidden,
+                per_channel=head.per_channel,
+                seed=self.task.seed,
+            )
         batch = probe_batch(self.task, slot)
-        pred = batch.predictions.detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([pred], lr=self.lr)
-        for _ in range(self.steps):
-            optimizer.zero_grad(set_to_none=True)
-            value = loss(pred, batch.targets)
-            if not torch.isfinite(value):
-                return None
-            if not value.requires_grad:
-                break  # nothing to optimise: the gain is 0
-            value.backward()
-            if not torch.isfinite(pred.grad).all():
-                return None
-            optimizer.step()
-        with torch.no_grad():
-            before = self.task.probe_metric(slot, batch.predictions, batch.targets)
-            after = self.task.probe_metric(slot, pred.detach(), batch.targets)
-        return float((after - before).mean())
+        return free_prediction_gain(
+            loss, batch.predictions, batch.targets, metric, settings.steps, settings.lr
+        )
+
+    def verdict(self, loss: TreeLoss, slot: str) -> tuple[str, float | None, str | None]:
+        """``(pass | reject | invalid, gain or None, reason or None)`` of one slot's loss."""
+        reason = self.problem(loss, slot)
+        if reason is not None:
+            return ("invalid" if reason.startswith("non-finite") else "reject"), None, reason
+        gain = self.gain(loss, slot)
+        if gain is None:
+            return "invalid", None, f"non-finite loss during LRP ({slot})"
+        return ("pass" if gain >= self.threshold(slot) else "reject"), gain, None
 
     def evaluate(self, candidate: Candidate) -> Evaluation:
         start = time.perf_counter()
         losses = slot_losses(self.task, candidate, self.constant_one)
         gains: dict[str, float] = {}
+
+        def ended(outcome: str, reason: str | None = None) -> Evaluation:
+            spent = time.perf_counter() - start
+            return Evaluation(outcome, reason=reason, lrp_gain=gains, seconds={self.name: spent})
+
         for slot in self.task.slots:
-            gain = self.gain(losses[slot.name], slot.name)
-            if gain is None:
-                spent = time.perf_counter() - start
-                return Evaluation(
-                    "invalid",
-                    reason=f"non-finite loss during LRP ({slot.name})",
-                    lrp_gain=gains,
-                    seconds={self.name: spent},
-                )
-            gains[slot.name] = gain
-            if gain < self.threshold(slot.name):
-                spent = time.perf_counter() - start
-                return Evaluation("rejected", lrp_gain=gains, seconds={self.name: spent})
+            verdict, gain, reason = self.verdict(losses[slot.name], slot.name)
+            if gain is not None:
+                gains[slot.name] = gain
+            if verdict != "pass":
+                return ended("rejected" if verdict == "reject" else "invalid", reason)
         result = self._pass_on(candidate, time.perf_counter() - start)
         result.lrp_gain = {**gains, **result.lrp_gain}
         return result
+
+
+def _task_lrp_defaults(task, protocol: str) -> Mapping[str, Any]:
+    """The task's LRP defaults for ``protocol``. A flat ``lrp_defaults`` dict means ``paper``;
+    a task that declares no ``shared`` settings runs it with its ``paper`` ones."""
+    from tasks.base import Task
+
+    declared = task.lrp_defaults
+    if not any(key in declared for key in PROTOCOLS):
+        declared = {"paper": declared}
+    if protocol in declared:
+        return {**Task.lrp_defaults[protocol], **declared[protocol]}
+    if protocol == "shared" and "paper" in declared:
+        return {**Task.lrp_defaults["paper"], **declared["paper"]}
+    return Task.lrp_defaults[protocol]
 
 
 class GradientEquivalence(Stage):

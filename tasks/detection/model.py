@@ -28,8 +28,9 @@ class SearchedRoIHeads(RoIHeads):
     ``reg_loss(pred_boxes, target_boxes)`` (xyxy, positive proposals only).
 
     ``None`` keeps the stock loss of that slot. ``probe`` (when a dict) receives the tensors of
-    the last training forward: class logits, labels, and the positive proposals' predicted and
-    ground-truth boxes, for the Loss-Rejection Protocol and GEC probe batches.
+    the last training forward: the box head's features, class logits, labels, and the positive
+    proposals with their predicted and ground-truth boxes, for the Loss-Rejection Protocol and
+    GEC probe batches.
     """
 
     @classmethod
@@ -51,6 +52,8 @@ class SearchedRoIHeads(RoIHeads):
             return super().forward(features, proposals, image_shapes, targets)
         proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
         box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        if self.probe is not None:
+            self.probe_features = box_features
         class_logits, box_regression = self.box_predictor(box_features)
         loss_classifier, loss_box_reg = self.head_losses(
             class_logits, box_regression, labels, regression_targets, proposals
@@ -70,6 +73,8 @@ class SearchedRoIHeads(RoIHeads):
         if self.probe is not None:
             with torch.no_grad():
                 self.probe.update(
+                    box_features=self.probe_features.detach().clone(),
+                    positive_proposals=proposals[positive].detach().clone(),
                     class_logits=class_logits.detach().clone(),
                     labels=labels.clone(),
                     pred_boxes=self.box_coder.decode_single(deltas.detach(), proposals[positive]),
@@ -84,6 +89,18 @@ class SearchedRoIHeads(RoIHeads):
         pred_boxes = self.box_coder.decode_single(deltas, proposals[positive])
         target_boxes = self.box_coder.decode_single(regression_targets[positive], proposals[positive])
         return loss_classifier, reg(pred_boxes, target_boxes)
+
+
+class ProposalDecoder:
+    """Box deltas of fixed proposals -> xyxy boxes, as the RCNN head decodes them (the
+    trainable-head LRP's ``decode`` for the ``reg`` slot)."""
+
+    def __init__(self, proposals: torch.Tensor, box_coder) -> None:
+        self.proposals = proposals
+        self.box_coder = box_coder
+
+    def __call__(self, deltas: torch.Tensor) -> torch.Tensor:
+        return self.box_coder.decode_single(deltas, self.proposals)
 
 
 def inject(model: FasterRCNN, cls_loss: LossFn | None = None, reg_loss: LossFn | None = None) -> FasterRCNN:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits
-from gp_loss.fitness.pipeline import FitnessPipeline
+from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
 from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
 
@@ -27,9 +27,10 @@ def _stable(events):
     return [{k: v for k, v in e.items() if k not in VOLATILE} for e in events]
 
 
-def _run(task, n, **config):
+def _run(task, n, options: PipelineOptions | None = None, **config):
     recorder = Recorder()
-    evolution = AgingEvolution(task, FitnessPipeline(task), EvolutionConfig(**config), hooks=[recorder])
+    pipeline = FitnessPipeline(task, options)
+    evolution = AgingEvolution(task, pipeline, EvolutionConfig(**config), hooks=[recorder])
     state = evolution.run(Limits(max_explored=n))
     return state, recorder
 
@@ -97,7 +98,10 @@ def test_limits():
 
 def test_multi_slot_mutation_touches_one_slot():
     toy = TwoSlotToy()
-    _state, rec = _run(toy, 600, population_size=2, seed=2, init_depth=(2, 4))
+    # the toy "trains" free logits and boxes: the paper's protocol is the one that predicts it,
+    # and it lets enough random genomes through to fill a population within 600 draws
+    paper = PipelineOptions(lrp_protocol="paper")
+    _state, rec = _run(toy, 600, paper, population_size=2, seed=2, init_depth=(2, 4))
     by_id = {e["id"]: e for e in rec.events}
     evolved = [e for e in rec.events if e["phase"] == "evolve"]
     assert evolved

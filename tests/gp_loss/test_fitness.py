@@ -82,15 +82,20 @@ def test_keys_are_deterministic_across_processes(task):
 
 def test_lrp_passes_known_good_and_rejects_known_bad(task):
     lrp = LossRejection(ProxyTraining(task), task)
-    good = [CE, get_baseline("soft_iou").tree, get_baseline("mse").tree]
+    good = [CE, get_baseline("soft_iou").tree, get_baseline("mse").tree, get_baseline("focal").tree]
     bad = ["mul(y, log(y_hat))", "neg(square(add(y_hat, neg(y))))", "square(y_hat)", "add(y, neg(y))"]
+    # pass the paper's protocol, then collapse the MLP onto one class (proxy accuracy <= 0.3)
+    collapsing = ["tanh(add(y_hat, y))", "sqrt(add(y_hat, y))"]
     from gp_loss.module import TreeLoss
 
     signature = task.slots[0].signature()
     for tree in good:
-        assert lrp.gain(TreeLoss(tree, signature), "cls") >= lrp.eta, tree
-    for tree in bad:
-        assert lrp.gain(TreeLoss(tree, signature), "cls") < lrp.eta, tree
+        assert lrp.verdict(TreeLoss(tree, signature), "cls")[0] == "pass", tree
+    for tree in bad + collapsing:
+        assert lrp.verdict(TreeLoss(tree, signature), "cls")[0] == "reject", tree
+    paper = LossRejection(ProxyTraining(task), task, protocol="paper")
+    for tree in collapsing:
+        assert paper.verdict(TreeLoss(tree, signature), "cls")[0] == "pass", tree
 
 
 def test_pipeline_outcomes_in_design_order(task):
@@ -149,4 +154,4 @@ def test_multi_slot_genomes_run_per_slot_lrp_and_gec():
     assert good.outcome == "trained" and set(good.lrp_gain) == {"cls", "reg"}
     assert "cls:" in good.gec_key and "reg:" in good.gec_key
     bad_reg = pipeline({"cls": CE, "reg": "mul(inter, inv(union))"})  # maximises the loss of IoU
-    assert bad_reg.outcome == "rejected" and bad_reg.lrp_gain["reg"] < pipeline.lrp.eta
+    assert bad_reg.outcome == "rejected" and bad_reg.lrp_gain["reg"] < pipeline.lrp.threshold("reg")

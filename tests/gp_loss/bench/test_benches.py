@@ -21,7 +21,14 @@ def test_compile_table():
 def test_lrp_calibration_holds_for_cls_digits():
     text = lrp.run(get_task("cls_digits"), n_random=5)
     assert "every known-good passes and every known-bad is rejected: yes" in text
-    assert text.count("| good |") == 3 and text.count("| random |") == 5
+    # CE, soft-IoU and MSE (the task's baselines), Dice and focal (the recall set), once each
+    assert text.count("| good |") == 5 and text.count("| random |") == 5
+
+
+def test_paper_protocol_lets_collapsing_losses_through():
+    text = lrp.run(get_task("cls_digits"), n_random=0, protocol="paper")
+    assert "every known-good passes and every known-bad is rejected: NO" in text
+    assert "`tanh(add(y_hat, y))` -> pass" in text and "`sqrt(add(y_hat, y))` -> pass" in text
 
 
 def test_screen_reports_both_signatures():
