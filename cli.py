@@ -425,6 +425,17 @@ def bench_lrp(
     click.echo(run(get_task(task_name, **options), n_random, seed, **lrp_options))
 
 
+@bench.command("trained-share")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--fraction", default=0.5, show_default=True, help="Share of the baseline's proxy fitness.")
+def bench_trained_share(runs: tuple[str, ...], fraction: float) -> None:
+    """How many of each run's proxy trainings reached FRACTION of the default baseline's proxy
+    fitness (the baseline trained once, as the search trains)."""
+    from gp_loss.bench.lrp_training import trained_share
+
+    click.echo(trained_share(list(runs), fraction))
+
+
 @bench.command("screen")
 @click.option("-n", "n", default=300, show_default=True, help="Candidates per signature.")
 @click.option("--seed", default=0, show_default=True)
@@ -441,7 +452,7 @@ def bench_screen(n: int, seed: int) -> None:
 @click.option("--slice", "slice_", default="15s", show_default=True, help="Interleaving slice.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--population", default=20, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Keep the five runs here.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Keep the runs here.")
 def bench_efficiency(task_name: str, budget: str, slice_: str, seed: int, population: int, out) -> None:
     """The paper's ablation: naive, +LRP, +GEC, +stop-invalid, and random search, side by side."""
     import torch

@@ -120,8 +120,10 @@ class Task(abc.ABC):
     #: then a head shared by all samples, trained on :meth:`probe_head` features, or free
     #: predictions where the task gives none) and ``paper`` (free predictions, the paper's). Each
     #: holds ``steps``, ``lr`` and ``eta`` (a number, or ``{slot: eta}`` where slots' metrics
-    #: differ in scale), ``shared`` also ``hidden`` (units of its two-layer head; 0: linear). A
-    #: flat dict is read as ``paper``; without ``shared``, that protocol uses the ``paper`` values.
+    #: differ in scale), ``shared`` also ``hidden`` (units of its two-layer head; 0: linear) and
+    #: optionally ``max_grad_ratio`` (multi-slot tasks: reject a loss whose probe gradient exceeds
+    #: that multiple of the slot's first tree baseline's). A flat dict is read as ``paper``;
+    #: without ``shared``, that protocol uses the ``paper`` values.
     lrp_defaults: Mapping[str, Any] = {
         "shared": {"steps": 50, "lr": 0.01, "eta": 0.5, "hidden": 64},
         "paper": {"steps": 50, "lr": 0.1, "eta": 0.1},

@@ -82,6 +82,9 @@ def test_progress_is_shown(tmp_path):
         ),
         (["evolve", "--task", "det_coco", "--data-root", "/nonexistent"], "is not a folder"),
         (["report", "/nonexistent/run"], "holds no run"),
+        (["evolve", "--task", "cls_digits", "--lrp", "strict"], "'strict' is not one of 'shared', 'paper'"),
+        (["bench", "lrp", "--task", "cls_digits", "--against-training", "0"], "must be at least 1"),
+        (["bench", "trained-share", "/nonexistent/run"], "holds no run"),
     ],
 )
 def test_bad_evolve_input_is_one_line(tmp_path, args, message):
@@ -124,3 +127,20 @@ def test_train_with_baseline_and_found_loss(tmp_path):
     assert done.returncode == 2 and "needs ['cls']" in done.stderr
     done = run_cli("train", "--task", "cls_digits", "--loss", "lovasz")
     assert done.returncode == 2 and "known: cross_entropy" in done.stderr
+
+
+def test_trained_share_of_runs_with_each_lrp_protocol(tmp_path):
+    for protocol in ("shared", "paper"):
+        done = run_cli(
+            "evolve", "--task", "cls_digits", "--max-trained", "3", "--population", "2", "--quiet",
+            "--lrp", protocol, "--task-option", "steps=60", "--out", str(tmp_path / protocol),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        run = json.loads((tmp_path / protocol / "run.json").read_text())
+        assert run["pipeline"]["lrp_protocol"] == protocol
+    done = run_cli("bench", "trained-share", str(tmp_path / "shared"), str(tmp_path / "paper"))
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(
+        r"\| (shared|paper) \| cls_digits \| (\w+) \| [0-9.]+ \| 3 \| [0-9]+% \(\d/3\) \|", done.stdout
+    )
+    assert rows == [("shared", "shared"), ("paper", "paper")]

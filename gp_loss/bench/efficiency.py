@@ -1,8 +1,9 @@
 """``bench efficiency``: the paper's search-efficiency ablation, measured side by side.
 
-Five searches with the same seed and the same wall-clock budget each: naive evolution (every
+Six searches with the same seed and the same wall-clock budget each: naive evolution (every
 candidate that passes the static checks is proxy-trained), + LRP, + GEC, + stop-invalid (the
-full pipeline), and random search with the full pipeline. They run interleaved in short time
+full pipeline, with the default shared LRP protocol), the full pipeline with the paper's LRP
+protocol instead, and random search with the full pipeline. They run interleaved in short time
 slices (resuming each in turn), so that machine noise hits all of them alike.
 """
 
@@ -22,6 +23,7 @@ VARIANTS: dict[str, tuple[PipelineOptions, bool]] = {
     "+ LRP": (PipelineOptions(gec=False, lrp=True, stop_invalid=False), False),
     "+ LRP + GEC": (PipelineOptions(gec=True, lrp=True, stop_invalid=False), False),
     "+ LRP + GEC + stop-invalid": (PipelineOptions(), False),
+    "the same with the paper's LRP": (PipelineOptions(lrp_protocol="paper"), False),
     "random search (full pipeline)": (PipelineOptions(), True),
 }
 
@@ -34,7 +36,7 @@ def run(
     population: int = 20,
     out: str | Path | None = None,
 ) -> str:
-    """Run the five variants for ``budget`` seconds each; returns a Markdown report."""
+    """Run the variants for ``budget`` seconds each; returns a Markdown report."""
     root = Path(out or tempfile.mkdtemp(prefix="gp-loss-efficiency-"))
     searches = {}
     for i, (name, (options, random_search)) in enumerate(VARIANTS.items()):

@@ -206,3 +206,39 @@ def run(task, task_options: dict, n: int, seed: int = 0, fraction: float = 0.5, 
     panel = build_panel(task, n, seed)
     base = train_panel(task, task_options, panel.entries, jobs)
     return report(task, panel, base, fraction, n, seed)
+
+
+def trained_share(runs: list[str], fraction: float = 0.5) -> str:
+    """For each run directory: how many of its proxy trainings reached ``fraction`` of the
+    default baseline's proxy fitness (trained once per task setting, as the search trains)."""
+    import json
+    from pathlib import Path
+
+    from gp_loss.rundir import RunDirectory
+    from gp_loss.search import RunSettings, build_task, task_options
+
+    lines = [
+        "| run | task | LRP protocol | baseline proxy fitness | trained | reaching "
+        f"{fraction:g} x baseline | explored | rejected |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    baselines: dict[str, float] = {}
+    for run in runs:
+        path = Path(run)
+        directory = RunDirectory(path)
+        settings = RunSettings.from_json(directory.read_config())
+        task = build_task(settings)
+        options = task_options(settings)
+        key = json.dumps([settings.task, options], sort_keys=True, default=str)
+        if key not in baselines:
+            baselines[key] = _train_job(settings.task, options, task.reference_baseline, None, None)
+        base = baselines[key]
+        events = directory.recover_events(directory.read_state())
+        trained = [e for e in events if e["outcome"] == "trained"]
+        reaching = sum(e["fitness"] >= fraction * base for e in trained)
+        rejected = sum(e["outcome"] == "rejected" for e in events)
+        lines.append(
+            f"| {path.name} | {settings.task} | {settings.pipeline.lrp_protocol} | {base:.4f} | "
+            f"{len(trained)} | {_share(reaching, len(trained))} | {len(events)} | {rejected} |"
+        )
+    return "\n".join(lines)

@@ -34,13 +34,16 @@ PROTOCOLS: tuple[str, ...] = ("shared", "paper")
 @dataclass(frozen=True)
 class LrpSettings:
     """One slot's protocol settings: Adam ``steps`` at learning rate ``lr``; reject below ``eta``;
-    ``hidden`` units in the head protocol's two-layer head (0: a linear head)."""
+    ``hidden`` units in the shared protocol's two-layer head (0: a linear head); reject a loss
+    whose probe gradient is more than ``max_grad_ratio`` times the slot's baseline's (``None``:
+    no such check)."""
 
     protocol: str
     steps: int
     lr: float
     eta: float
     hidden: int = 0
+    max_grad_ratio: float | None = None
 
 
 def _optimise(loss: LossFn, params: list[torch.Tensor], predict, targets, steps: int, lr: float) -> bool:

@@ -141,8 +141,9 @@ class LossRejection(Stage):
     g(L) = mean_b [xi(y*_b, y_b) - xi(y_hat_b, y_b)] with xi the slot's per-sample metric;
     rejected if g < eta in any slot; ``invalid`` if the loss turns non-finite on the way. The
     protocols (:mod:`gp_loss.fitness.rejection`): ``shared`` (default) first rejects a
-    classification loss that ranks a confident mistake below an uninformed guess, then trains
-    a shared head on the task's probe features (free predictions where the task gives none);
+    classification loss that ranks a confident mistake below an uninformed guess and, where
+    the task sets ``max_grad_ratio``, a loss whose gradient dwarfs the slot's baseline's; then it
+    trains a shared head on the task's probe features (free predictions where the task gives none);
     ``paper`` optimises the free probe predictions, as AutoLoss-Zero does.
 
     Args:
@@ -173,6 +174,7 @@ class LossRejection(Stage):
             raise GpLossError(f"unknown LRP protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
         self.overrides = {"steps": steps, "lr": lr, "eta": eta}
         self.constant_one = constant_one
+        self._reference_norms: dict[str, float] = {}
 
     def settings(self, slot: str) -> LrpSettings:
         """The protocol, K, lr and eta that ``slot`` is judged with."""
@@ -180,8 +182,14 @@ class LossRejection(Stage):
         values.update({k: v for k, v in self.overrides.items() if v is not None})
         eta = values["eta"]
         eta = eta[slot] if isinstance(eta, Mapping) else eta
+        ratio = values.get("max_grad_ratio")
         return LrpSettings(
-            self.protocol, int(values["steps"]), float(values["lr"]), float(eta), int(values.get("hidden", 0))
+            self.protocol,
+            int(values["steps"]),
+            float(values["lr"]),
+            float(eta),
+            int(values.get("hidden", 0)),
+            None if ratio is None else float(ratio),
         )
 
     def threshold(self, slot: str) -> float:
@@ -196,12 +204,35 @@ class LossRejection(Stage):
         if self.protocol != "shared":
             return None
         batch = probe_batch(self.task, slot)
+        ratio = self.settings(slot).max_grad_ratio
+        if ratio is not None:
+            scale = self.gradient_scale(loss, slot)
+            if scale is None:
+                return f"non-finite loss during LRP ({slot})"
+            if scale > ratio:
+                return f"{slot}: gradient {scale:.3g}x the reference baseline's (slots would fight)"
         if batch.targets.is_floating_point() or batch.predictions.dim() < 2:
             return None
         verdict = rewards_confident_mistakes(loss, batch.predictions, batch.targets)
         if verdict is None:
             return f"non-finite loss during LRP ({slot})"
         return f"{slot}: ranks confident mistakes or the majority class above the truth" if verdict else None
+
+    def gradient_scale(self, loss: TreeLoss, slot: str) -> float | None:
+        """||dL/dy_hat|| on the probe batch over that of the task's first tree baseline for
+        ``slot``. In a multi-slot task the slots' losses are summed into one training, so a slot
+        whose gradient is orders of magnitude larger drowns the others in the shared trunk.
+        ``None``: non-finite."""
+        batch = probe_batch(self.task, slot)
+        if slot not in self._reference_norms:
+            tree = next(trees[slot] for _, trees in sorted(self.task.baselines.items()) if slot in trees)
+            reference = TreeLoss(tree, self.task.slot(slot).signature(self.constant_one))
+            grad = probe_gradient(reference, batch.predictions, batch.targets).grad
+            self._reference_norms[slot] = float(grad.norm())
+        probe = probe_gradient(loss, batch.predictions, batch.targets)
+        if not probe.finite:
+            return None
+        return float(probe.grad.norm()) / max(self._reference_norms[slot], 1e-12)
 
     def gain(self, loss: TreeLoss, slot: str) -> float | None:
         """The metric gain g of one slot's loss; ``None`` if the loss turned non-finite."""
