@@ -56,6 +56,10 @@ KNOWN_COLLAPSING = {
 }
 
 
+#: Short words for the Loss-Rejection outcomes in the benches' tables.
+VERDICT = {"passed": "pass", "rejected": "reject", "invalid": "invalid"}
+
+
 def known_panel(task, slot) -> list[tuple[str, str, str]]:
     """(kind, label, tree) of the known-good and known-bad losses of ``slot``, each tree once."""
     rows = [
@@ -105,12 +109,12 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
         lrp.verdict(TreeLoss(rows[0][2], signature), slot.name)  # warm-up: allocator, lazy init
         for kind, label, tree in rows:
             start = time.perf_counter()
-            verdict, gain, reason = lrp.verdict(TreeLoss(tree, signature), slot.name)
+            outcome, gain, _ = lrp.verdict(TreeLoss(tree, signature), slot.name)
+            verdict = VERDICT[outcome]
             ms = (time.perf_counter() - start) * 1e3
             if (kind == "good" and verdict != "pass") or (kind == "bad" and verdict == "pass"):
                 misjudged.append(f"{slot.name}: {label} `{tree}` -> {verdict}")
-            g = "ordering" if reason and not reason.startswith("non-finite") else "n/a"
-            g = g if gain is None else f"{gain:+.3f}"
+            g = ("check" if outcome == "rejected" else "n/a") if gain is None else f"{gain:+.3f}"
             lines.append(f"| {slot.name} | {kind} | {label} | `{tree}` | {g} | {verdict} | {ms:.1f} |")
     randoms = [line for line in lines if "| random |" in line]
     passed = sum("| pass |" in line for line in randoms)

@@ -22,7 +22,7 @@ from multiprocessing import get_context
 
 import torch
 
-from gp_loss.bench.lrp import known_panel
+from gp_loss.bench.lrp import VERDICT, known_panel
 from gp_loss.bench.timing import machine
 from gp_loss.fitness.probe import probe_batch, probe_gradient
 from gp_loss.fitness.rejection import PROTOCOLS
@@ -52,7 +52,8 @@ def _judge(lrps: Mapping[str, LossRejection], entry: PanelEntry, signature) -> N
     loss = TreeLoss(entry.tree, signature)
     for protocol, lrp in lrps.items():
         start = time.perf_counter()
-        entry.verdicts[protocol], entry.gains[protocol], _ = lrp.verdict(loss, entry.slot)
+        outcome, entry.gains[protocol], _ = lrp.verdict(loss, entry.slot)
+        entry.verdicts[protocol] = VERDICT[outcome]
         entry.ms[protocol] = (time.perf_counter() - start) * 1e3
 
 

@@ -175,9 +175,15 @@ class LossRejection(Stage):
         self.overrides = {"steps": steps, "lr": lr, "eta": eta}
         self.constant_one = constant_one
         self._reference_norms: dict[str, float] = {}
+        self._settings: dict[str, LrpSettings] = {}
 
     def settings(self, slot: str) -> LrpSettings:
         """The protocol, K, lr and eta that ``slot`` is judged with."""
+        if slot not in self._settings:
+            self._settings[slot] = self._resolve(slot)
+        return self._settings[slot]
+
+    def _resolve(self, slot: str) -> LrpSettings:
         values = dict(_task_lrp_defaults(self.task, self.protocol))
         values.update({k: v for k, v in self.overrides.items() if v is not None})
         eta = values["eta"]
@@ -196,27 +202,35 @@ class LossRejection(Stage):
         """eta of ``slot``."""
         return self.settings(slot).eta
 
-    def problem(self, loss: TreeLoss, slot: str) -> str | None:
-        """Why the ``shared`` protocol rejects ``loss`` before any optimisation, or ``None``.
+    def problem(self, loss: TreeLoss, slot: str) -> tuple[str, str] | None:
+        """``(outcome, reason)`` if the ``shared`` protocol ends ``loss`` before any optimisation
+        (``rejected``, or ``invalid`` for a non-finite value), else ``None``.
 
-        The ordering check runs on slots whose probe targets are class labels of the logits.
+        The gradient-scale check runs where the task sets ``max_grad_ratio``; the ordering check
+        on slots whose probe targets are class labels of the logits.
         """
         if self.protocol != "shared":
             return None
-        batch = probe_batch(self.task, slot)
+        non_finite = ("invalid", f"non-finite loss during LRP ({slot})")
         ratio = self.settings(slot).max_grad_ratio
         if ratio is not None:
             scale = self.gradient_scale(loss, slot)
             if scale is None:
-                return f"non-finite loss during LRP ({slot})"
+                return non_finite
             if scale > ratio:
-                return f"{slot}: gradient {scale:.3g}x the reference baseline's (slots would fight)"
+                return (
+                    "rejected",
+                    f"{slot}: gradient {scale:.3g}x the reference baseline's (slots would fight)",
+                )
+        batch = probe_batch(self.task, slot)
         if batch.targets.is_floating_point() or batch.predictions.dim() < 2:
             return None
         verdict = rewards_confident_mistakes(loss, batch.predictions, batch.targets)
         if verdict is None:
-            return f"non-finite loss during LRP ({slot})"
-        return f"{slot}: ranks confident mistakes or the majority class above the truth" if verdict else None
+            return non_finite
+        if verdict:
+            return "rejected", f"{slot}: ranks confident mistakes or the majority class above the truth"
+        return None
 
     def gradient_scale(self, loss: TreeLoss, slot: str) -> float | None:
         """||dL/dy_hat|| on the probe batch over that of the task's first tree baseline for
@@ -262,14 +276,15 @@ class LossRejection(Stage):
         )
 
     def verdict(self, loss: TreeLoss, slot: str) -> tuple[str, float | None, str | None]:
-        """``(pass | reject | invalid, gain or None, reason or None)`` of one slot's loss."""
-        reason = self.problem(loss, slot)
-        if reason is not None:
-            return ("invalid" if reason.startswith("non-finite") else "reject"), None, reason
+        """``(outcome, gain, reason)`` of one slot's loss: outcome ``passed``, ``rejected`` or
+        ``invalid``; the gain where one was measured; the reason where a check ended it."""
+        ended = self.problem(loss, slot)
+        if ended is not None:
+            return ended[0], None, ended[1]
         gain = self.gain(loss, slot)
         if gain is None:
             return "invalid", None, f"non-finite loss during LRP ({slot})"
-        return ("pass" if gain >= self.threshold(slot) else "reject"), gain, None
+        return ("passed" if gain >= self.threshold(slot) else "rejected"), gain, None
 
     def evaluate(self, candidate: Candidate) -> Evaluation:
         start = time.perf_counter()
@@ -281,11 +296,11 @@ class LossRejection(Stage):
             return Evaluation(outcome, reason=reason, lrp_gain=gains, seconds={self.name: spent})
 
         for slot in self.task.slots:
-            verdict, gain, reason = self.verdict(losses[slot.name], slot.name)
+            outcome, gain, reason = self.verdict(losses[slot.name], slot.name)
             if gain is not None:
                 gains[slot.name] = gain
-            if verdict != "pass":
-                return ended("rejected" if verdict == "reject" else "invalid", reason)
+            if outcome != "passed":
+                return ended(outcome, reason)
         result = self._pass_on(candidate, time.perf_counter() - start)
         result.lrp_gain = {**gains, **result.lrp_gain}
         return result

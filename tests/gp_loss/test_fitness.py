@@ -90,12 +90,12 @@ def test_lrp_passes_known_good_and_rejects_known_bad(task):
 
     signature = task.slots[0].signature()
     for tree in good:
-        assert lrp.verdict(TreeLoss(tree, signature), "cls")[0] == "pass", tree
+        assert lrp.verdict(TreeLoss(tree, signature), "cls")[0] == "passed", tree
     for tree in bad + collapsing:
-        assert lrp.verdict(TreeLoss(tree, signature), "cls")[0] == "reject", tree
+        assert lrp.verdict(TreeLoss(tree, signature), "cls")[0] == "rejected", tree
     paper = LossRejection(ProxyTraining(task), task, protocol="paper")
     for tree in collapsing:
-        assert paper.verdict(TreeLoss(tree, signature), "cls")[0] == "pass", tree
+        assert paper.verdict(TreeLoss(tree, signature), "cls")[0] == "passed", tree
 
 
 def test_pipeline_outcomes_in_design_order(task):
