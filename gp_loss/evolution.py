@@ -33,6 +33,9 @@ class EvolutionConfig:
         random_search: fresh random genomes forever (the paper's baseline).
         init_depth: depth range of random trees (DEAP half-and-half).
         seed: seed of Python's ``random`` (DEAP's operators draw from it).
+        per_slot_init: with several slots, fill the initial population slot by slot: each
+            initial genome draws one fresh tree and reuses trees of the other slots that
+            already passed the Loss-Rejection Protocol (see :meth:`AgingEvolution.propose`).
     """
 
     population_size: int = 20
@@ -45,6 +48,7 @@ class EvolutionConfig:
     max_nodes: int = MAX_NODES
     constant_one: bool = False
     seed: int = 0
+    per_slot_init: bool = True
 
     @property
     def tournament(self) -> int:
@@ -60,6 +64,7 @@ class EvolutionConfig:
         """Inverse of :meth:`to_json`."""
         data = dict(data)
         data["init_depth"] = tuple(data.get("init_depth", (1, 3)))
+        data.setdefault("per_slot_init", False)  # runs from before it drew whole genomes
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -84,6 +89,8 @@ class SearchState:
     elapsed: float = 0.0
     rng: Any = None
     last_event: dict[str, Any] | None = None
+    #: per slot, the initial-phase trees that passed the Loss-Rejection Protocol
+    survivors: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -165,6 +172,36 @@ class AgingEvolution:
         low, high = self.config.init_depth
         return {slot: str(random_tree(sig, low, high)) for slot, sig in self.signatures.items()}
 
+    def _initial_genome(self) -> dict[str, str]:
+        """A genome for the initial population.
+
+        With several slots and ``per_slot_init``, slots without a survivor yet draw fresh trees
+        and the others reuse a random survivor; once every slot has survivors, only the slot
+        with the fewest draws a fresh tree. A two-slot population then fills in about
+        1/p_cls + 1/p_reg draws per genome instead of 1/(p_cls * p_reg), p being each slot's
+        LRP pass rate (issue 10, item 5).
+        """
+        fresh = self._random_genome()
+        survivors = self.state.survivors
+        if len(fresh) == 1 or not self.config.per_slot_init:
+            return fresh
+        if all(survivors.get(slot) for slot in fresh):
+            target = min(fresh, key=lambda slot: len(survivors[slot]))
+            drawn = {target}
+        else:
+            drawn = {slot for slot in fresh if not survivors.get(slot)}
+        return {
+            slot: tree if slot in drawn else random.choice(survivors[slot]) for slot, tree in fresh.items()
+        }
+
+    def _learn_survivors(self, genome: dict[str, str], result: Evaluation) -> None:
+        """Remember the trees of an initial-phase genome that passed their slot's LRP."""
+        trained = result.effective_outcome in ("trained", "diverged")
+        for slot in list(genome) if trained else result.passed_slots:
+            known = self.state.survivors.setdefault(slot, [])
+            if genome[slot] not in known:
+                known.append(genome[slot])
+
     def _tournament(self) -> Member:
         size = min(self.config.tournament, len(self.state.population))
         entrants = random.sample(self.state.population, size)
@@ -174,7 +211,8 @@ class AgingEvolution:
         """The next genome to explore and how it was made."""
         if self.config.random_search or len(self.state.population) < self.config.population_size:
             phase = "random" if self.config.random_search else "init"
-            return self._random_genome(), {
+            genome = self._random_genome() if self.config.random_search else self._initial_genome()
+            return genome, {
                 "phase": phase,
                 "parent": None,
                 "second_parent": None,
@@ -227,6 +265,8 @@ class AgingEvolution:
         state.counts[result.outcome] = state.counts.get(result.outcome, 0) + 1
         if result.outcome in ("trained", "diverged"):
             state.trained += 1
+        if meta.get("phase") == "init" and len(self.signatures) > 1:
+            self._learn_survivors(candidate.genome, result)
         entered = self._admit(event_id, candidate.genome, result)
         state.elapsed = self._elapsed()
         improved = (

@@ -56,6 +56,8 @@ class Evaluation:
         reason: why a candidate is invalid.
         seconds: time spent per stage.
         worker: where a remote evaluation ran (process id, seconds, CUDA_VISIBLE_DEVICES).
+        passed_slots: the slots whose Loss-Rejection check passed (all of them for a candidate
+            that went on to training; those before the failing slot for a rejected one).
     """
 
     outcome: str
@@ -68,6 +70,7 @@ class Evaluation:
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     worker: dict[str, Any] | None = None
+    passed_slots: list[str] = field(default_factory=list)
 
     @property
     def admissible(self) -> bool:
@@ -91,6 +94,7 @@ class Evaluation:
             source_outcome=self.effective_outcome,
             reason=self.reason,
             seconds=dict(seconds),
+            passed_slots=list(self.passed_slots),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -290,19 +290,18 @@ class LossRejection(Stage):
         start = time.perf_counter()
         losses = slot_losses(self.task, candidate, self.constant_one)
         gains: dict[str, float] = {}
-
-        def ended(outcome: str, reason: str | None = None) -> Evaluation:
-            spent = time.perf_counter() - start
-            return Evaluation(outcome, reason=reason, lrp_gain=gains, seconds={self.name: spent})
-
+        passed: list[str] = []
         for slot in self.task.slots:
             outcome, gain, reason = self.verdict(losses[slot.name], slot.name)
             if gain is not None:
                 gains[slot.name] = gain
             if outcome != "passed":
-                return ended(outcome, reason)
+                spent = {self.name: time.perf_counter() - start}
+                return Evaluation(outcome, reason=reason, lrp_gain=gains, seconds=spent, passed_slots=passed)
+            passed.append(slot.name)
         result = self._pass_on(candidate, time.perf_counter() - start)
         result.lrp_gain = {**gains, **result.lrp_gain}
+        result.passed_slots = passed
         return result
 
 

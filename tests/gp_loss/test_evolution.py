@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits
@@ -109,3 +111,51 @@ def test_multi_slot_mutation_touches_one_slot():
         parent = by_id[event["parent"]]["trees"]
         changed = [slot for slot in ("cls", "reg") if event["trees"][slot] != parent[slot]]
         assert changed == [event["slot"]]
+
+
+def _draws_to_fill(per_slot_init: bool, size: int = 3, limit: int = 1500) -> tuple[int, list[dict]]:
+    toy = TwoSlotToy()
+    config = {"population_size": size, "seed": 4, "init_depth": (1, 3), "per_slot_init": per_slot_init}
+    _state, rec = _run(toy, limit, PipelineOptions(lrp_protocol="paper"), **config)
+    first_evolved = next((e["id"] for e in rec.events if e["phase"] == "evolve"), limit)
+    return first_evolved, rec.events
+
+
+def test_per_slot_initialisation_fills_the_population_in_fewer_draws():
+    joint, _ = _draws_to_fill(per_slot_init=False)
+    per_slot, events = _draws_to_fill(per_slot_init=True)
+    assert per_slot < joint, (per_slot, joint)
+    # once a slot has a tree that passed its LRP, initial genomes reuse it for that slot
+    passed = {slot: set() for slot in ("cls", "reg")}
+    reused = 0
+    for event in events[:per_slot]:
+        reused += any(event["trees"][slot] in passed[slot] for slot in passed)
+        for slot in event["passed_slots"] if event["outcome"] != "trained" else passed:
+            passed[slot].add(event["trees"][slot])
+    assert reused > 0
+    admitted = [e for e in events[:per_slot] if e["entered"]]
+    assert len(admitted) == 3 and all(set(e["passed_slots"]) == {"cls", "reg"} for e in admitted)
+
+
+def test_per_slot_initialisation_resumes_exactly(tmp_path):
+    from gp_loss.search import RunSettings, resume, start
+
+    def settings(n: int) -> RunSettings:
+        return RunSettings(
+            "two_slot_toy",
+            pipeline=PipelineOptions(lrp_protocol="paper"),
+            evolution=EvolutionConfig(population_size=3, seed=4),
+            limits=Limits(max_explored=n),
+        )
+
+    start(settings(160), tmp_path / "whole", progress=False).run()
+    start(settings(45), tmp_path / "split", progress=False).run()
+    resume(tmp_path / "split", max_explored=160, progress=False).run()
+
+    def events(path):
+        lines = (path / "events.jsonl").read_text().splitlines()
+        return _stable([json.loads(line) for line in lines])
+
+    assert events(tmp_path / "whole") == events(tmp_path / "split")
+    checkpoint = json.loads((tmp_path / "split" / "checkpoint.json").read_text())
+    assert checkpoint["survivors"]["cls"] and checkpoint["survivors"]["reg"]
