@@ -133,7 +133,10 @@ def _describe(settings, head, probe_size: int) -> str:
         where = f"{layers} on {len(head)} probe samples' features"
     else:
         where = f"free predictions of {probe_size} probe samples"
-    return f"{where}, K = {settings.steps} Adam steps, lr = {settings.lr}, eta = {settings.eta}"
+    text = f"{where}, K = {settings.steps} Adam steps, lr = {settings.lr}, eta = {settings.eta}"
+    if settings.protocol == "shared" and settings.max_grad_ratio is not None:
+        text += f", gradient at most {settings.max_grad_ratio:g}x the slot baseline's"
+    return text
 
 
 def run_all_metrics(make_task, metrics, n_random: int = 30, seed: int = 0, **lrp_options) -> str:

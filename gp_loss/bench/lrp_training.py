@@ -220,8 +220,9 @@ def trained_share(runs: list[str], fraction: float = 0.5) -> str:
 
     lines = [
         "| run | task | LRP protocol | baseline proxy fitness | trained | reaching "
-        f"{fraction:g} x baseline | explored | rejected |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        f"{fraction:g} x baseline | best proxy fitness | explored | draws to fill the population | "
+        "LRP ms per screened candidate |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     baselines: dict[str, float] = {}
     for run in runs:
@@ -237,9 +238,14 @@ def trained_share(runs: list[str], fraction: float = 0.5) -> str:
         events = directory.recover_events(directory.read_state())
         trained = [e for e in events if e["outcome"] == "trained"]
         reaching = sum(e["fitness"] >= fraction * base for e in trained)
-        rejected = sum(e["outcome"] == "rejected" for e in events)
+        best = max((e["fitness"] for e in trained), default=None)
+        fill = next((e["id"] for e in events if e["phase"] == "evolve"), None)
+        screened = [e["seconds"]["lrp"] * 1e3 for e in events if "lrp" in e["seconds"]]
         lines.append(
             f"| {path.name} | {settings.task} | {settings.pipeline.lrp_protocol} | {base:.4f} | "
-            f"{len(trained)} | {_share(reaching, len(trained))} | {len(events)} | {rejected} |"
+            f"{len(trained)} | {_share(reaching, len(trained))} | "
+            f"{'-' if best is None else f'{best:.4f}'} | {len(events)} | "
+            f"{'not filled' if fill is None else fill} | "
+            f"{statistics.mean(screened) if screened else 0.0:.1f} |"
         )
     return "\n".join(lines)
