@@ -106,10 +106,10 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
             if all(group & tree_inputs(tree) for group in signature.required_inputs):
                 rows.append(("random", "random tree (valid inputs)", str(tree)))
                 drawn += 1
-        lrp.verdict(TreeLoss(rows[0][2], signature), slot.name)  # warm-up: allocator, lazy init
+        lrp.judge(TreeLoss(rows[0][2], signature), slot.name)  # warm-up: allocator, lazy init
         for kind, label, tree in rows:
             start = time.perf_counter()
-            outcome, gain, _ = lrp.verdict(TreeLoss(tree, signature), slot.name)
+            outcome, gain, _ = lrp.judge(TreeLoss(tree, signature), slot.name)
             verdict = VERDICT[outcome]
             ms = (time.perf_counter() - start) * 1e3
             if (kind == "good" and verdict != "pass") or (kind == "bad" and verdict == "pass"):

@@ -52,7 +52,7 @@ def _judge(lrps: Mapping[str, LossRejection], entry: PanelEntry, signature) -> N
     loss = TreeLoss(entry.tree, signature)
     for protocol, lrp in lrps.items():
         start = time.perf_counter()
-        outcome, entry.gains[protocol], _ = lrp.verdict(loss, entry.slot)
+        outcome, entry.gains[protocol], _ = lrp.judge(loss, entry.slot)
         entry.verdicts[protocol] = VERDICT[outcome]
         entry.ms[protocol] = (time.perf_counter() - start) * 1e3
 

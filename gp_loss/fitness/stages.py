@@ -38,6 +38,9 @@ from gp_loss.variation import MAX_HEIGHT, MAX_NODES, within_limits
 
 EvaluateFn = Callable[[Candidate], Evaluation]
 
+#: Per-slot LRP verdicts kept by one :class:`LossRejection` (the oldest go first).
+VERDICT_CACHE = 100_000
+
 
 def as_candidate(task, item: Any) -> Candidate:
     """Accept the forms users pass: Candidate, {slot: tree}, a LossTree (one slot) or a LossGenome."""
@@ -176,6 +179,7 @@ class LossRejection(Stage):
         self.constant_one = constant_one
         self._reference_norms: dict[str, float] = {}
         self._settings: dict[str, LrpSettings] = {}
+        self._verdicts: dict[tuple[str, str], tuple[str, float | None, str | None]] = {}
 
     def settings(self, slot: str) -> LrpSettings:
         """The protocol, K, lr and eta that ``slot`` is judged with."""
@@ -277,7 +281,20 @@ class LossRejection(Stage):
 
     def verdict(self, loss: TreeLoss, slot: str) -> tuple[str, float | None, str | None]:
         """``(outcome, gain, reason)`` of one slot's loss: outcome ``passed``, ``rejected`` or
-        ``invalid``; the gain where one was measured; the reason where a check ended it."""
+        ``invalid``; the gain where one was measured; the reason where a check ended it.
+
+        A slot's verdict depends on its tree alone (fixed probe, seeded head), so it is kept:
+        a child that mutates one slot of a genome re-judges only that slot.
+        """
+        key = (slot, loss.tree)
+        if key not in self._verdicts:
+            if len(self._verdicts) >= VERDICT_CACHE:
+                self._verdicts.pop(next(iter(self._verdicts)))  # oldest first
+            self._verdicts[key] = self.judge(loss, slot)
+        return self._verdicts[key]
+
+    def judge(self, loss: TreeLoss, slot: str) -> tuple[str, float | None, str | None]:
+        """:meth:`verdict` computed afresh (benches time it)."""
         ended = self.problem(loss, slot)
         if ended is not None:
             return ended[0], None, ended[1]

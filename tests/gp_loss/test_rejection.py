@@ -140,3 +140,12 @@ def test_protocol_is_stored_in_run_json_and_old_runs_resume_with_the_papers():
     assert RunSettings.from_json(RunSettings("cls_digits").to_json()).pipeline.lrp_protocol == "shared"
     before_this_change = {"task": "cls_digits", "pipeline": {"gec": True, "lrp": True, "lrp_eta": None}}
     assert RunSettings.from_json(before_this_change).pipeline.lrp_protocol == "paper"
+
+
+def test_slot_verdicts_are_kept_per_tree():
+    task = get_task("cls_digits")
+    lrp = LossRejection(ProxyTraining(task), task)
+    ce = TreeLoss(get_baseline("cross_entropy").tree, SOFTMAX)
+    first = lrp.verdict(ce, "cls")
+    assert lrp.verdict(TreeLoss(get_baseline("cross_entropy").tree, SOFTMAX), "cls") is first
+    assert lrp.judge(ce, "cls") == first  # deterministic: the cache changes no verdict
