@@ -68,6 +68,14 @@ def _task_option(values: tuple[str, ...]) -> dict:
     return options
 
 
+def _lrp_protocol_option(*names: str, help: str):
+    """The choice of Loss-Rejection Protocol (``gp_loss.fitness.rejection.PROTOCOLS``; spelled
+    out here so that the CLI starts without importing torch)."""
+    return click.option(
+        *names, type=click.Choice(["shared", "paper"]), default="shared", show_default=True, help=help
+    )
+
+
 @cli.command("evolve")
 @click.option("--task", help="Task to search losses for (see `tasks`).")
 @click.option("--metric", default=None, help="Target metric (default: the task's first).")
@@ -101,12 +109,9 @@ def _task_option(values: tuple[str, ...]) -> dict:
 @click.option("--random-search", is_flag=True, help="Fresh random losses instead of evolution (baseline).")
 @click.option("--no-gec", is_flag=True, help="Switch off the Gradient-Equivalence-Check.")
 @click.option("--no-lrp", is_flag=True, help="Switch off the Loss-Rejection Protocol.")
-@click.option(
+@_lrp_protocol_option(
     "--lrp",
     "lrp_protocol",
-    type=click.Choice(["shared", "paper"]),
-    default="shared",
-    show_default=True,
     help="LRP protocol: shared (an ordering check, then a head shared by all probe samples, "
     "trained on probe features); paper (free predictions, AutoLoss-Zero's, for the ablation).",
 )
@@ -342,13 +347,7 @@ def bench_compile(rounds: int, repeats: int) -> None:
 @bench.command("lrp")
 @click.option("--task", "task_name", default="cls_digits", show_default=True)
 @click.option("--random", "n_random", default=30, show_default=True, help="Random trees to add.")
-@click.option(
-    "--protocol",
-    type=click.Choice(["shared", "paper"]),
-    default="shared",
-    show_default=True,
-    help="LRP protocol to calibrate.",
-)
+@_lrp_protocol_option("--protocol", help="LRP protocol to calibrate.")
 @click.option("--steps", type=int, default=None, help="K (task default).")
 @click.option("--eta", type=float, default=None, help="Threshold (task default).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (task default).")

@@ -149,3 +149,12 @@ def test_slot_verdicts_are_kept_per_tree():
     first = lrp.verdict(ce, "cls")
     assert lrp.verdict(TreeLoss(get_baseline("cross_entropy").tree, SOFTMAX), "cls") is first
     assert lrp.judge(ce, "cls") == first  # deterministic: the cache changes no verdict
+
+
+def test_cli_offers_exactly_the_protocols():
+    import cli
+    from gp_loss.fitness.rejection import PROTOCOLS
+
+    for command, name in ((cli.evolve_cmd, "lrp_protocol"), (cli.bench_lrp, "protocol")):
+        (option,) = [p for p in command.params if p.name == name]
+        assert tuple(option.type.choices) == PROTOCOLS and option.default == PROTOCOLS[0]
