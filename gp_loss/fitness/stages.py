@@ -243,7 +243,12 @@ class LossRejection(Stage):
         ``None``: non-finite."""
         batch = probe_batch(self.task, slot)
         if slot not in self._reference_norms:
-            tree = next(trees[slot] for _, trees in sorted(self.task.baselines.items()) if slot in trees)
+            trees = [trees[slot] for _, trees in sorted(self.task.baselines.items()) if slot in trees]
+            if not trees:
+                raise GpLossError(
+                    f"task {self.task.name!r} sets max_grad_ratio but has no tree baseline for slot {slot!r}"
+                )
+            tree = trees[0]
             reference = TreeLoss(tree, self.task.slot(slot).signature(self.constant_one))
             grad = probe_gradient(reference, batch.predictions, batch.targets).grad
             self._reference_norms[slot] = float(grad.norm())
@@ -260,7 +265,7 @@ class LossRejection(Stage):
             return self.task.probe_metric(slot, predictions, targets)
 
         head = probe_head(self.task, slot) if settings.protocol == "shared" else None
-        if head is not None:
+        if head is not None and len(head) > 0:  # no probe samples (no positives): free predictions
             return trainable_head_gain(
                 loss,
                 head.features,

@@ -158,3 +158,25 @@ def test_cli_offers_exactly_the_protocols():
     for command, name in ((cli.evolve_cmd, "lrp_protocol"), (cli.bench_lrp, "protocol")):
         (option,) = [p for p in command.params if p.name == name]
         assert tuple(option.type.choices) == PROTOCOLS and option.default == PROTOCOLS[0]
+
+
+def test_gradient_scale_bound_needs_a_tree_baseline_and_rejects_a_dwarfing_gradient():
+    class Bounded(TwoSlotToy):
+        lrp_defaults = {"shared": {"steps": 30, "lr": 0.1, "eta": 0.05, "max_grad_ratio": 100}}
+
+    bounded = Bounded()
+    lrp = LossRejection(ProxyTraining(bounded), bounded)
+    reg = bounded.slot("reg").signature()
+    giou = get_baseline("giou").tree
+    assert lrp.gradient_scale(TreeLoss(giou, reg), "reg") == pytest.approx(1.0)
+    # -(union * inter) works in px^4 against GIoU's ratios: its gradient is ~3000x GIoU's here
+    outcome, _, reason = lrp.verdict(TreeLoss("mul(union, neg(inter))", reg), "reg")
+    assert outcome == "rejected" and "the reference baseline's" in reason
+    assert lrp.verdict(TreeLoss(giou, reg), "reg")[0] == "passed"
+
+    class Treeless(Bounded):
+        baselines = {}
+
+    treeless = Treeless()
+    with pytest.raises(GpLossError, match="no tree baseline for slot 'reg'"):
+        LossRejection(ProxyTraining(treeless), treeless).verdict(TreeLoss(giou, reg), "reg")
