@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import pytest
 import torch
@@ -162,7 +163,9 @@ def test_cli_offers_exactly_the_protocols():
 
 def test_gradient_scale_bound_needs_a_tree_baseline_and_rejects_a_dwarfing_gradient():
     class Bounded(TwoSlotToy):
-        lrp_defaults = {"shared": {"steps": 30, "lr": 0.1, "eta": 0.05, "max_grad_ratio": 100}}
+        lrp_defaults: ClassVar[dict] = {
+            "shared": {"steps": 30, "lr": 0.1, "eta": 0.05, "max_grad_ratio": 100}
+        }
 
     bounded = Bounded()
     lrp = LossRejection(ProxyTraining(bounded), bounded)
@@ -175,7 +178,7 @@ def test_gradient_scale_bound_needs_a_tree_baseline_and_rejects_a_dwarfing_gradi
     assert lrp.verdict(TreeLoss(giou, reg), "reg")[0] == "passed"
 
     class Treeless(Bounded):
-        baselines = {}
+        baselines: ClassVar[dict] = {}
 
     treeless = Treeless()
     with pytest.raises(GpLossError, match="no tree baseline for slot 'reg'"):
