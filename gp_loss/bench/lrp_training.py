@@ -24,6 +24,7 @@ import torch
 
 from gp_loss.bench.lrp import VERDICT, known_panel
 from gp_loss.bench.timing import machine
+from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.probe import probe_batch, probe_gradient
 from gp_loss.fitness.rejection import PROTOCOLS
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
@@ -113,12 +114,12 @@ def _train_job(task_name: str, options: dict, baseline: str, slot: str | None, t
     losses = dict(resolve_losses(task, baseline)[1])
     if slot is not None:
         losses[slot] = TreeLoss(tree, task.slot(slot).signature())
+    # the search's own innermost stage, handed ready-made modules (hand-written baselines too)
+    candidate = Candidate({s.name: "" for s in task.slots}, context={"losses": losses})
     try:
-        result = task.proxy_train(losses)
+        return float(ProxyTraining(task)(candidate).fitness)
     except RuntimeError:  # a prediction-blind tree has no gradient: it trains nothing
         return task.worst_fitness()
-    fitness = result.metrics.get(task.metric) if result.outcome == "trained" else None
-    return task.worst_fitness() if fitness is None or fitness != fitness else float(fitness)
 
 
 def train_panel(task, task_options: dict, entries: list[PanelEntry], jobs: int = 1) -> float:
