@@ -9,20 +9,49 @@ Public API:
     primitive_set: the DEAP ``PrimitiveSet`` of a slot signature.
     SlotSignature: what a slot's trees see.
     GpLossError: user-facing errors.
+    Adapter, register_adapter: define a new input adapter (one class, one file).
 """
 
 from __future__ import annotations
 
-from gp_loss.codegen import compile_tree
-from gp_loss.errors import GpLossError
-from gp_loss.exchange import BestLoss, SlotLoss, read_best, write_best
-from gp_loss.module import load_loss
-from gp_loss.parse import parse_tree
-from gp_loss.signature import SlotSignature
-from gp_loss.space import LossGenome, LossTree, primitive_set
-from gp_loss.toolbox import make_toolbox
+import importlib
+from typing import Any
+
+#: Public name -> module defining it. Loaded on first use, so that ``import gp_loss.adapters``
+#: (what tasks import) does not load the search engine (PEP 562).
+_PUBLIC = {
+    "Adapter": "gp_loss.adapters",
+    "BestLoss": "gp_loss.exchange",
+    "GpLossError": "gp_loss.errors",
+    "LossGenome": "gp_loss.space",
+    "LossTree": "gp_loss.space",
+    "SlotLoss": "gp_loss.exchange",
+    "SlotSignature": "gp_loss.signature",
+    "compile_tree": "gp_loss.codegen",
+    "load_loss": "gp_loss.module",
+    "make_toolbox": "gp_loss.toolbox",
+    "parse_tree": "gp_loss.parse",
+    "primitive_set": "gp_loss.space",
+    "read_best": "gp_loss.exchange",
+    "register_adapter": "gp_loss.adapters",
+    "write_best": "gp_loss.exchange",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'gp_loss' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
 
 __all__ = [
+    "Adapter",
     "BestLoss",
     "GpLossError",
     "LossGenome",
@@ -35,5 +64,6 @@ __all__ = [
     "parse_tree",
     "primitive_set",
     "read_best",
+    "register_adapter",
     "write_best",
 ]

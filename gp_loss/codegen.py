@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from deap import gp
 
-from gp_loss.intervals import INPUT_RANGES, RULES, UNBOUNDED, Interval, without_saturation
+from gp_loss.intervals import ONE, RULES, UNBOUNDED, Interval, without_saturation
 from gp_loss.signature import SlotSignature
 from gp_loss.space import CONSTANT_ONE
 from primitives import EPS, PRIMITIVES
@@ -47,14 +47,17 @@ def function_name(primitive: str) -> str:
     return PRIMITIVES[primitive].fn.__name__
 
 
-def tree_code(nodes: Sequence, inputs: Sequence[str], name: str = "loss_tree") -> TreeCode:
+def tree_code(nodes: Sequence, signature: SlotSignature, name: str = "loss_tree") -> TreeCode:
     """Generate straight-line source for a tree given in DEAP prefix order.
 
     Args:
         nodes: a ``PrimitiveTree`` (or list of its ``Primitive``/``Terminal`` nodes).
-        inputs: argument names of the generated function, in order.
+        signature: the slot's signature: its adapter's inputs are the function's arguments, in
+            order, and their declared ranges feed the interval analysis.
         name: the function's name.
     """
+    adapter = signature.adapter_class
+    inputs = adapter.inputs
     lines: list[str] = []
     used: set[str] = set()
     seen: dict[tuple, str] = {}  # (primitive, argument vars) -> var: common subexpressions
@@ -70,9 +73,9 @@ def tree_code(nodes: Sequence, inputs: Sequence[str], name: str = "loss_tree") -
                     lines.append(
                         f"    {seen[key]} = torch.ones((1, 1, 1, 1), dtype={first}.dtype, device={first}.device)"
                     )
-                stack.append((seen[key], INPUT_RANGES[CONSTANT_ONE]))
+                stack.append((seen[key], ONE))
             else:
-                stack.append((value, INPUT_RANGES.get(value, UNBOUNDED)))
+                stack.append((value, adapter.ranges.get(value, UNBOUNDED)))
             continue
         args = [stack.pop() for _ in range(node.arity)]
         arg_vars = [a[0] for a in args]
@@ -114,7 +117,7 @@ def compile_tree(tree: str, signature: SlotSignature) -> Callable[..., torch.Ten
     from gp_loss.parse import parse_tree  # local: parse imports space, as we do
 
     nodes = parse_tree(tree, signature)
-    code = tree_code(nodes, signature.inputs)
+    code = tree_code(nodes, signature)
     space = _namespace()
     exec(compile(code.source, f"<gp-loss tree {tree[:60]}>", "exec"), space)
     return space[code.name]

@@ -12,24 +12,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gp_loss.adapters import ADAPTERS, get_adapter
 from gp_loss.errors import GpLossError
 from gp_loss.parse import parse_tree
-from gp_loss.signature import ADAPTER_INPUTS, SlotSignature
+from gp_loss.signature import SlotSignature
 
 FORMAT = "gp-loss/1"
 
 
 @dataclass(frozen=True)
 class SlotLoss:
-    """One slot of a found loss: its tree string and the adapter that feeds it."""
+    """One slot of a found loss: its tree string, the adapter that feeds it and the adapter's
+    options that differ from its defaults (``{"ignore_index": 0}``; files written before
+    options existed have none and read as the defaults)."""
 
     tree: str
     adapter: str
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def signature(self) -> SlotSignature:
         """The most permissive signature for this adapter (pooling and ``one`` allowed)."""
         return SlotSignature(self.adapter, spatial=True, constant_one=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The slot's entry in ``best.json``."""
+        entry: dict[str, Any] = {"tree": self.tree, "adapter": self.adapter}
+        if self.options:
+            entry["adapter_options"] = dict(self.options)
+        return entry
 
 
 @dataclass
@@ -49,7 +60,7 @@ class BestLoss:
             "task": self.task,
             "metric": self.metric,
             "fitness": self.fitness,
-            "slots": {name: {"tree": s.tree, "adapter": s.adapter} for name, s in self.slots.items()},
+            "slots": {name: s.to_json() for name, s in self.slots.items()},
             **self.extra,
         }
 
@@ -71,11 +82,15 @@ def parse_best(data: Any, source: str = "best.json") -> BestLoss:
         if not isinstance(entry, dict) or not isinstance(entry.get("tree"), str):
             raise GpLossError(f"{source}: slot {name!r} needs a string 'tree'")
         adapter = entry.get("adapter")
-        if adapter not in ADAPTER_INPUTS:
-            known = ", ".join(sorted(ADAPTER_INPUTS))
+        if adapter not in ADAPTERS:
+            known = ", ".join(sorted(ADAPTERS))
             raise GpLossError(f"{source}: slot {name!r} has unknown adapter {adapter!r}; known: {known}")
-        slot = SlotLoss(entry["tree"], adapter)
+        options = entry.get("adapter_options", {})
+        if not isinstance(options, dict):
+            raise GpLossError(f"{source}: slot {name!r}: 'adapter_options' must be an object")
+        slot = SlotLoss(entry["tree"], adapter, dict(options))
         try:
+            get_adapter(adapter, options)
             parse_tree(slot.tree, slot.signature)
         except GpLossError as err:
             raise GpLossError(f"{source}: slot {name!r}: {err}") from None

@@ -51,7 +51,7 @@ def export_latex(best: BestLoss) -> str:
     """One line per slot: ``slot: L = \\operatorname{mean}(...)`` with the simplified formula."""
     lines = []
     for slot, loss in best.slots.items():
-        formula = to_latex(parse_tree(loss.tree, loss.signature))
+        formula = to_latex(parse_tree(loss.tree, loss.signature), loss.signature.adapter_class)
         lines.append(f"{slot}: L_{{\\mathrm{{{slot}}}}} = \\operatorname{{mean}}\\left[{formula}\\right]")
     return "\n".join(lines)
 

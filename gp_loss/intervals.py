@@ -15,15 +15,8 @@ Interval = tuple[float, float]
 
 UNBOUNDED: Interval = (-math.inf, math.inf)
 
-#: Ranges of adapter inputs (and the constant ``one``).
-INPUT_RANGES: dict[str, Interval] = {
-    "y_hat": (0.0, 1.0),
-    "y": (0.0, 1.0),
-    "inter": (0.0, math.inf),
-    "union": (0.0, math.inf),
-    "enclose": (0.0, math.inf),
-    "one": (1.0, 1.0),
-}
+#: Range of the constant terminal ``one`` (adapters declare their inputs' ranges).
+ONE: Interval = (1.0, 1.0)
 
 
 def _prod(a: float, b: float) -> float:

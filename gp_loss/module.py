@@ -9,10 +9,11 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
 
-from gp_loss import adapters
+from gp_loss.adapters import get_adapter, valid_mean
 from gp_loss.exchange import BestLoss, SlotLoss, read_best
 from gp_loss.standalone import class_name, module_source
 
@@ -68,21 +69,24 @@ class TreeLoss(torch.nn.Module):
     a module per candidate.
     """
 
-    def __init__(self, tree: str, signature, ignore_index: int = 255) -> None:
+    def __init__(self, tree: str, signature, options: Mapping[str, Any] | None = None) -> None:
+        """Args: ``tree`` (a tree string), ``signature`` (its slot's :class:`SlotSignature`),
+        ``options`` (the adapter's options, e.g. ``{"ignore_index": 0}``; default: its defaults)."""
         super().__init__()
         from gp_loss.codegen import compile_tree  # local: keeps import order one-way
 
         self.tree = tree
-        self.adapter = signature.adapter
-        self.ignore_index = ignore_index
+        self.adapter = get_adapter(signature.adapter, options)
         self._fn = compile_tree(tree, signature)
 
+    @classmethod
+    def for_slot(cls, slot, tree: str, constant_one: bool = False) -> TreeLoss:
+        """The loss of ``tree`` in a task's ``slot`` (its signature and adapter options)."""
+        return cls(tree, slot.signature(constant_one), slot.adapter_options)
+
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.adapter == "softmax_onehot":
-            inputs, valid = adapters.softmax_onehot(prediction, target, self.ignore_index)
-        else:
-            inputs, valid = adapters.box_iou_areas(prediction, target)
-        return adapters.valid_mean(self._fn(*inputs), valid, inputs[0])
+        inputs, valid = self.adapter.forward(prediction, target)
+        return valid_mean(self._fn(*inputs), valid, inputs[0])
 
     def extra_repr(self) -> str:
         return f"tree={self.tree!r}, adapter={self.adapter!r}"

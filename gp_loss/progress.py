@@ -16,6 +16,7 @@ _SHORT = {
     "diverged": "div",
     "trained": "train",
     "timeout": "t/o",
+    "failed": "fail",
 }
 
 
@@ -53,7 +54,7 @@ class ProgressPrinter(Hook):
 
     def line(self, state: SearchState) -> str:
         """The status line."""
-        counts = " ".join(f"{_SHORT[k]} {v}" for k, v in state.counts.items() if v)
+        counts = " ".join(f"{_SHORT.get(k, k)} {v}" for k, v in state.counts.items() if v)
         best = "-" if state.best is None else f"{state.best['fitness']:.4f}"
         left = ""
         if self.limits.budget is not None:

@@ -42,6 +42,34 @@ def ranked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(trained, key=lambda e: (-e["fitness"], e["id"]))
 
 
+def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
+    """``show --json``: the run's outcome counts and its best ``top`` trained losses."""
+    config, events = load_events(run)
+    signatures = _signatures(config)
+    from tasks import TASKS
+
+    metric = config.get("task_options", {}).get("metric") or TASKS[config["task"]].metrics[0]
+    return {
+        "run": str(run),
+        "task": config["task"],
+        "metric": metric,
+        "explored": len(events),
+        "seconds": events[-1]["time"] if events else 0.0,
+        "outcomes": dict(Counter(e["outcome"] for e in events)),
+        "leaderboard": [
+            {
+                "rank": rank,
+                "id": event["id"],
+                "fitness": event["fitness"],
+                "metrics": event.get("metrics", {}),
+                "trees": event["trees"],
+                "formulas": {slot: formula(tree, signatures[slot]) for slot, tree in event["trees"].items()},
+            }
+            for rank, event in enumerate(ranked(events)[:top], 1)
+        ],
+    }
+
+
 def leaderboard(run: str | Path, top: int = 10) -> str:
     """The text of ``show``."""
     config, events = load_events(run)

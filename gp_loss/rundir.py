@@ -158,12 +158,15 @@ class RunDirectory(Hook):
         """best.json from the state's best trained candidate (nothing before there is one)."""
         if state.best is None:
             return
-        adapters = {name: info["adapter"] for name, info in self.task_info.get("slots", {}).items()}
+        slots = self.task_info.get("slots", {})
         best = BestLoss(
             task=self.task_info.get("name"),
             metric=self.task_info.get("metric"),
             fitness=state.best["fitness"],
-            slots={slot: SlotLoss(tree, adapters[slot]) for slot, tree in state.best["genome"].items()},
+            slots={
+                slot: SlotLoss(tree, slots[slot]["adapter"], _changed_options(slots[slot]))
+                for slot, tree in state.best["genome"].items()
+            },
             extra={"id": state.best["id"], "metrics": state.best.get("metrics", {})},
         )
         write_best(self.best_path, best)
@@ -173,3 +176,10 @@ class RunDirectory(Hook):
         self._append(event)
         if event.get("new_best"):
             self.write_best(state)
+
+
+def _changed_options(slot_info: dict[str, Any]) -> dict[str, Any]:
+    """The slot's adapter options that differ from the adapter's defaults (for ``best.json``)."""
+    from gp_loss.adapters import get_adapter
+
+    return get_adapter(slot_info["adapter"], slot_info.get("adapter_options")).changed_options()

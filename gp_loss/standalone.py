@@ -11,26 +11,11 @@ import re
 import textwrap
 from collections.abc import Callable, Mapping
 
-from gp_loss import adapters
+from gp_loss.adapters import Adapter, get_adapter, valid_mean
 from gp_loss.codegen import function_name, tree_code
 from gp_loss.exchange import SlotLoss
 from gp_loss.parse import parse_tree
 from primitives import PRIMITIVES, aggregation, numerics
-
-#: Per adapter: forward() parameters and the adapter call producing (inputs, valid).
-_FORWARD: dict[str, tuple[str, str, str]] = {
-    "softmax_onehot": (
-        "logits: Tensor, labels: Tensor",
-        "softmax_onehot(logits, labels, self.ignore_index)",
-        "ignore_index: int = 255",
-    ),
-    "box_iou_areas": (
-        "pred_boxes: Tensor, target_boxes: Tensor",
-        "box_iou_areas(pred_boxes, target_boxes)",
-        "",
-    ),
-}
-
 
 _CONSTANTS = ("EPS", "EXP_MAX", "MAX_MAGNITUDE", "SQRT_EPS")
 
@@ -53,19 +38,25 @@ def class_name(slot: str) -> str:
     return "".join(part.capitalize() for part in slot.split("_")) + "Loss"
 
 
+def _forward_params(adapter: Adapter) -> str:
+    return ", ".join(f"{name}: Tensor" for name in adapter.arguments)
+
+
 def _slot_class(slot: str, loss: SlotLoss, tree_fn: str, n_inputs: int) -> str:
-    params, call, init_args = _FORWARD[loss.adapter]
+    adapter = get_adapter(loss.adapter, loss.options)
     tree_args = ", ".join(f"inputs[{i}]" for i in range(n_inputs))
-    init_body = "        self.ignore_index = ignore_index\n" if "ignore_index" in init_args else ""
-    init_sig = f"self, {init_args}" if init_args else "self"
+    options = adapter.options
+    init_sig = ", ".join(["self", *(f"{k}: {type(v).__name__} = {v!r}" for k, v in options.items())])
+    init_body = "".join(f"        self.{k} = {k}\n" for k in options)
+    call_args = ", ".join([*adapter.arguments, *(f"self.{k}" for k in options)])
     return (
         f"class {class_name(slot)}(torch.nn.Module):\n"
         f'    """Searched loss for slot {slot!r}, adapter {loss.adapter!r}: mean of {loss.tree}."""\n\n'
         f"    def __init__({init_sig}) -> None:\n"
         f"        super().__init__()\n{init_body}"
         f"        self.tree = {loss.tree!r}\n\n"
-        f"    def forward({', '.join(['self', params])}) -> Tensor:\n"
-        f"        inputs, valid = {call}\n"
+        f"    def forward(self, {_forward_params(adapter)}) -> Tensor:\n"
+        f"        inputs, valid = {adapter.function.__name__}({call_args})\n"
         f"        out = {tree_fn}({tree_args})\n"
         f"        return valid_mean(out, valid, inputs[0])\n\n"
         f"    def extra_repr(self) -> str:\n"
@@ -78,8 +69,9 @@ def _container_class(slots: Mapping[str, SlotLoss]) -> str:
     init = "".join(f"        self.{slot}_loss = {class_name(slot)}()\n" for slot in slots)
     methods = []
     for slot, loss in slots.items():
-        params = _FORWARD[loss.adapter][0]
-        args = ", ".join(p.split(":")[0].strip() for p in params.split(","))
+        adapter = get_adapter(loss.adapter, loss.options)
+        params = _forward_params(adapter)
+        args = ", ".join(adapter.arguments)
         methods.append(
             f"    @torch.jit.export\n"
             f"    def {slot}(self, {params}) -> Tensor:\n"
@@ -106,8 +98,8 @@ def module_source(slots: Mapping[str, SlotLoss], header: str = "") -> str:
     for slot, loss in slots.items():
         signature = loss.signature
         nodes = parse_tree(loss.tree, signature)
-        loss = SlotLoss(str(nodes), loss.adapter)  # canonical form: only names, parens, commas
-        code = tree_code(nodes, signature.inputs, name=f"{slot}_tree")
+        loss = SlotLoss(str(nodes), loss.adapter, loss.options)  # canonical: names, parens, commas
+        code = tree_code(nodes, signature, name=f"{slot}_tree")
         trees.append(code.source)
         used.update(code.primitives)
         classes.append(_slot_class(slot, loss, code.name, len(signature.inputs)))
@@ -120,8 +112,8 @@ def module_source(slots: Mapping[str, SlotLoss], header: str = "") -> str:
         parts.append(_source(aggregation._is_nchw))
     parts += [_source(PRIMITIVES[p].fn) for p in sorted(used, key=function_name)]
     for adapter in sorted({loss.adapter for loss in slots.values()}):
-        parts.append(_source(getattr(adapters, adapter)))
-    parts.append(_source(adapters.valid_mean))
+        parts.append(_source(get_adapter(adapter).function))
+    parts.append(_source(valid_mean))
     parts += trees
     parts += classes
     parts.append(_container_class(slots))

@@ -12,7 +12,7 @@ from gp_loss.symbolic import to_text
 
 def formula(tree: str, signature) -> str:
     """Plain-text, simplified formula of a tree (per element; the loss is its mean)."""
-    return to_text(parse_tree(tree, signature))
+    return to_text(parse_tree(tree, signature), signature.adapter_class)
 
 
 def summary(run: str | Path, state: SearchState, task, constant_one: bool = False) -> str:

@@ -7,32 +7,43 @@ from collections.abc import Sequence
 import sympy
 from deap import gp
 
+from gp_loss.adapters import ADAPTERS, Adapter
 from gp_loss.space import CONSTANT_ONE
 from primitives import PRIMITIVES
 
-#: How inputs print in formulas.
-#: Their ranges are declared so that simplification stays true to the safe primitives: softmax
-#: probabilities, unions and enclosing areas are positive; a one-hot target and an intersection
-#: can be 0 (where ``inv`` gives 0, not infinity).
-SYMBOLS: dict[str, sympy.Symbol] = {
-    "y_hat": sympy.Symbol(r"\hat{y}", positive=True),
-    "y": sympy.Symbol("y", nonnegative=True),
-    "inter": sympy.Symbol("I", nonnegative=True),
-    "union": sympy.Symbol("U", positive=True),
-    "enclose": sympy.Symbol("E", positive=True),
-}
-_TEXT_NAMES = {r"\hat{y}": "y_hat"}
+
+def symbol(name: str, adapter: type[Adapter] | None = None) -> sympy.Symbol:
+    """The sympy symbol of input ``name`` as ``adapter`` (default: the first adapter with that
+    input) declares it: name and assumptions, which keep simplification true to the safe
+    primitives."""
+    for each in [adapter] if adapter is not None else list(ADAPTERS.values()):
+        if name in each.symbols:
+            printed, assumptions = each.symbols[name]
+            return sympy.Symbol(printed, **assumptions)
+    return sympy.Symbol(name)
+
+
+def _text_names(adapter: type[Adapter] | None) -> dict[str, str]:
+    """Printed symbol -> input name, where they differ (``\\hat{y}`` -> ``y_hat``)."""
+    return {
+        printed: name
+        for each in ([adapter] if adapter is not None else ADAPTERS.values())
+        for name, (printed, _) in each.symbols.items()
+        if printed != name
+    }
+
 
 #: Trees larger than this are not passed to ``sympy.simplify`` (it can take minutes).
 SIMPLIFY_MAX_NODES = 60
 
 
-def to_sympy(nodes: Sequence) -> sympy.Expr:
-    """The sympy expression of a tree in DEAP prefix order (iterative: any depth)."""
+def to_sympy(nodes: Sequence, adapter: type[Adapter] | None = None) -> sympy.Expr:
+    """The sympy expression of a tree in DEAP prefix order (iterative: any depth); inputs print
+    as ``adapter`` declares them."""
     stack: list[sympy.Expr] = []
     for node in reversed(nodes):
         if isinstance(node, gp.Terminal):
-            stack.append(sympy.Integer(1) if node.value == CONSTANT_ONE else SYMBOLS[node.value])
+            stack.append(sympy.Integer(1) if node.value == CONSTANT_ONE else symbol(node.value, adapter))
         else:
             args = [stack.pop() for _ in range(node.arity)]
             stack.append(PRIMITIVES[node.name].sympy_fn(*args))
@@ -40,20 +51,20 @@ def to_sympy(nodes: Sequence) -> sympy.Expr:
     return expr
 
 
-def simplified(nodes: Sequence) -> sympy.Expr:
+def simplified(nodes: Sequence, adapter: type[Adapter] | None = None) -> sympy.Expr:
     """The expression, simplified when the tree is small enough."""
-    expr = to_sympy(nodes)
+    expr = to_sympy(nodes, adapter)
     if len(nodes) <= SIMPLIFY_MAX_NODES:
         expr = sympy.simplify(expr)
     return expr
 
 
-def template_latex(nodes: Sequence) -> str:
+def template_latex(nodes: Sequence, adapter: type[Adapter] | None = None) -> str:
     """LaTeX straight from the primitives' templates, no sympy (fast, for any size)."""
     stack: list[str] = []
     for node in reversed(nodes):
         if isinstance(node, gp.Terminal):
-            stack.append("1" if node.value == CONSTANT_ONE else sympy.latex(SYMBOLS[node.value]))
+            stack.append("1" if node.value == CONSTANT_ONE else sympy.latex(symbol(node.value, adapter)))
         else:
             args = [stack.pop() for _ in range(node.arity)]
             stack.append(PRIMITIVES[node.name].latex.format(*args))
@@ -61,19 +72,19 @@ def template_latex(nodes: Sequence) -> str:
     return text
 
 
-def to_latex(nodes: Sequence) -> str:
+def to_latex(nodes: Sequence, adapter: type[Adapter] | None = None) -> str:
     """LaTeX of the per-element loss (the loss is its mean over valid elements).
 
     Small trees are sympy-simplified; large ones use the primitives' templates.
     """
     if len(nodes) > SIMPLIFY_MAX_NODES:
-        return template_latex(nodes)
-    return sympy.latex(simplified(nodes))
+        return template_latex(nodes, adapter)
+    return sympy.latex(simplified(nodes, adapter))
 
 
-def to_text(nodes: Sequence) -> str:
+def to_text(nodes: Sequence, adapter: type[Adapter] | None = None) -> str:
     """A short plain-text formula such as ``-y*log(y_hat)``."""
-    text = sympy.sstr(simplified(nodes))
-    for sym, name in _TEXT_NAMES.items():
+    text = sympy.sstr(simplified(nodes, adapter))
+    for sym, name in _text_names(adapter).items():
         text = text.replace(sym, name)
     return text

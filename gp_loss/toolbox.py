@@ -12,6 +12,7 @@ fitness tuple; candidates that earn no fitness (invalid, rejected) get the task'
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 
 from deap import base, gp, tools
 
+from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
 from gp_loss.space import LossGenome, LossTree, primitive_set
@@ -139,6 +141,26 @@ class PipelineMap:
         return [self.evaluate.record(result) for result in ordered]
 
 
+def worker_imports(task) -> tuple[str, ...]:
+    """Modules a process or Ray worker imports to rebuild ``task`` by name; a task whose class
+    is not the one registered under its name cannot be rebuilt there (a one-line error)."""
+    from tasks import TASKS
+
+    cls = type(task)
+    if TASKS.get(task.name) is not cls:
+        raise GpLossError(
+            f"task class {cls.__qualname__} is not registered as {task.name!r}, so workers cannot "
+            "rebuild it: decorate it with @register_task(name) in an importable module, or use the "
+            "serial backend"
+        )
+    if cls.__module__ == "__main__":
+        raise GpLossError(
+            f"task class {cls.__qualname__} lives in the __main__ script, which workers do not import: "
+            "move it to a module, or use the serial backend"
+        )
+    return ("tasks", cls.__module__)
+
+
 def make_toolbox(
     task,
     *,
@@ -173,8 +195,14 @@ def make_toolbox(
         from tasks import get_task
 
         task = get_task(task, **task_options)
-    options = pipeline or PipelineOptions()
-    options.constant_one, options.max_height, options.max_nodes = constant_one, max_height, max_nodes
+    elif task_options:
+        raise GpLossError(
+            "task options go to the task's constructor: pass them with a task name, not an object"
+        )
+    # a copy: the caller's options object is theirs
+    options = dataclasses.replace(
+        pipeline or PipelineOptions(), constant_one=constant_one, max_height=max_height, max_nodes=max_nodes
+    )
     signatures = [slot.signature(constant_one) for slot in task.slots]
     psets = [primitive_set(signature) for signature in signatures]
     toolbox = base.Toolbox()
@@ -202,9 +230,8 @@ def make_toolbox(
     else:
         from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
 
-        threads = default_threads(workers)
         spec = WorkerSpec(
-            task.name, {**task_options, "seed": task.seed}, options.to_json(), ("tasks",), threads
+            task.name, task.options(), options.to_json(), worker_imports(task), default_threads(workers)
         )
         runner = make_backend(
             backend,

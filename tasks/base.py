@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from gp_loss.adapters import get_adapter
+from gp_loss.errors import GpLossError
 from gp_loss.signature import SlotSignature
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -20,15 +23,21 @@ class Slot:
 
     Attributes:
         name: slot name (``cls``, ``reg``).
-        adapter: input adapter feeding the slot's trees.
+        adapter: input adapter feeding the slot's trees (a name in ``gp_loss.adapters``).
         spatial: inputs have real H, W (pooling allowed).
         probe_metric: name of the per-sample metric the Loss-Rejection Protocol uses.
+        adapter_options: the adapter's options for this slot (``{"ignore_index": 0}`` where 255
+            is a real label); recorded in ``best.json`` and the exported module.
     """
 
     name: str
     adapter: str
     spatial: bool
     probe_metric: str
+    adapter_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        get_adapter(self.adapter, self.adapter_options)  # unknown adapter or option: one line
 
     def signature(self, constant_one: bool = False) -> SlotSignature:
         """The slot's search-space signature."""
@@ -105,13 +114,28 @@ class Task(abc.ABC):
     """A problem the search optimises losses for.
 
     Subclasses declare ``name``, ``slots``, ``metrics`` (first = default) and ``baselines``
-    (name -> slot -> tree string), and implement the abstract methods.
+    (name -> slot -> tree string), implement the abstract methods, and may override any other
+    attribute below: this class declares everything the engine reads from a task.
     """
 
+    #: Registry name (``--task``).
     name: str = ""
+    #: The searched loss slots, in genome order.
     slots: tuple[Slot, ...] = ()
+    #: Target metrics, higher is better; the first is the default ``--metric``.
     metrics: tuple[str, ...] = ()
+    #: Baselines written as trees: name -> slot -> tree string.
     baselines: Mapping[str, Mapping[str, str]] = {}
+    #: Hand-written baselines the tree space cannot express: name -> ``factory(task)`` returning
+    #: slot -> loss function (``None`` keeps a slot's stock loss where the model has one).
+    custom_losses: Mapping[str, Callable[[Any], Mapping[str, LossFn | None]]] = {}
+    #: ``evolve``'s wall-clock budget when no limit is given (``90s``, ``10m``, ``2h``).
+    default_budget: str = "2m"
+    #: ``evolve``'s population size when ``--population`` is not given.
+    default_population: int = 20
+    #: True where the Loss-Rejection Protocol scores probe samples with the target metric itself
+    #: (``bench lrp`` then calibrates every metric by default).
+    probe_follows_metric: bool = False
     #: The baseline a researcher starts from (a key of ``baselines`` or of the task's hand-written
     #: ``custom_losses``): ``bench lrp --against-training`` measures whether a loss trains
     #: against its proxy fitness. Empty: the first of ``baselines`` by name.
@@ -129,10 +153,33 @@ class Task(abc.ABC):
         "paper": {"steps": 50, "lr": 0.1, "eta": 0.1},
     }
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Task:
+        task = super().__new__(cls)
+        task._constructor_arguments = (args, kwargs)  # what rebuilds it in a worker: options()
+        return task
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments this task was built with, positional ones named: process and
+        Ray workers rebuild the task from them (``get_task(task.name, **task.options())``)."""
+        args, kwargs = getattr(self, "_constructor_arguments", ((), {}))
+        try:
+            bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs)
+        except TypeError as err:
+            raise GpLossError(f"task {self.name!r}: cannot name its constructor arguments ({err})") from None
+        options: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:
+            kind = bound.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                if value:
+                    raise GpLossError(f"task {self.name!r} takes *args: workers cannot rebuild it by keyword")
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                options.update(value)
+            else:
+                options[name] = value
+        return options
+
     def __init__(self, metric: str | None = None, seed: int = 0, device: str = "cpu") -> None:
         if metric is not None and metric not in self.metrics:
-            from gp_loss.errors import GpLossError
-
             raise GpLossError(
                 f"task {self.name!r} has no metric {metric!r}; known: {', '.join(self.metrics)}"
             )
@@ -150,14 +197,23 @@ class Task(abc.ABC):
         return next(s for s in self.slots if s.name == name)
 
     @abc.abstractmethod
+    def probe_batches(self) -> Mapping[str, ProbeBatch]:
+        """The fixed probe batch of every slot, slot name -> :class:`ProbeBatch` (the same every
+        call: seeded). The engine calls it once per task object."""
+
     def probe_batch(self, slot: str) -> ProbeBatch:
-        """The fixed probe batch of ``slot`` (same every call: seeded)."""
+        """The probe batch of one slot (from :meth:`probe_batches`)."""
+        return self.probe_batches()[slot]
+
+    def probe_heads(self) -> Mapping[str, HeadProbe]:
+        """Features of probe samples for the shared-head rejection protocol, slot name ->
+        :class:`HeadProbe` (the same every call: seeded). A slot left out (the default: all)
+        is judged on free predictions instead."""
+        return {}
 
     def probe_head(self, slot: str) -> HeadProbe | None:
-        """Features of probe samples for the shared-head rejection protocol (same every call:
-        seeded); ``None`` (the default) makes that protocol optimise free predictions for
-        ``slot`` instead."""
-        return None
+        """The head probe of one slot, or ``None`` (from :meth:`probe_heads`)."""
+        return self.probe_heads().get(slot)
 
     @abc.abstractmethod
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -168,9 +224,10 @@ class Task(abc.ABC):
         """Train the proxy model with one loss per slot; metrics on the proxy validation split."""
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
-        """Train the final model with ``seed`` and return every metric on the test split."""
-        from gp_loss.errors import GpLossError
+        """Train the final model with ``seed`` and return every metric on the test split.
 
+        Raises :class:`tasks.training.TrainingDiverged` when the training stops at an invalid
+        loss value: a diverged training has no score (it is never reported as 0.0)."""
         raise GpLossError(f"task {self.name!r} has no final evaluation")
 
     def _set_training_options(
@@ -202,17 +259,21 @@ class Task(abc.ABC):
             "metric": self.metric,
             "metrics": list(self.metrics),
             "slots": {
-                s.name: {"adapter": s.adapter, "spatial": s.spatial, "probe_metric": s.probe_metric}
+                s.name: {
+                    "adapter": s.adapter,
+                    "adapter_options": dict(s.adapter_options),
+                    "spatial": s.spatial,
+                    "probe_metric": s.probe_metric,
+                }
                 for s in self.slots
             },
             "baselines": sorted(self.baselines),
+            "custom_losses": sorted(self.custom_losses),
         }
 
 
 def option(name: str, value: Any, kind: type, minimum: float | None = None) -> Any:
     """A task option checked and converted (``--task-option steps=abc`` -> one-line error)."""
-    from gp_loss.errors import GpLossError
-
     try:
         converted = kind(value)
         if isinstance(value, bool) or (kind is int and float(value) != converted):
@@ -228,11 +289,7 @@ def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        from gp_loss.errors import GpLossError
-
         raise GpLossError(f"unknown device {device!r}; use auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from gp_loss.errors import GpLossError
-
         raise GpLossError("--device cuda asked for, but torch sees no CUDA device here")
     return device

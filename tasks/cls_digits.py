@@ -18,9 +18,8 @@ from gp_loss.baselines import get_baseline
 from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, TrainResult, option
 from tasks.data.splits import stratified_split
 from tasks.registry import register_task
+from tasks.training import train_model
 
-#: A loss whose magnitude passes this bound counts as exploding (stop-invalid).
-LOSS_BOUND = 1e10
 _SPLIT_SEED = 20260101
 
 
@@ -42,13 +41,6 @@ def _split(labels: torch.Tensor) -> dict[str, torch.Tensor]:
 def mlp(hidden: int = 64) -> nn.Module:
     """The proxy model: 64 -> hidden -> 10."""
     return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-
-def _finite_step(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
-    if not torch.isfinite(loss) or abs(float(loss)) > LOSS_BOUND:
-        return False
-    norms = [p.grad.norm() for p in params if p.grad is not None]
-    return bool(torch.isfinite(torch.stack(norms)).all()) if norms else True
 
 
 @register_task("cls_digits")
@@ -101,59 +93,56 @@ class ClsDigits(Task):
         torch.manual_seed(self.seed + 1)
         return mlp(self.hidden), pick
 
-    def probe_batch(self, slot: str = "cls") -> ProbeBatch:
+    def probe_batches(self) -> dict[str, ProbeBatch]:
         model, pick = self._probe_samples(self.probe_size)
         with torch.no_grad():
             logits = model(self.x[pick])
-        return ProbeBatch(logits, self.y[pick])
+        return {"cls": ProbeBatch(logits, self.y[pick])}
 
-    def probe_head(self, slot: str = "cls") -> HeadProbe:
+    def probe_heads(self) -> dict[str, HeadProbe]:
         """The probe network's hidden features of ``head_probe_size`` training samples."""
         model, pick = self._probe_samples(self.head_probe_size)
         with torch.no_grad():
             features = model[:2](self.x[pick])
-        return HeadProbe(features, self.y[pick], outputs=10, per_channel=False)
+        return {"cls": HeadProbe(features, self.y[pick], outputs=10, per_channel=False)}
 
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return (predictions.argmax(dim=1) == targets).float()
 
     # -- proxy training --------------------------------------------------------------------
     def _train(self, losses: Mapping[str, LossFn], train_idx: torch.Tensor, stop_invalid: bool, seed: int):
-        torch.manual_seed(seed)
-        model = mlp(self.hidden).to(self.device)
-        params = list(model.parameters())
-        optimizer = torch.optim.Adam(params, lr=self.lr)
-        generator = torch.Generator().manual_seed(seed)
         x, y = self.x[train_idx].to(self.device), self.y[train_idx].to(self.device)
         loss_fn = losses["cls"]
-        value = torch.tensor(0.0)
-        for step in range(self.steps):
+
+        def step_losses(model: nn.Module, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
             batch = torch.randint(0, len(x), (self.batch_size,), generator=generator)
-            optimizer.zero_grad(set_to_none=True)
-            value = loss_fn(model(x[batch]), y[batch])
-            value.backward()
-            if stop_invalid and not _finite_step(value.detach(), params):
-                return model, step, False, float(value.detach())
-            optimizer.step()
-        return model, self.steps, True, float(value.detach())
+            return {"cls": loss_fn(model(x[batch]), y[batch])}
+
+        return train_model(
+            lambda: mlp(self.hidden).to(self.device),
+            step_losses,
+            steps=self.steps,
+            seed=seed,
+            optimizer=lambda params: torch.optim.Adam(params, lr=self.lr),
+            stop_invalid=stop_invalid,
+            label=f"{self.name} training",
+        )
 
     def _accuracy(self, model: nn.Module, idx: torch.Tensor) -> float:
+        model.eval()
         with torch.no_grad():
             pred = model(self.x[idx].to(self.device)).argmax(dim=1).cpu()
         return float((pred == self.y[idx]).float().mean())
 
     def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        model, steps, finished, last = self._train(losses, self.splits["train"], stop_invalid, self.seed)
-        if not finished:
-            return TrainResult("diverged", {}, steps, {"cls": last})
-        return TrainResult(
-            "trained", {"accuracy": self._accuracy(model, self.splits["val"])}, steps, {"cls": last}
-        )
+        run = self._train(losses, self.splits["train"], stop_invalid, self.seed)
+        if run.diverged:
+            return TrainResult("diverged", {}, run.steps, run.last_loss)
+        metrics = {"accuracy": self._accuracy(run.model, self.splits["val"])}
+        return TrainResult("trained", metrics, run.steps, run.last_loss)
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """Train on train + val with ``seed``, report metrics on the held-out test split."""
-        idx = torch.cat([self.splits["train"], self.splits["val"]])
-        model, _, finished, _ = self._train(losses, idx, True, seed)
-        if not finished:
-            return {"accuracy": 0.0}
-        return {"accuracy": self._accuracy(model, self.splits["test"])}
+        run = self._train(losses, torch.cat([self.splits["train"], self.splits["val"]]), True, seed)
+        run.raise_if_diverged(seed)
+        return {"accuracy": self._accuracy(run.model, self.splits["test"])}

@@ -27,10 +27,16 @@ from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
 from tasks.detection.coco_data import CocoDetection, collate
 from tasks.detection.evaluation import coco_box_ap, detections
-from tasks.detection.model import ProposalDecoder, inject, resnet50_faster_rcnn, small_faster_rcnn
+from tasks.detection.model import (
+    ProposalDecoder,
+    head_samples,
+    inject,
+    resnet50_faster_rcnn,
+    small_faster_rcnn,
+)
 from tasks.registry import register_task
+from tasks.training import note, train_model
 
-LOSS_BOUND = 1e6
 BUILTIN_COUNTS = {"train": 600, "val": 100, "test": 200}
 MODELS = ("small", "fasterrcnn_resnet50_fpn")
 
@@ -159,37 +165,35 @@ class DetCoco(Task):
         ``images`` training images (sampled proposals, their features, logits and boxes)."""
         if images not in self._probe_tensors:
             model = self.build_model(self.seed + 1)
-            model.roi_heads.probe = probe = {}
-            model.train()
             batch, targets = collate([self.train_set[i] for i in range(min(images, len(self.train_set)))])
             torch.manual_seed(self.seed + 2)
-            with torch.no_grad():
-                model(
-                    [i.to(self.device) for i in batch],
-                    [
-                        {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()}
-                        for t in targets
-                    ],
-                )
-            self._probe_tensors[images] = {k: v.cpu() for k, v in probe.items()}
+            samples = head_samples(model, *self._on_device(batch, targets))
+            self._probe_tensors[images] = {k: v.cpu() for k, v in samples.items()}
             self._box_coder = model.roi_heads.box_coder
         return self._probe_tensors[images]
 
-    def probe_batch(self, slot: str) -> ProbeBatch:
-        probe = self._probe(self.probe_images)
-        if slot == "cls":
-            return ProbeBatch(probe["class_logits"], probe["labels"])
-        return ProbeBatch(probe["pred_boxes"], probe["target_boxes"])
+    def _on_device(self, images: list, targets: list[dict]) -> tuple[list, list[dict]]:
+        images = [i.to(self.device) for i in images]
+        targets = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+        return images, targets
 
-    def probe_head(self, slot: str) -> HeadProbe:
+    def probe_batches(self) -> dict[str, ProbeBatch]:
+        probe = self._probe(self.probe_images)
+        return {
+            "cls": ProbeBatch(probe["class_logits"], probe["labels"]),
+            "reg": ProbeBatch(probe["pred_boxes"], probe["target_boxes"]),
+        }
+
+    def probe_heads(self) -> dict[str, HeadProbe]:
         """Box-head features of the proposals sampled on ``head_probe_images`` images: all of
         them for ``cls``, the positives (deltas decoded with their proposals) for ``reg``."""
         probe = self._probe(self.head_probe_images)
-        if slot == "cls":
-            return HeadProbe(probe["box_features"], probe["labels"], outputs=self.num_classes + 1)
         positive = probe["labels"] > 0
         decode = ProposalDecoder(probe["positive_proposals"], self._box_coder)
-        return HeadProbe(probe["box_features"][positive], probe["target_boxes"], 4, decode)
+        return {
+            "cls": HeadProbe(probe["box_features"], probe["labels"], outputs=self.num_classes + 1),
+            "reg": HeadProbe(probe["box_features"][positive], probe["target_boxes"], 4, decode),
+        }
 
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``cls``: correct proposals weighted so that the mean is the class-balanced accuracy
@@ -208,47 +212,32 @@ class DetCoco(Task):
         seed: int,
         stop_invalid: bool,
     ):
-        model = inject(self.build_model(seed), losses.get("cls"), losses.get("reg"))
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        # Adam, not detection's usual SGD: the searched trees come at arbitrary scales (CE as a
-        # tree is CE / C), and a proxy fitness should not hinge on a loss's constant factor
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=1e-4)
-        generator = torch.Generator().manual_seed(seed)
-        last = {}
-        for step in range(steps):
+        def step_losses(model, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
             idx = torch.randint(0, len(data), (self.batch_size,), generator=generator).tolist()
-            images, targets = collate([data[i] for i in idx])
-            images = [i.to(self.device) for i in images]
-            targets = [
-                {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets
-            ]
-            parts = model(images, targets)
-            total = sum(parts.values())
-            last = {k: float(v.detach()) for k, v in parts.items()}
-            if stop_invalid and (not torch.isfinite(total) or abs(float(total.detach())) > LOSS_BOUND):
-                return model, step, False, last
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if stop_invalid:
-                norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-                if not torch.isfinite(norm):
-                    return model, step, False, last
-            optimizer.step()
-        return model, steps, True, last
+            return model(*self._on_device(*collate([data[i] for i in idx])))
+
+        return train_model(
+            lambda: inject(self.build_model(seed), losses.get("cls"), losses.get("reg")),
+            step_losses,
+            steps=steps,
+            seed=seed,
+            # Adam, not detection's usual SGD: the searched trees come at arbitrary scales (CE as
+            # a tree is CE / C), and a proxy fitness should not hinge on a loss's constant factor
+            optimizer=lambda params: torch.optim.AdamW(params, lr=self.lr, weight_decay=1e-4),
+            stop_invalid=stop_invalid,
+            label=f"{self.name} training",
+        )
 
     def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        model, steps, finished, last = self._train(
-            losses, self.train_set, self.steps, self.seed, stop_invalid
-        )
-        if not finished:
-            return TrainResult("diverged", {}, steps, last)
-        metrics = coco_box_ap(self.val_set, detections(model, self.val_set, self.device))
-        return TrainResult("trained", metrics, steps, last)
+        run = self._train(losses, self.train_set, self.steps, self.seed, stop_invalid)
+        if run.diverged:
+            return TrainResult("diverged", {}, run.steps, run.last_loss)
+        metrics = coco_box_ap(self.val_set, detections(run.model, self.val_set, self.device))
+        return TrainResult("trained", metrics, run.steps, run.last_loss)
 
     def final_evaluate(self, losses: Mapping[str, LossFn | None], seed: int = 0) -> dict[str, float]:
         """Train ``final_steps`` on the final training set; AP on the test split."""
-        model, _, finished, _ = self._train(losses, self.final_train, self.final_steps, seed, True)
-        if not finished:
-            return dict.fromkeys(self.metrics, 0.0)
-        return coco_box_ap(self.test_set, detections(model, self.test_set, self.device))
+        run = self._train(losses, self.final_train, self.final_steps, seed, True)
+        run.raise_if_diverged(seed)
+        note(f"{self.name}: evaluating on {len(self.test_set)} test images")
+        return coco_box_ap(self.test_set, detections(run.model, self.test_set, self.device))

@@ -7,17 +7,21 @@ from typing import Any
 
 from gp_loss.errors import GpLossError
 
-TASKS: dict[str, Callable[..., Any]] = {}
+TASKS: dict[str, type] = {}
 
 
-def register_task(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Class decorator registering a task factory under ``name``."""
+def register_task(name: str) -> Callable[[type], type]:
+    """Class decorator registering a :class:`tasks.base.Task` subclass under ``name`` (the
+    engine reads its declared attributes, such as ``default_budget``, before building it)."""
+    from tasks.base import Task
 
-    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
-        if name in TASKS:
+    def wrap(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"register_task({name!r}) decorates a Task subclass, not {cls!r}")
+        if name in TASKS and TASKS[name] is not cls:
             raise ValueError(f"task {name!r} registered twice")
-        TASKS[name] = factory
-        return factory
+        TASKS[name] = cls
+        return cls
 
     return wrap
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from gp_loss.baselines import get_baseline
@@ -39,9 +38,7 @@ from tasks.segmentation.voc_data import (
     builtin_voc,
     has_split,
 )
-
-#: A loss whose magnitude passes this bound counts as exploding (stop-invalid).
-LOSS_BOUND = 1e6
+from tasks.training import note, train_model
 
 
 def random_crop(
@@ -177,16 +174,15 @@ class SegVoc(Task):
         return build_model(self.model_name, self.num_classes, self.weights).to(self.device)
 
     # -- LRP / GEC -----------------------------------------------------------------------------
-    def probe_batch(self, slot: str = "seg") -> ProbeBatch:
-        if not hasattr(self, "_probe"):
-            generator = torch.Generator().manual_seed(self.seed)
-            pick = torch.randperm(len(self.train_set), generator=generator)[: self.probe_images].tolist()
-            images, masks = self._batch(self.train_set, pick, None)
-            model = self.build_model(self.seed + 1).eval()
-            with torch.no_grad():
-                logits = model(images)
-            self._probe = ProbeBatch(logits.cpu(), masks.cpu())
-        return self._probe
+    def probe_batches(self) -> dict[str, ProbeBatch]:
+        """Logits of a randomly initialised network for ``probe_images`` seeded training images."""
+        generator = torch.Generator().manual_seed(self.seed)
+        pick = torch.randperm(len(self.train_set), generator=generator)[: self.probe_images].tolist()
+        images, masks = self._batch(self.train_set, pick, None)
+        model = self.build_model(self.seed + 1).eval()
+        with torch.no_grad():
+            logits = model(images)
+        return {"seg": ProbeBatch(logits.cpu(), masks.cpu())}
 
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         labels = predictions.argmax(dim=1).cpu().numpy()
@@ -197,30 +193,23 @@ class SegVoc(Task):
     def _train(
         self, losses: Mapping[str, LossFn], data: VocSegmentation, steps: int, seed: int, stop_invalid: bool
     ):
-        model = self.build_model(seed).train()
-        params = list(model.parameters())
-        optimizer = torch.optim.Adam(params, lr=self.lr)
-        # cosine decay: a short training still ends with small steps
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-        generator = torch.Generator().manual_seed(seed)
         loss_fn = losses["seg"]
-        last = float("nan")
-        for step in range(steps):
+
+        def step_losses(model, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
             idx = torch.randint(0, len(data), (self.batch_size,), generator=generator).tolist()
             images, masks = self._batch(data, idx, generator)
-            value = loss_fn(model(images), masks)
-            last = float(value.detach())
-            if stop_invalid and (not np.isfinite(last) or abs(last) > LOSS_BOUND):
-                return model, step, False, last
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            if stop_invalid:
-                norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-                if not torch.isfinite(norm):
-                    return model, step, False, last
-            optimizer.step()
-            schedule.step()
-        return model, steps, True, last
+            return {"seg": loss_fn(model(images), masks)}
+
+        return train_model(
+            lambda: self.build_model(seed),
+            step_losses,
+            steps=steps,
+            seed=seed,
+            optimizer=lambda params: torch.optim.Adam(params, lr=self.lr),
+            cosine=True,
+            stop_invalid=stop_invalid,
+            label=f"{self.name} training",
+        )
 
     def evaluate(self, model: torch.nn.Module, data: VocSegmentation) -> dict[str, float]:
         """All six metrics of ``model`` on ``data`` (whole images; batched when sizes agree)."""
@@ -237,16 +226,14 @@ class SegVoc(Task):
         return stats.scores()
 
     def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        model, steps, finished, last = self._train(
-            losses, self.train_set, self.steps, self.seed, stop_invalid
-        )
-        if not finished:
-            return TrainResult("diverged", {}, steps, {"seg": last})
-        return TrainResult("trained", self.evaluate(model, self.val_set), steps, {"seg": last})
+        run = self._train(losses, self.train_set, self.steps, self.seed, stop_invalid)
+        if run.diverged:
+            return TrainResult("diverged", {}, run.steps, run.last_loss)
+        return TrainResult("trained", self.evaluate(run.model, self.val_set), run.steps, run.last_loss)
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """Train ``final_steps`` on the final training set with ``seed``; six metrics on test."""
-        model, _, finished, _ = self._train(losses, self.final_train, self.final_steps, seed, True)
-        if not finished:
-            return dict.fromkeys(self.metrics, 0.0)
-        return self.evaluate(model, self.test_set)
+        run = self._train(losses, self.final_train, self.final_steps, seed, True)
+        run.raise_if_diverged(seed)
+        note(f"{self.name}: evaluating on {len(self.test_set)} test images")
+        return self.evaluate(run.model, self.test_set)

@@ -105,7 +105,26 @@ def test_train_with_baseline_and_found_loss(tmp_path):
         "train", "--task", "cls_digits", "--loss", "ce", "--seeds", "2", "--task-option", "steps=100"
     )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"\| accuracy \| 0\.[0-9]{4} \| 0\.[0-9]{4} \|", done.stdout)
+    assert re.search(
+        r"\| accuracy \| 0\.[0-9]{4} \+- 0\.[0-9]{4} \| 0\.[0-9]{4}, 0\.[0-9]{4} \|", done.stdout
+    )
+    assert "cls_digits training seed 1: step 100/100" in done.stderr  # progress on stderr
+    as_json = run_cli(
+        "train",
+        "--task",
+        "cls_digits",
+        "--loss",
+        "ce",
+        "--seeds",
+        "2",
+        "--task-option",
+        "steps=100",
+        "--json",
+    )
+    data = json.loads(as_json.stdout)
+    values = [run["metrics"]["accuracy"] for run in data["seeds"]]
+    assert data["summary"]["accuracy"]["mean"] == pytest.approx(sum(values) / 2)
+    assert f"{values[1]:.4f}" in done.stdout  # seeded: the same numbers as the Markdown run
     best = tmp_path / "best.json"
     best.write_text(
         json.dumps(

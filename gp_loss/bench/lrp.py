@@ -7,54 +7,12 @@ import time
 
 import torch
 
-from gp_loss.baselines import get_baseline
+from gp_loss.adapters import adapter_class
 from gp_loss.bench.timing import machine
 from gp_loss.fitness.probe import probe_head
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
 from gp_loss.module import TreeLoss
 from gp_loss.space import random_tree, tree_inputs
-
-#: Known-bad trees per adapter, beyond the negations of the known-good ones.
-KNOWN_BAD = {
-    "softmax_onehot": {
-        "constant-like (mean_c of probabilities is 1/C)": "add(mean_c(y_hat), mean_c(y))",
-        "target-blind: square(y_hat)": "square(y_hat)",
-        "target-blind: negative entropy": "mul(y_hat, log(y_hat))",
-        "prediction-blind: square(y)": "square(y)",
-    },
-    "box_iou_areas": {
-        "constant-like: union/union": "mul(union, inv(union))",
-        "maximises overlap loss: inter/union": "mul(inter, inv(union))",
-        "grows boxes: -enclose": "neg(enclose)",
-    },
-}
-
-
-#: Known-good trees per adapter beyond the task's baselines (the issue's recall set).
-KNOWN_GOOD = {
-    "softmax_onehot": {
-        name: get_baseline(name).tree for name in ("cross_entropy", "soft_iou", "dice", "focal", "mse")
-    },
-    "box_iou_areas": {
-        "iou": get_baseline("iou").tree,
-        "giou": get_baseline("giou").tree,
-        "-log IoU": "neg(log(mul(inter, inv(union))))",
-    },
-}
-
-#: Trees that pass the paper's protocol yet cannot train a network (measured: issue 18).
-KNOWN_COLLAPSING = {
-    "softmax_onehot": {
-        "collapses onto one class: tanh(y_hat + y)": "tanh(add(y_hat, y))",
-        "collapses onto one class: sqrt(y_hat + y)": "sqrt(add(y_hat, y))",
-        "follows class frequencies": "mul(neg(add(y_hat, y_hat)), mean_nhw(tanh(y)))",
-    },
-    "box_iou_areas": {
-        "grows boxes: -log(inter)": "log(neg(inter))",
-        "grows boxes: 1/inter": "inv(inter)",
-    },
-}
-
 
 #: Short words for the Loss-Rejection outcomes in the benches' tables.
 VERDICT = {"passed": "pass", "rejected": "reject", "invalid": "invalid"}
@@ -67,11 +25,12 @@ def known_panel(task, slot) -> list[tuple[str, str, str]]:
         for name, trees in sorted(task.baselines.items())
         if slot.name in trees
     ]
-    rows += [("good", name, tree) for name, tree in KNOWN_GOOD.get(slot.adapter, {}).items()]
+    panels = adapter_class(slot.adapter).calibration
+    rows += [("good", name, tree) for name, tree in panels.get("good", {}).items()]
     good = [tree for _, _, tree in rows]
     rows += [("bad", "negation of a known-good loss", f"neg({tree})") for tree in good]
-    rows += [("bad", label, tree) for label, tree in KNOWN_BAD.get(slot.adapter, {}).items()]
-    rows += [("bad", label, tree) for label, tree in KNOWN_COLLAPSING.get(slot.adapter, {}).items()]
+    rows += [("bad", label, tree) for label, tree in panels.get("bad", {}).items()]
+    rows += [("bad", label, tree) for label, tree in panels.get("collapsing", {}).items()]
     seen: set[str] = set()
     return [r for r in rows if not (r[2] in seen or seen.add(r[2]))]
 
@@ -106,10 +65,10 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
             if all(group & tree_inputs(tree) for group in signature.required_inputs):
                 rows.append(("random", "random tree (valid inputs)", str(tree)))
                 drawn += 1
-        lrp.judge(TreeLoss(rows[0][2], signature), slot.name)  # warm-up: allocator, lazy init
+        lrp.judge(TreeLoss.for_slot(slot, rows[0][2]), slot.name)  # warm-up: allocator, lazy init
         for kind, label, tree in rows:
             start = time.perf_counter()
-            outcome, gain, _ = lrp.judge(TreeLoss(tree, signature), slot.name)
+            outcome, gain, _ = lrp.judge(TreeLoss.for_slot(slot, tree), slot.name)
             verdict = VERDICT[outcome]
             ms = (time.perf_counter() - start) * 1e3
             if (kind == "good" and verdict != "pass") or (kind == "bad" and verdict == "pass"):

@@ -49,8 +49,8 @@ class PanelEntry:
     fitness: float | None = None
 
 
-def _judge(lrps: Mapping[str, LossRejection], entry: PanelEntry, signature) -> None:
-    loss = TreeLoss(entry.tree, signature)
+def _judge(lrps: Mapping[str, LossRejection], entry: PanelEntry, slot) -> None:
+    loss = TreeLoss.for_slot(slot, entry.tree)
     for protocol, lrp in lrps.items():
         start = time.perf_counter()
         outcome, entry.gains[protocol], _ = lrp.judge(loss, entry.slot)
@@ -78,7 +78,7 @@ def build_panel(task, n: int, seed: int = 0) -> Panel:
         batch = probe_batch(task, slot.name)
         for kind, label, tree in known_panel(task, slot):
             entry = PanelEntry(slot.name, kind, label, tree)
-            _judge(lrps, entry, signature)
+            _judge(lrps, entry, slot)
             entries.append(entry)
         wanted = {(p, v): n for p in PROTOCOLS for v in ("pass", "reject")}
         seen: set[str] = set()
@@ -90,10 +90,10 @@ def build_panel(task, n: int, seed: int = 0) -> Panel:
             if tree in seen or not all(group & tree_inputs(drawn) for group in signature.required_inputs):
                 continue
             seen.add(tree)
-            if not probe_gradient(TreeLoss(tree, signature), batch.predictions, batch.targets).finite:
+            if not probe_gradient(TreeLoss.for_slot(slot, tree), batch.predictions, batch.targets).finite:
                 continue  # the validity stage ends these before LRP
             entry = PanelEntry(slot.name, "random", "random tree", tree)
-            _judge(lrps, entry, signature)
+            _judge(lrps, entry, slot)
             for protocol, ms in entry.ms.items():
                 draw_ms.setdefault((protocol, slot.name), []).append(ms)
             useful = [(p, v) for p, v in entry.verdicts.items() if wanted.get((p, v), 0) > 0]
@@ -113,7 +113,7 @@ def _train_job(task_name: str, options: dict, baseline: str, slot: str | None, t
     task = get_task(task_name, **options)
     losses = dict(resolve_losses(task, baseline)[1])
     if slot is not None:
-        losses[slot] = TreeLoss(tree, task.slot(slot).signature())
+        losses[slot] = TreeLoss.for_slot(task.slot(slot), tree)
     # the search's own innermost stage, handed ready-made modules (hand-written baselines too)
     candidate = Candidate({s.name: "" for s in task.slots}, context={"losses": losses})
     try:

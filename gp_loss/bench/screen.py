@@ -5,46 +5,14 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import ClassVar
 
 import torch
 
-from gp_loss.baselines import get_baseline
 from gp_loss.bench.timing import machine
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.space import random_tree
 from gp_loss.variation import mutate
-from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult
-
-
-class SegShapedProbe(Task):
-    """A segmentation-*shaped* signature for screening speed: (8, 21, 64, 64) random-init logits,
-    random label maps with an ignore border, per-sample pixel accuracy as the LRP metric.
-    It has no proxy training: screening stops before stage 5."""
-
-    name = "seg_shaped_probe"
-    slots = (Slot("seg", "softmax_onehot", spatial=True, probe_metric="pixel_accuracy"),)
-    metrics = ("pixel_accuracy",)
-    lrp_defaults: ClassVar[dict[str, float]] = {"steps": 50, "lr": 0.1, "eta": 0.3}
-    baselines: ClassVar[dict[str, dict[str, str]]] = {
-        "cross_entropy": {"seg": get_baseline("cross_entropy").tree}
-    }
-
-    def probe_batch(self, slot: str) -> ProbeBatch:
-        gen = torch.Generator().manual_seed(self.seed)
-        labels = torch.randint(0, 21, (8, 64, 64), generator=gen)
-        labels[:, :2] = 255
-        return ProbeBatch(0.1 * torch.randn(8, 21, 64, 64, generator=gen), labels)
-
-    def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        valid = targets != 255
-        hits = (predictions.argmax(1) == targets) & valid
-        return hits.flatten(1).sum(1) / valid.flatten(1).sum(1).clamp(min=1)
-
-    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        raise NotImplementedError("screening only")
 
 
 class _Screened:
@@ -94,7 +62,8 @@ def screen(task, n: int, seed: int = 0) -> tuple[float, Counter, dict[str, float
 
 
 def run(n: int = 300, seed: int = 0) -> str:
-    """Markdown report for the cls_digits signature and a segmentation-shaped one."""
+    """Markdown report for the cls_digits and seg_voc probes (the real tasks' probe batches)."""
+    from gp_loss.fitness.probe import probe_batch
     from tasks import get_task
 
     torch.set_num_threads(1)
@@ -106,7 +75,8 @@ def run(n: int = 300, seed: int = 0) -> str:
         "| signature | probe batch | candidates/s | outcomes | ms per stage, amortised over all candidates |",
         "|---|---|---:|---|---|",
     ]
-    for task, shape in ((get_task("cls_digits"), "(8, 10, 1, 1)"), (SegShapedProbe(), "(8, 21, 64, 64)")):
+    for task in (get_task("cls_digits"), get_task("seg_voc")):
+        shape = tuple(probe_batch(task, task.slots[0].name).predictions.shape)
         rate, outcomes, stages = screen(task, n, seed)
         lines.append(
             f"| {task.name} | {shape} | {rate:.1f} | "

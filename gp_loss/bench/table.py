@@ -1,8 +1,9 @@
 """``bench table``: the paper's results table; rows are losses, columns the task's metrics.
 
 Each (loss, seed) retraining is one job (``task.final_evaluate``), spread over spawned worker
-processes with one torch thread each; cells are mean +- std over the seeds on the test split.
-Each finished training prints one progress line on stderr.
+processes with one torch thread each; cells are mean +- std over the seeds on the test split. A
+diverged training is marked as such and left out of the mean, never counted as 0. Each finished
+training prints one progress line on stderr.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
+from typing import Any
 
 import torch
 
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
+from gp_loss.train import SeedRun, diverged_note, mean_std, resolve_losses, summarise, train_seed
 
 
 def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -30,21 +34,69 @@ def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:
     return rows
 
 
-def _job(task_name: str, options: dict, spec: str, seed: int) -> tuple[dict[str, float], float]:
-    from gp_loss.train import resolve_losses
+def _job(task_name: str, options: dict, spec: str, seed: int) -> SeedRun:
     from tasks import get_task
 
     torch.set_num_threads(1)
     task = get_task(task_name, **options)
     _, losses = resolve_losses(task, spec)
-    start = time.perf_counter()
-    metrics = task.final_evaluate(losses, seed=seed)
-    return metrics, time.perf_counter() - start
+    return train_seed(task, losses, seed)
 
 
-def run(task_name: str, rows: list[tuple[str, str]], seeds: int = 3, jobs: int = 1, options=None) -> str:
-    """Train every row with seeds 0..seeds-1; a Markdown table of mean +- std per metric."""
-    from gp_loss.train import resolve_losses
+@dataclass
+class Table:
+    """The measured table: every (row, seed) training and the setting it ran in."""
+
+    task: str
+    metrics: list[str]
+    rows: list[tuple[str, str]]
+    runs: dict[str, list[SeedRun]]
+    seeds: int
+    jobs: int
+    wall_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON document (``bench table --json``); metrics as the task reports them (0-1)."""
+        return {
+            "task": self.task,
+            "split": "test",
+            "seeds": self.seeds,
+            "jobs": self.jobs,
+            "wall_seconds": self.wall_seconds,
+            "machine": machine(),
+            "rows": [
+                {
+                    "label": label,
+                    "loss": spec,
+                    "summary": summarise(self.runs[label], self.metrics),
+                    "runs": [asdict(r) for r in self.runs[label]],
+                }
+                for label, spec in self.rows
+            ],
+        }
+
+    def markdown(self) -> str:
+        """Rows are losses, columns the metrics (x100), mean +- std over the seeds that trained."""
+        lines = [
+            f"task `{self.task}`, {self.seeds} seed(s) per row, metrics (x100) on the final test split, "
+            f"mean +- std; {self.jobs} job(s) in parallel, 1 torch thread each; "
+            f"{self.wall_seconds / 60:.1f} min in all",
+            f"machine: {machine()}",
+            "",
+            "| loss | " + " | ".join(self.metrics) + " | s per training |",
+            "|---|" + "---:|" * (len(self.metrics) + 1),
+        ]
+        for label, _ in self.rows:
+            runs = self.runs[label]
+            summary = summarise(runs, self.metrics)
+            cells = [mean_std(summary[m], 100, 1) for m in self.metrics]
+            seconds = statistics.mean(r.seconds for r in runs)
+            lines.append(f"| {label}{diverged_note(runs)} | " + " | ".join(cells) + f" | {seconds:.0f} |")
+        return "\n".join(lines)
+
+
+def run(task_name: str, rows: list[tuple[str, str]], seeds: int = 3, jobs: int = 1, options=None) -> Table:
+    """Train every row with seeds 0..seeds-1, ``jobs`` trainings at a time."""
     from tasks import get_task
 
     options = dict(options or {})
@@ -58,34 +110,16 @@ def run(task_name: str, rows: list[tuple[str, str]], seeds: int = 3, jobs: int =
             for label, spec in rows
             for seed in range(seeds)
         }
-        results = {}
+        results: dict[tuple[str, int], SeedRun] = {}
         keys = {future: key for key, future in futures.items()}
         for done, future in enumerate(as_completed(keys), 1):
             label, seed = keys[future]
-            results[label, seed] = metrics, seconds = future.result()
-            headline = ", ".join(f"{k} {v:.3f}" for k, v in list(metrics.items())[:2])
+            results[label, seed] = found = future.result()
+            headline = found.diverged or ", ".join(f"{k} {v:.3f}" for k, v in list(found.metrics.items())[:2])
             print(
-                f"[{done}/{len(futures)}] {label}, seed {seed}: {headline} ({seconds:.0f} s)",
+                f"[{done}/{len(futures)}] {label}, seed {seed}: {headline} ({found.seconds:.0f} s)",
                 file=sys.stderr,
                 flush=True,
             )
-    wall = time.perf_counter() - start
-    metrics = list(task.metrics)
-    lines = [
-        f"task `{task.name}`, {seeds} seed(s) per row, metrics (x100) on the final test split, "
-        f"mean +- std; {jobs} job(s) in parallel, 1 torch thread each; {wall / 60:.1f} min in all",
-        f"machine: {machine()}",
-        "",
-        "| loss | " + " | ".join(metrics) + " | s per training |",
-        "|---|" + "---:|" * (len(metrics) + 1),
-    ]
-    for label, _ in rows:
-        runs = [results[label, seed] for seed in range(seeds)]
-        cells = []
-        for metric in metrics:
-            values = [100 * r[0][metric] for r in runs]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.1f} +- {std:.1f}")
-        seconds = statistics.mean(r[1] for r in runs)
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {seconds:.0f} |")
-    return "\n".join(lines)
+    runs = {label: [results[label, seed] for seed in range(seeds)] for label, _ in rows}
+    return Table(task.name, list(task.metrics), rows, runs, seeds, jobs, time.perf_counter() - start)

@@ -59,7 +59,7 @@ class ProcessBackend(Backend):
             max_workers=self.workers,
             mp_context=self._context,
             initializer=init_process_worker,
-            initargs=(self.spec.torch_threads, queue),
+            initargs=(self.spec.torch_threads, queue, slots),
         )
 
     def _kill_pool(self) -> None:

@@ -42,12 +42,21 @@ def evaluate_genome(spec_json: str, genome: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def init_process_worker(threads: int, gpu_queue) -> None:
-    """``ProcessPoolExecutor`` initializer: pin torch threads, claim this worker's GPU (if any)."""
+def init_process_worker(threads: int, gpu_queue, slots: list[str] | None = None) -> None:
+    """``ProcessPoolExecutor`` initializer: pin torch threads, claim this worker's GPU (if any).
+
+    Each worker takes a slot from ``gpu_queue``. A worker that finds none left (a replacement
+    for a lost one) says so on stderr and shares the GPU its process id picks from ``slots``.
+    """
+    import queue as queue_module
+
     torch.set_num_threads(max(1, threads))
     if gpu_queue is not None:
         try:
             device = gpu_queue.get(timeout=5)
-        except Exception:  # more workers than GPU slots left: share the first
-            device = "0"
+        except queue_module.Empty:
+            device = (slots or ["0"])[os.getpid() % len(slots or ["0"])]
+            from gp_loss.execution.base import report
+
+            report(f"worker {os.getpid()}: every GPU slot is taken; it shares GPU {device}")
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)

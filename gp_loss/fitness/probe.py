@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
+from gp_loss.errors import GpLossError
 from gp_loss.module import TreeLoss
 
 
@@ -52,20 +54,25 @@ def gradient_fingerprint(grad: torch.Tensor, digits: int = 2) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_probe(task, slot: str):
-    return task.probe_batch(slot)
+def _probe_batches(task) -> Mapping:
+    batches = task.probe_batches()
+    missing = sorted({s.name for s in task.slots} - set(batches))
+    if missing:
+        raise GpLossError(f"task {task.name!r}: probe_batches() gives no batch for slot(s) {missing}")
+    return batches
 
 
 def probe_batch(task, slot: str):
-    """The task's probe batch for ``slot``, built once per task object."""
-    return _cached_probe(task, slot)
+    """The task's probe batch for ``slot`` (:meth:`Task.probe_batches`, built once per task)."""
+    return _probe_batches(task)[slot]
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_head(task, slot: str):
-    return task.probe_head(slot)
+def _probe_heads(task) -> Mapping:
+    return task.probe_heads()
 
 
 def probe_head(task, slot: str):
-    """The task's head-protocol probe of ``slot`` (or ``None``), built once per task object."""
-    return _cached_head(task, slot)
+    """The task's head-protocol probe of ``slot`` or ``None`` (:meth:`Task.probe_heads`, built
+    once per task object)."""
+    return _probe_heads(task).get(slot)

@@ -60,7 +60,7 @@ def slot_losses(task, candidate: Candidate, constant_one: bool = False) -> dict[
     """The candidate's compiled loss modules, built once per candidate."""
     if "losses" not in candidate.context:
         candidate.context["losses"] = {
-            slot.name: TreeLoss(candidate.genome[slot.name], slot.signature(constant_one))
+            slot.name: TreeLoss.for_slot(slot, candidate.genome[slot.name], constant_one)
             for slot in task.slots
         }
     return candidate.context["losses"]
@@ -132,7 +132,12 @@ class ProxyTraining:
         spent = time.perf_counter() - start
         if result.outcome == "diverged":
             return Evaluation("diverged", self.task.worst_fitness(), {}, seconds={self.name: spent})
-        fitness = result.metrics.get(self.task.metric, self.task.worst_fitness())
+        if self.task.metric not in result.metrics:
+            raise GpLossError(
+                f"task {self.task.name!r}: proxy_train reported {sorted(result.metrics)}, "
+                f"not the target metric {self.task.metric!r}"
+            )
+        fitness = result.metrics[self.task.metric]
         if fitness != fitness:  # NaN metric from a run that was allowed to continue past NaN
             fitness = self.task.worst_fitness()
         return Evaluation("trained", float(fitness), dict(result.metrics), seconds={self.name: spent})
@@ -249,7 +254,7 @@ class LossRejection(Stage):
                     f"task {self.task.name!r} sets max_grad_ratio but has no tree baseline for slot {slot!r}"
                 )
             tree = trees[0]
-            reference = TreeLoss(tree, self.task.slot(slot).signature(self.constant_one))
+            reference = TreeLoss.for_slot(self.task.slot(slot), tree, self.constant_one)
             grad = probe_gradient(reference, batch.predictions, batch.targets).grad
             self._reference_norms[slot] = float(grad.norm())
         probe = probe_gradient(loss, batch.predictions, batch.targets)

@@ -56,14 +56,12 @@ class TwoSlotToy(Task):
         self.sleep = sleep
         self.pid_dir = pid_dir
 
-    def probe_batch(self, slot: str) -> ProbeBatch:
-        gen = torch.Generator().manual_seed(self.seed + (0 if slot == "cls" else 1))
-        if slot == "cls":
-            return ProbeBatch(
-                0.1 * torch.randn(8, 5, generator=gen), torch.randint(0, 5, (8,), generator=gen)
-            )
+    def probe_batches(self) -> dict[str, ProbeBatch]:
+        gen = torch.Generator().manual_seed(self.seed)
+        cls = ProbeBatch(0.1 * torch.randn(8, 5, generator=gen), torch.randint(0, 5, (8,), generator=gen))
+        gen = torch.Generator().manual_seed(self.seed + 1)
         target = _boxes(gen, 8)
-        return ProbeBatch(target + 3 * torch.randn(8, 4, generator=gen), target)
+        return {"cls": cls, "reg": ProbeBatch(target + 3 * torch.randn(8, 4, generator=gen), target)}
 
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if slot == "cls":

@@ -9,6 +9,7 @@ and the ground-truth box of each positive proposal is decoded from its regressio
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -27,10 +28,8 @@ class SearchedRoIHeads(RoIHeads):
     """``RoIHeads`` with injectable ``cls_loss(class_logits, labels)`` and
     ``reg_loss(pred_boxes, target_boxes)`` (xyxy, positive proposals only).
 
-    ``None`` keeps the stock loss of that slot. ``probe`` (when a dict) receives the tensors of
-    the last training forward: the box head's features, class logits, labels, and the positive
-    proposals with their predicted and ground-truth boxes, for the Loss-Rejection Protocol and
-    GEC probe batches.
+    ``None`` keeps the stock loss of that slot. :func:`head_samples` gives the tensors the
+    slots see in one training forward (the probe batches of LRP and GEC).
     """
 
     @classmethod
@@ -39,7 +38,6 @@ class SearchedRoIHeads(RoIHeads):
         searched = cls.__new__(cls)
         searched.__dict__.update(heads.__dict__)
         searched.set_losses(None, None)
-        searched.probe = None
         return searched
 
     def set_losses(self, cls_loss: LossFn | None, reg_loss: LossFn | None) -> None:
@@ -52,8 +50,6 @@ class SearchedRoIHeads(RoIHeads):
             return super().forward(features, proposals, image_shapes, targets)
         proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
         box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
-        if self.probe is not None:
-            self.probe_features = box_features
         class_logits, box_regression = self.box_predictor(box_features)
         loss_classifier, loss_box_reg = self.head_losses(
             class_logits, box_regression, labels, regression_targets, proposals
@@ -70,18 +66,6 @@ class SearchedRoIHeads(RoIHeads):
         positive = torch.where(labels > 0)[0]
         labels_pos = labels[positive]
         deltas = box_regression.reshape(class_logits.shape[0], -1, 4)[positive, labels_pos]
-        if self.probe is not None:
-            with torch.no_grad():
-                self.probe.update(
-                    box_features=self.probe_features.detach().clone(),
-                    positive_proposals=proposals[positive].detach().clone(),
-                    class_logits=class_logits.detach().clone(),
-                    labels=labels.clone(),
-                    pred_boxes=self.box_coder.decode_single(deltas.detach(), proposals[positive]),
-                    target_boxes=self.box_coder.decode_single(
-                        regression_targets[positive], proposals[positive]
-                    ),
-                )
         reg = self.searched_losses["reg"]
         if reg is None:
             loss_box_reg = F.smooth_l1_loss(deltas, regression_targets[positive], beta=1 / 9, reduction="sum")
@@ -89,6 +73,41 @@ class SearchedRoIHeads(RoIHeads):
         pred_boxes = self.box_coder.decode_single(deltas, proposals[positive])
         target_boxes = self.box_coder.decode_single(regression_targets[positive], proposals[positive])
         return loss_classifier, reg(pred_boxes, target_boxes)
+
+
+@torch.no_grad()
+def head_samples(
+    model: FasterRCNN, images: list[torch.Tensor], targets: list[dict]
+) -> dict[str, torch.Tensor]:
+    """What the RCNN head's two slots see in one training forward of ``model``: the sampled
+    proposals' box-head features, class logits and labels (``cls``), and for the positive
+    proposals their boxes, the predicted boxes and the ground-truth boxes (``reg``).
+
+    The same steps as ``GeneralizedRCNN.forward`` in training mode, in the same order (so the
+    same random draws), stopping where the head computes its losses.
+    """
+    model.train()
+    image_list, targets = model.transform(images, targets)
+    features = model.backbone(image_list.tensors)
+    if isinstance(features, torch.Tensor):
+        features = OrderedDict([("0", features)])
+    proposals, _ = model.rpn(image_list, features, targets)
+    heads = model.roi_heads
+    proposals, _, labels, regression_targets = heads.select_training_samples(proposals, targets)
+    box_features = heads.box_head(heads.box_roi_pool(features, proposals, image_list.image_sizes))
+    class_logits, box_regression = heads.box_predictor(box_features)
+    labels, proposals = torch.cat(labels), torch.cat(proposals)
+    regression_targets = torch.cat(regression_targets)
+    positive = torch.where(labels > 0)[0]
+    deltas = box_regression.reshape(class_logits.shape[0], -1, 4)[positive, labels[positive]]
+    return {
+        "box_features": box_features,
+        "class_logits": class_logits,
+        "labels": labels,
+        "positive_proposals": proposals[positive],
+        "pred_boxes": heads.box_coder.decode_single(deltas, proposals[positive]),
+        "target_boxes": heads.box_coder.decode_single(regression_targets[positive], proposals[positive]),
+    }
 
 
 class ProposalDecoder:

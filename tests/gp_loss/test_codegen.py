@@ -72,7 +72,7 @@ def test_trees_deeper_than_300_compile_and_run():
 
 def test_one_statement_per_node_and_shared_subtrees_once():
     tree = parse_tree("add(mul(y, log(y_hat)), mul(y, log(y_hat)))", SPATIAL)
-    source = tree_code(tree, SPATIAL.inputs).source
+    source = tree_code(tree, SPATIAL).source
     assert "eval" not in source
     assert source.count("log(") >= 1 and source.count(" = ") == 3  # log, mul, add: shared mul once
 
@@ -83,11 +83,11 @@ def test_cache_by_string():
 
 
 def test_clamps_dropped_only_when_proven_no_op():
-    safe = tree_code(parse_tree("mul(y, log(y_hat))", SPATIAL), SPATIAL.inputs).source
+    safe = tree_code(parse_tree("mul(y, log(y_hat))", SPATIAL), SPATIAL).source
     assert "mul(" not in safe  # |y| <= 1 and |log| <= 27.7: the saturation cannot trigger
-    unsafe = tree_code(parse_tree("mul(exp(inv(y_hat)), y)", SPATIAL), SPATIAL.inputs).source
+    unsafe = tree_code(parse_tree("mul(exp(inv(y_hat)), y)", SPATIAL), SPATIAL).source
     assert "mul(" in unsafe
-    boxes = tree_code(parse_tree("mul(inter, union)", BOXES), BOXES.inputs).source
+    boxes = tree_code(parse_tree("mul(inter, union)", BOXES), BOXES).source
     assert "mul(" in boxes  # areas are unbounded
 
 

@@ -153,10 +153,11 @@ def test_slot_verdicts_are_kept_per_tree():
 
 
 def test_cli_offers_exactly_the_protocols():
-    import cli
+    from gp_loss.commands.bench import bench_lrp
+    from gp_loss.commands.evolve import evolve_cmd
     from gp_loss.fitness.rejection import PROTOCOLS
 
-    for command, name in ((cli.evolve_cmd, "lrp_protocol"), (cli.bench_lrp, "protocol")):
+    for command, name in ((evolve_cmd, "lrp_protocol"), (bench_lrp, "protocol")):
         (option,) = [p for p in command.params if p.name == name]
         assert tuple(option.type.choices) == PROTOCOLS and option.default == PROTOCOLS[0]
 

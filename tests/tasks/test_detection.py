@@ -14,7 +14,7 @@ from gp_loss.signature import SlotSignature
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import COCO_CATEGORY_IDS, write_coco
 from tasks.detection.coco_data import CocoDetection, collate
-from tasks.detection.model import SearchedRoIHeads, inject, small_faster_rcnn
+from tasks.detection.model import SearchedRoIHeads, head_samples, inject, small_faster_rcnn
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,6 @@ def test_stock_losses_reproduce_torchvision(coco_root):
 def test_injected_tree_losses_see_logits_and_decoded_boxes(coco_root):
     torch.manual_seed(0)
     model = small_faster_rcnn(10)
-    probe: dict = {}
-    model.roi_heads.probe = probe
     ce = TreeLoss("neg(mul(y, log(y_hat)))", SlotSignature("softmax_onehot"))
     giou = TreeLoss(
         "neg(add(mul(inter, inv(union)), mul(union, inv(enclose))))", SlotSignature("box_iou_areas")
@@ -98,6 +96,8 @@ def test_injected_tree_losses_see_logits_and_decoded_boxes(coco_root):
     inject(model, ce, giou)
     model.train()
     images, targets = _batch(coco_root)
+    torch.manual_seed(1)
+    probe = head_samples(model, images, targets)  # the same random draws as the forward below
     torch.manual_seed(1)
     losses = model(images, targets)
     assert torch.allclose(losses["loss_classifier"], ce(probe["class_logits"], probe["labels"]))

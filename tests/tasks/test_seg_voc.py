@@ -168,9 +168,11 @@ def test_train_reports_six_metrics_for_every_baseline(tmp_path):
     task = get_task("seg_voc", final_steps=2)
     assert task.class_weights().shape == (11,)
     for spec in ("wce", "dice", "focal", "lovasz", "soft_iou", str(best)):
-        table = train(task, spec)
+        report = train(task, spec)
+        (run,) = report.runs
+        assert set(run.metrics) == set(METRICS) and all(0 <= v <= 1 for v in run.metrics.values())
         for metric in METRICS:
-            assert f"| {metric} |" in table
+            assert f"| {metric} |" in report.markdown()
     with pytest.raises(GpLossError, match="known: cross_entropy, dice, focal, lovasz, soft_iou, wce"):
         train(task, "hinge")
 
@@ -183,7 +185,11 @@ def test_cli_train_with_seeds_prints_mean_and_std():
     assert "2 seed(s)" in done.stdout
     for metric in METRICS:
         row = next(line for line in done.stdout.splitlines() if line.startswith(f"| {metric} |"))
-        assert len(row.split("|")[4].split(",")) == 2  # one value per seed
+        mean_std, seeds = row.split("|")[2:4]
+        values = [float(v) for v in seeds.split(",")]  # one value per seed
+        mean, std = (float(v) for v in mean_std.split("+-"))
+        assert len(values) == 2 and mean == pytest.approx(sum(values) / 2, abs=1e-4)
+        assert std == pytest.approx(abs(values[0] - values[1]) / 2**0.5, abs=1e-4)
 
 
 @pytest.mark.slow

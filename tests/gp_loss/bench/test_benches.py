@@ -31,10 +31,11 @@ def test_paper_protocol_lets_collapsing_losses_through():
     assert "`tanh(add(y_hat, y))` -> pass" in text and "`sqrt(add(y_hat, y))` -> pass" in text
 
 
-def test_screen_reports_both_signatures():
+def test_screen_measures_the_real_tasks_probes():
     text = screen.run(n=15)
-    assert re.search(r"\| cls_digits \| \(8, 10, 1, 1\) \| [0-9.]+ \|", text)
-    assert re.search(r"\| seg_shaped_probe \| \(8, 21, 64, 64\) \| [0-9.]+ \|", text)
+    # cls_digits: 8 probe digits, 10 classes; seg_voc: 8 built-in scenes, 11 classes, 64 x 64
+    assert re.search(r"\| cls_digits \| \(8, 10\) \| [0-9.]+ \|", text)
+    assert re.search(r"\| seg_voc \| \(8, 11, 64, 64\) \| [0-9.]+ \|", text)
 
 
 @pytest.mark.slow
@@ -54,14 +55,36 @@ def test_parallel_reports_one_and_two_workers():
         assert f"| {row} |" in text
 
 
-def test_results_table_rows_and_seeds():
+def test_results_table_rows_seeds_and_diverged_rows(tmp_path):
     from gp_loss.bench import table
+    from gp_loss.bench.markdown import markdown_json
+    from gp_loss.exchange import BestLoss, SlotLoss, write_best
 
-    rows = table.parse_rows(("ce", "tree MSE=mse"))
-    assert rows == [("ce", "ce"), ("tree MSE", "mse")]
-    text = table.run("cls_digits", rows, seeds=2, jobs=2, options={"steps": 30})
+    exploding = tmp_path / "exploding.json"  # -1/p^2 falls past the loss bound within a few steps
+    write_best(
+        exploding,
+        BestLoss(
+            "cls_digits", "accuracy", None, {"cls": SlotLoss("neg(inv(mul(y_hat, y_hat)))", "softmax_onehot")}
+        ),
+    )
+    rows = table.parse_rows(("ce", "tree MSE=mse", f"bad={exploding}"))
+    assert rows[:2] == [("ce", "ce"), ("tree MSE", "mse")]
+    result = table.run("cls_digits", rows, seeds=2, jobs=2, options={"steps": 30})
+    data = result.to_json()
+    ce, mse, bad = data["rows"]
+    assert [r["seed"] for r in ce["runs"]] == [0, 1]
+    accuracies = [r["metrics"]["accuracy"] for r in ce["runs"]]
+    assert ce["summary"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2)
+    assert ce["summary"]["accuracy"]["trained"] == 2 and 0.3 < accuracies[0] <= 1
+    # a diverged training has no score: marked, left out of the mean, never a 0.0
+    assert all(r["metrics"] is None and r["diverged"].startswith("diverged at step") for r in bad["runs"])
+    assert bad["summary"]["accuracy"] == {"mean": None, "std": 0.0, "trained": 0}
+    text = result.markdown()
     assert re.search(r"\| ce \| [0-9.]+ \+- [0-9.]+ \| [0-9]+ \|", text)
-    assert re.search(r"\| tree MSE \| [0-9.]+ \+- [0-9.]+ \| [0-9]+ \|", text)
+    assert "| bad | diverged |" in text
+    assert markdown_json(text)["tables"][0]["rows"][0]["accuracy"]["mean"] == pytest.approx(
+        100 * ce["summary"]["accuracy"]["mean"], abs=0.05
+    )
     with pytest.raises(GpLossError, match="unknown loss"):
         table.run("cls_digits", [("x", "hinge")], seeds=1)
     with pytest.raises(GpLossError, match="bad --loss"):

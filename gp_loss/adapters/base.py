@@ -1,0 +1,135 @@
+"""The :class:`Adapter` base class, the adapter registry and the reduction every loss shares.
+
+An adapter turns a torch loss's usual arguments (logits and labels, predicted and target
+boxes...) into a tree's inputs plus a mask of valid positions. One class per adapter, one file
+each, owns everything about it: input names and the groups a tree must use, value ranges for
+the interval analysis, symbols for formulas, the forward computation, the function the
+standalone export copies and constructor options such as ``ignore_index``. Search, codegen,
+export, symbolic and benches ask the adapter; nothing else branches on an adapter's name.
+
+This module depends on torch alone (``import tasks`` stays light).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from gp_loss.errors import GpLossError
+
+Tensor = torch.Tensor
+Interval = tuple[float, float]
+
+#: Registered adapter classes by name.
+ADAPTERS: dict[str, type[Adapter]] = {}
+
+UNBOUNDED: Interval = (-math.inf, math.inf)
+
+
+class Adapter:
+    """One input adapter. Subclasses set the class attributes and :attr:`function`.
+
+    Attributes:
+        name: registry key, written into ``best.json``.
+        inputs: the tree's input terminals, in the order :attr:`function` returns them.
+        required_inputs: groups of inputs of which a valid tree uses at least one each (a loss
+            must depend on both the prediction and the target).
+        ranges: per input, the closed interval its values lie in (interval analysis).
+        symbols: per input, ``(sympy name, sympy assumptions)`` for formulas; the assumptions
+            must hold for the safe primitives (an input that can be 0 is not ``positive``).
+        arguments: names of the two ``forward`` parameters in exported code.
+        defaults: constructor options and their defaults (ints, floats or bools); they are
+            passed to :attr:`function` after the two tensors, in this order, and stored in
+            ``best.json`` when they differ from the defaults.
+        calibration: the panels ``bench lrp`` calibrates the Loss-Rejection Protocol on, label
+            -> tree: ``good`` (must pass), ``bad`` (must be rejected; negations of the good ones
+            are added) and ``collapsing`` (pass the paper's protocol yet cannot train a network).
+        function: ``(prediction, target, *options) -> ([inputs...], valid)``, TorchScript
+            compatible and depending on torch alone: the standalone export copies its source.
+    """
+
+    name: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ()
+    required_inputs: ClassVar[tuple[frozenset[str], ...]] = ()
+    ranges: ClassVar[Mapping[str, Interval]] = {}
+    symbols: ClassVar[Mapping[str, tuple[str, Mapping[str, bool]]]] = {}
+    arguments: ClassVar[tuple[str, str]] = ("prediction", "target")
+    defaults: ClassVar[Mapping[str, int | float | bool]] = {}
+    calibration: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    function: ClassVar[Callable[..., Any]]
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            known = ", ".join(self.defaults) or "none"
+            raise GpLossError(f"adapter {self.name!r} has no option {unknown[0]!r}; known: {known}")
+        self.options: dict[str, int | float | bool] = {}
+        for key, default in self.defaults.items():
+            value = options.get(key, default)
+            if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
+                raise GpLossError(
+                    f"adapter {self.name!r} option {key}={value!r} must be {type(default).__name__}"
+                )
+            self.options[key] = type(default)(value)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> tuple[list[Tensor], Tensor]:
+        """The tree inputs (in :attr:`inputs` order) and the mask of valid positions."""
+        return type(self).function(prediction, target, *self.options.values())
+
+    def changed_options(self) -> dict[str, int | float | bool]:
+        """Options that differ from the defaults (what ``best.json`` records)."""
+        return {k: v for k, v in self.options.items() if v != self.defaults[k]}
+
+    def input_range(self, name: str) -> Interval:
+        """The interval of input ``name`` (unbounded where undeclared)."""
+        return self.ranges.get(name, UNBOUNDED)
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({options})"
+
+
+def register_adapter(cls: type[Adapter]) -> type[Adapter]:
+    """Class decorator: register an adapter under its ``name`` (duplicates are refused)."""
+    if not cls.name or not cls.inputs or not hasattr(cls, "function"):
+        raise ValueError(f"adapter {cls.__name__} needs a name, inputs and a function")
+    if cls.name in ADAPTERS and ADAPTERS[cls.name] is not cls:
+        raise ValueError(f"adapter {cls.name!r} registered twice")
+    missing = set(cls.inputs) - set(cls.symbols)
+    if missing:
+        raise ValueError(f"adapter {cls.name!r} declares no symbol for {sorted(missing)}")
+    ADAPTERS[cls.name] = cls
+    return cls
+
+
+def adapter_class(name: str) -> type[Adapter]:
+    """The adapter class registered as ``name``; a one-line error lists the known ones."""
+    found = ADAPTERS.get(name)
+    if found is None:
+        known = ", ".join(sorted(ADAPTERS)) or "(none registered)"
+        raise GpLossError(f"unknown adapter {name!r}; known: {known}")
+    return found
+
+
+def get_adapter(name: str, options: Mapping[str, Any] | None = None) -> Adapter:
+    """An adapter instance with ``options`` (checked against the class's ``defaults``)."""
+    return adapter_class(name)(**dict(options or {}))
+
+
+def valid_mean(out: Tensor, valid: Tensor, like: Tensor) -> Tensor:
+    """Mean of a tree's output over all valid elements of the input shape ``like``.
+
+    The output may be smaller than the inputs after aggregations; it is broadcast back first.
+    With nothing valid (an empty batch, everything ignored) the loss is 0 and still has a graph.
+    """
+    full = out.expand(like.shape)
+    mask = valid.expand(like.shape)
+    if full.numel() == 0:
+        return out.sum() * 0.0
+    if bool(mask.all()):
+        return out.mean()  # broadcasting replicates uniformly: same mean as the full tensor
+    total = torch.where(mask, full, torch.zeros_like(full)).sum()
+    return total / mask.sum().clamp(min=1).to(full.dtype)

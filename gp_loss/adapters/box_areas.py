@@ -1,0 +1,76 @@
+"""``box_iou_areas``: paired boxes as the areas of their intersection, union and enclosing box."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typing generics)
+
+import torch
+
+from gp_loss.adapters.base import Adapter, register_adapter
+from gp_loss.baselines import get_baseline
+
+Tensor = torch.Tensor
+
+
+def box_iou_areas(pred_boxes: Tensor, target_boxes: Tensor) -> Tuple[List[Tensor], Tensor]:  # noqa: UP006
+    """Areas of intersection, union and smallest enclosing box of paired xyxy boxes.
+
+    Args:
+        pred_boxes: (R, 4) predicted boxes, (x1, y1, x2, y2).
+        target_boxes: (R, 4) ground-truth boxes.
+
+    Returns ``[inter, union, enclose]``, each (R, 1, 1, 1), and an all-true mask.
+    """
+    pw = (pred_boxes[:, 2] - pred_boxes[:, 0]).clamp(min=0)
+    ph = (pred_boxes[:, 3] - pred_boxes[:, 1]).clamp(min=0)
+    tw = (target_boxes[:, 2] - target_boxes[:, 0]).clamp(min=0)
+    th = (target_boxes[:, 3] - target_boxes[:, 1]).clamp(min=0)
+    lt = torch.max(pred_boxes[:, :2], target_boxes[:, :2])
+    rb = torch.min(pred_boxes[:, 2:], target_boxes[:, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[:, 0] * wh[:, 1]
+    union = pw * ph + tw * th - inter
+    enclose_wh = (
+        torch.max(pred_boxes[:, 2:], target_boxes[:, 2:]) - torch.min(pred_boxes[:, :2], target_boxes[:, :2])
+    ).clamp(min=0)
+    enclose = enclose_wh[:, 0] * enclose_wh[:, 1]
+    shape = [pred_boxes.shape[0], 1, 1, 1]
+    valid = torch.ones(shape, dtype=torch.bool, device=pred_boxes.device)
+    return [inter.reshape(shape), union.reshape(shape), enclose.reshape(shape)], valid
+
+
+@register_adapter
+class BoxIouAreas(Adapter):
+    """Box regression: ``loss(pred_boxes, target_boxes)`` (xyxy, paired rows)."""
+
+    name = "box_iou_areas"
+    inputs = ("inter", "union", "enclose")
+    # every area depends on both boxes, so any one will do (the IoU loss uses no ``enclose``)
+    required_inputs = (frozenset({"inter", "union", "enclose"}),)
+    ranges: ClassVar[dict] = {"inter": (0.0, math.inf), "union": (0.0, math.inf), "enclose": (0.0, math.inf)}
+    # unions and enclosing areas are positive; an intersection can be 0
+    symbols: ClassVar[dict] = {
+        "inter": ("I", {"nonnegative": True}),
+        "union": ("U", {"positive": True}),
+        "enclose": ("E", {"positive": True}),
+    }
+    arguments = ("pred_boxes", "target_boxes")
+    calibration: ClassVar[dict] = {
+        "good": {
+            "iou": get_baseline("iou").tree,
+            "giou": get_baseline("giou").tree,
+            "-log IoU": "neg(log(mul(inter, inv(union))))",
+        },
+        "bad": {
+            "constant-like: union/union": "mul(union, inv(union))",
+            "maximises overlap loss: inter/union": "mul(inter, inv(union))",
+            "grows boxes: -enclose": "neg(enclose)",
+        },
+        # pass the paper's protocol yet train boxes to ~0 AP (measured: issue 18)
+        "collapsing": {
+            "grows boxes: -log(inter)": "log(neg(inter))",
+            "grows boxes: 1/inter": "inv(inter)",
+        },
+    }
+    function = staticmethod(box_iou_areas)

@@ -1,0 +1,182 @@
+"""``bench``: measured side by side in one run; paste the output into docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import click
+
+from gp_loss.commands.options import emit, json_flag, lrp_protocol_option, task_option_values
+from gp_loss.errors import GpLossError
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks: measured side by side in one run; paste the output into docs/BENCHMARKS.md."""
+
+
+@bench.command("compile")
+@click.option("--rounds", default=7, show_default=True, help="Interleaved timing rounds.")
+@click.option("--repeats", default=10, show_default=True, help="Calls per round.")
+@json_flag()
+def bench_compile(rounds: int, repeats: int, as_json: bool) -> None:
+    """Cross-entropy tree fwd+bwd: our codegen vs deap.gp.compile vs hand-written torch."""
+    from gp_loss.bench.compile import run
+
+    emit(run(rounds=rounds, repeats=repeats), as_json)
+
+
+@bench.command("lrp")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option("--random", "n_random", default=30, show_default=True, help="Random trees to add.")
+@lrp_protocol_option("--protocol", help="LRP protocol to calibrate.")
+@click.option("--steps", type=int, default=None, help="K (task default).")
+@click.option("--eta", type=float, default=None, help="Threshold (task default).")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (task default).")
+@click.option(
+    "--metric",
+    default=None,
+    help="Target metric; 'all' runs every metric (the default for tasks whose LRP metric "
+    "follows the target, e.g. seg_voc).",
+)
+@click.option(
+    "--against-training",
+    "against",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Proxy-train N random passers and N random rejects per protocol and slot, plus the "
+    "known losses, and report each protocol's precision and recall.",
+)
+@click.option(
+    "--fraction",
+    default=0.5,
+    show_default=True,
+    help="With --against-training: a loss trains when its proxy fitness reaches this share of "
+    "the default baseline's.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the random trees.")
+@click.option("--jobs", default=1, show_default=True, help="Proxy trainings in parallel (1 thread each).")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@json_flag()
+def bench_lrp(
+    task_name: str,
+    n_random: int,
+    protocol,
+    steps,
+    eta,
+    lr,
+    metric,
+    against,
+    fraction,
+    seed,
+    jobs,
+    task_options,
+    as_json: bool,
+) -> None:
+    """Calibrate LRP: known-good losses must pass, negations and blind trees must be rejected;
+    with --against-training, measure whether passing predicts that a loss trains."""
+    from gp_loss.bench import lrp_training
+    from gp_loss.bench.lrp import run, run_all_metrics
+    from tasks import TASKS, get_task
+
+    if task_name not in TASKS:
+        raise GpLossError(f"unknown task {task_name!r}; known: {', '.join(sorted(TASKS))}")
+    options = task_option_values(task_options)
+    if metric and metric != "all":
+        options["metric"] = metric
+    if against is not None:
+        if against < 1 or jobs < 1 or not 0 < fraction <= 1:
+            raise GpLossError("--against-training and --jobs must be at least 1, --fraction in (0, 1]")
+        task = get_task(task_name, **options)
+        emit(lrp_training.run(task, options, against, seed, fraction, jobs), as_json)
+        return
+    factory = TASKS[task_name]
+    lrp_options = {"protocol": protocol, "steps": steps, "eta": eta, "lr": lr}
+    every = metric == "all" or (metric is None and factory.probe_follows_metric)
+    if every:
+        build = lambda m: get_task(task_name, **{**options, "metric": m})  # noqa: E731
+        emit(run_all_metrics(build, factory.metrics, n_random, seed, **lrp_options), as_json)
+        return
+    emit(run(get_task(task_name, **options), n_random, seed, **lrp_options), as_json)
+
+
+@bench.command("trained-share")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--fraction", default=0.5, show_default=True, help="Share of the baseline's proxy fitness.")
+@json_flag()
+def bench_trained_share(runs: tuple[str, ...], fraction: float, as_json: bool) -> None:
+    """How many of each run's proxy trainings reached FRACTION of the default baseline's proxy
+    fitness (the baseline trained once, as the search trains)."""
+    from gp_loss.bench.lrp_training import trained_share
+
+    emit(trained_share(list(runs), fraction), as_json)
+
+
+@bench.command("screen")
+@click.option("-n", "n", default=300, show_default=True, help="Candidates per signature.")
+@click.option("--seed", default=0, show_default=True)
+@json_flag()
+def bench_screen(n: int, seed: int, as_json: bool) -> None:
+    """Candidates per second through stages 1-4 on one core (cls_digits and seg-shaped signatures)."""
+    from gp_loss.bench.screen import run
+
+    emit(run(n, seed), as_json)
+
+
+@bench.command("efficiency")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option("--budget", default="5m", show_default=True, help="Wall clock per variant.")
+@click.option("--slice", "slice_", default="15s", show_default=True, help="Interleaving slice.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--population", default=20, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Keep the runs here.")
+@json_flag()
+def bench_efficiency(
+    task_name: str, budget: str, slice_: str, seed: int, population: int, out, as_json: bool
+) -> None:
+    """The paper's ablation: naive, +LRP, +GEC, +stop-invalid, and random search, side by side."""
+    import torch
+
+    from gp_loss.bench.efficiency import run
+    from gp_loss.search import parse_budget
+
+    torch.set_num_threads(1)
+    emit(run(task_name, parse_budget(budget), parse_budget(slice_), seed, population, out), as_json)
+
+
+@bench.command("parallel")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option("--budget", default="60s", show_default=True, help="Wall clock per variant.")
+@click.option("--slice", "slice_", default="20s", show_default=True, help="Interleaving slice.")
+@click.option("--gpu", is_flag=True, help="Also measure packing 1 vs 4 evaluations per GPU.")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@json_flag()
+def bench_parallel(task_name: str, budget: str, slice_: str, gpu: bool, task_options, as_json: bool) -> None:
+    """Explored and trained losses per minute with 1 and 2 workers (and GPU packing with --gpu)."""
+    from gp_loss.bench.parallel import run
+    from gp_loss.search import parse_budget
+
+    options = task_option_values(task_options)
+    emit(run(task_name, parse_budget(budget), parse_budget(slice_), gpu=gpu, task_options=options), as_json)
+
+
+@bench.command("table")
+@click.option("--task", "task_name", default="seg_voc", show_default=True)
+@click.option(
+    "--loss",
+    "losses",
+    multiple=True,
+    required=True,
+    metavar="[LABEL=]SPEC",
+    help="A row: baseline name or best.json / run directory; repeatable.",
+)
+@click.option("--seeds", default=3, show_default=True, help="Retrainings per row (seeds 0..N-1).")
+@click.option("--jobs", default=1, show_default=True, help="Trainings in parallel (1 thread each).")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@json_flag()
+def bench_table(task_name: str, losses, seeds: int, jobs: int, task_options, as_json: bool) -> None:
+    """The paper's table: every metric of every loss on the test split, mean +- std over seeds."""
+    from gp_loss.bench.table import parse_rows, run
+
+    if seeds < 1 or jobs < 1:
+        raise GpLossError("--seeds and --jobs must be at least 1")
+    emit(run(task_name, parse_rows(losses), seeds, jobs, task_option_values(task_options)), as_json)

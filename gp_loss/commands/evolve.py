@@ -1,0 +1,184 @@
+"""``evolve``: start or resume a search."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gp_loss.commands.options import lrp_protocol_option, task_option_values
+from gp_loss.errors import GpLossError
+
+
+@click.command("evolve")
+@click.option("--task", help="Task to search losses for (see `tasks`).")
+@click.option("--metric", default=None, help="Target metric (default: the task's first).")
+@click.option(
+    "--budget", default=None, help="Wall-clock budget, e.g. 90s, 10m, 2h (with --resume: time added)."
+)
+@click.option("--max-explored", type=int, default=None, help="Stop after this many explored losses.")
+@click.option("--max-trained", type=int, default=None, help="Stop after this many proxy trainings.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run directory (default: a fresh folder under runs/).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --out; task and settings come from run.json."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--population", type=int, default=None, help="Population size P (default: the task's, 20 for most)."
+)
+@click.option("--tournament", type=int, default=None, help="Tournament size T (default max(2, P/10)).")
+@click.option("--crossover", type=float, default=0.1, show_default=True, help="Crossover probability.")
+@click.option(
+    "--replace",
+    type=click.Choice(["oldest", "worst"]),
+    default="oldest",
+    show_default=True,
+    help="Survivor rule.",
+)
+@click.option("--random-search", is_flag=True, help="Fresh random losses instead of evolution (baseline).")
+@click.option("--no-gec", is_flag=True, help="Switch off the Gradient-Equivalence-Check.")
+@click.option("--no-lrp", is_flag=True, help="Switch off the Loss-Rejection Protocol.")
+@lrp_protocol_option(
+    "--lrp",
+    "lrp_protocol",
+    help="LRP protocol: shared (an ordering check, then a head shared by all probe samples, "
+    "trained on probe features); paper (free predictions, AutoLoss-Zero's, for the ablation).",
+)
+@click.option("--no-stop-invalid", is_flag=True, help="Keep training through non-finite losses.")
+@click.option("--lrp-steps", type=int, default=None, help="LRP optimisation steps K (task default).")
+@click.option("--lrp-eta", type=float, default=None, help="LRP rejection threshold eta (task default).")
+@click.option("--constant-one", is_flag=True, help="Add the constant 1 to the search space.")
+@click.option("--max-height", type=int, default=17, show_default=True, help="Tree height limit.")
+@click.option("--max-nodes", type=int, default=64, show_default=True, help="Tree node limit.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--torch-threads", type=int, default=None, help="torch threads per evaluation (default: cores / workers)."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["serial", "process", "ray"]),
+    default=None,
+    help="Where evaluations run (default serial).",
+)
+@click.option("--workers", type=int, default=None, help="Evaluations in flight at once (default 1).")
+@click.option("--eval-timeout", default=None, help="Per-evaluation time limit, e.g. 90s (outcome timeout).")
+@click.option(
+    "--gpus-per-eval",
+    type=float,
+    default=None,
+    help="GPUs per evaluation; a fraction packs several on one GPU (default: 1 where there are GPUs).",
+)
+@click.option("--ray-address", default=None, help="Ray cluster to join (auto = the running one).")
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="Import a module first (one that registers your own task); repeatable.",
+)
+@click.option(
+    "--task-option",
+    "task_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Task setting (e.g. steps=200, data_root=...); repeatable.",
+)
+@click.option(
+    "--data-root", default=None, help="Real dataset root (task-specific layout; default: built-in data)."
+)
+@click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def evolve_cmd(**kw) -> None:
+    """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
+    from gp_loss.evolution import EvolutionConfig, Limits
+    from gp_loss.fitness.pipeline import PipelineOptions
+    from gp_loss.search import ExecutionOptions, RunSettings, parse_budget, resume, start
+    from gp_loss.summary import summary
+
+    budget = parse_budget(kw["budget"]) if kw["budget"] else None
+    execution = {
+        "backend": kw["backend"],
+        "workers": kw["workers"],
+        "eval_timeout": parse_budget(kw["eval_timeout"]) if kw["eval_timeout"] else None,
+        "gpus_per_eval": kw["gpus_per_eval"],
+        "ray_address": kw["ray_address"],
+    }
+    execution = {k: v for k, v in execution.items() if v is not None}
+    if kw["resume"]:
+        if not kw["out"]:
+            raise GpLossError("--resume needs --out DIR (the run to continue)")
+        search = resume(
+            kw["out"],
+            budget,
+            kw["max_explored"],
+            kw["max_trained"],
+            progress=not kw["quiet"],
+            execution=execution,
+        )
+    else:
+        if not kw["task"]:
+            raise GpLossError("--task is required (see `python cli.py tasks`)")
+        import importlib
+
+        from tasks import TASKS
+
+        for module in kw["imports"]:
+            try:
+                importlib.import_module(module)
+            except ImportError as err:
+                raise GpLossError(f"cannot import {module!r}: {err}") from None
+        if kw["task"] not in TASKS:
+            raise GpLossError(f"unknown task {kw['task']!r}; known: {', '.join(sorted(TASKS))}")
+        if budget is None and kw["max_explored"] is None and kw["max_trained"] is None:
+            budget = parse_budget(TASKS[kw["task"]].default_budget)
+        options = task_option_values(kw["task_options"])
+        options.update({k: kw[k] for k in ("data_root", "model") if kw[k] is not None})
+        if kw["metric"]:
+            options["metric"] = kw["metric"]
+        options["device"] = kw["device"]
+        settings = RunSettings(
+            task=kw["task"],
+            task_options=options,
+            pipeline=PipelineOptions(
+                gec=not kw["no_gec"],
+                lrp=not kw["no_lrp"],
+                lrp_protocol=kw["lrp_protocol"],
+                stop_invalid=not kw["no_stop_invalid"],
+                lrp_steps=kw["lrp_steps"],
+                lrp_eta=kw["lrp_eta"],
+            ),
+            evolution=EvolutionConfig(
+                population_size=kw["population"] or TASKS[kw["task"]].default_population,
+                tournament_size=kw["tournament"],
+                crossover_prob=kw["crossover"],
+                replace=kw["replace"],
+                random_search=kw["random_search"],
+                seed=kw["seed"],
+                constant_one=kw["constant_one"],
+                max_height=kw["max_height"],
+                max_nodes=kw["max_nodes"],
+            ),
+            limits=Limits(budget, kw["max_explored"], kw["max_trained"]),
+            torch_threads=kw["torch_threads"],
+            execution=ExecutionOptions(**execution),
+            imports=tuple(kw["imports"]),
+        )
+        search = start(settings, kw["out"], progress=not kw["quiet"])
+        click.echo(f"run directory: {search.directory.path}", err=True)
+    try:
+        with search:
+            state = search.run()
+    except KeyboardInterrupt:
+        click.echo(
+            f"\ninterrupted; continue with: python cli.py evolve --resume --out {search.directory.path}",
+            err=True,
+        )
+        sys.exit(130)
+    click.echo(
+        summary(search.directory.path, state, search.evolution.task, search.settings.evolution.constant_one)
+    )

@@ -1,0 +1,128 @@
+"""``tasks``, ``train``, ``show``, ``report`` and ``export``: what a researcher reads and takes away."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from gp_loss.commands.options import emit, json_flag, task_option_values
+from gp_loss.errors import GpLossError
+
+
+@click.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="Print the task descriptions as JSON.")
+def tasks_cmd(as_json: bool) -> None:
+    """List the registered tasks with their slots, adapters and metrics."""
+    from tasks import TASKS
+
+    infos = [_task_info(name, factory) for name, factory in sorted(TASKS.items())]
+    if as_json:
+        click.echo(json.dumps(infos, indent=1))
+        return
+    if not infos:
+        click.echo("no tasks registered")
+    for info in infos:
+        slots = ", ".join(
+            f"{n} ({s['adapter']}{', spatial' if s['spatial'] else ''})" for n, s in info["slots"].items()
+        )
+        click.echo(f"{info['name']}")
+        click.echo(f"  slots:     {slots}")
+        click.echo(f"  metrics:   {', '.join(info['metrics'])} (default {info['metrics'][0]})")
+        click.echo(f"  baselines: {', '.join(info['baselines'])} (trees)")
+        if info["custom_losses"]:
+            click.echo(f"             {', '.join(info['custom_losses'])} (hand-written)")
+
+
+def _task_info(name: str, factory) -> dict:
+    return {
+        "name": name,
+        "metrics": list(factory.metrics),
+        "slots": {
+            s.name: {"adapter": s.adapter, "spatial": s.spatial, "probe_metric": s.probe_metric}
+            for s in factory.slots
+        },
+        "baselines": sorted(factory.baselines),
+        "custom_losses": sorted(factory.custom_losses),
+    }
+
+
+@click.command("train")
+@click.option("--task", "task_name", required=True, help="Task (see `tasks`).")
+@click.option(
+    "--loss",
+    "loss_spec",
+    required=True,
+    help="A baseline name of the task (e.g. ce) or a best.json / run directory.",
+)
+@click.option("--seeds", default=1, show_default=True, help="Trainings with seeds 0..N-1: mean and std.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--data-root", default=None, help="Real dataset root (task-specific layout).")
+@click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@json_flag()
+def train_cmd(
+    task_name: str, loss_spec: str, seeds: int, device: str, data_root, model, task_options, as_json: bool
+) -> None:
+    """Retrain with a baseline or found loss; print the test metrics."""
+    from gp_loss.train import train
+    from tasks import get_task
+
+    options = task_option_values(task_options)
+    options.update({k: v for k, v in (("data_root", data_root), ("model", model)) if v is not None})
+    try:
+        task = get_task(task_name, device=device, **options)
+    except TypeError as err:
+        raise GpLossError(f"bad option for task {task_name!r}: {err}") from None
+    emit(train(task, loss_spec, seeds), as_json)
+
+
+@click.command("show")
+@click.argument("run", type=click.Path())
+@click.option("--top", default=10, show_default=True, help="Leaderboard length.")
+@json_flag()
+def show_cmd(run: str, top: int, as_json: bool) -> None:
+    """Leaderboard of a run: formula, fitness, outcome counts."""
+    from gp_loss.report import leaderboard, leaderboard_json
+
+    emit(leaderboard_json(run, top) if as_json else leaderboard(run, top), as_json)
+
+
+@click.command("report")
+@click.argument("run", type=click.Path())
+def report_cmd(run: str) -> None:
+    """Write report.md and PNG plots into the run directory."""
+    from gp_loss.report import write_report
+
+    path = write_report(run)
+    click.echo(f"wrote {path}")
+
+
+@click.command("export")
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["python", "torchscript", "latex"]),
+    default="python",
+    show_default=True,
+    help="python: standalone file needing only torch; torchscript: scripted "
+    "module for torch.jit.load; latex: the simplified formula.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write here instead of stdout (required for torchscript).",
+)
+def export_cmd(file: str, fmt: str, out: str | None) -> None:
+    """Export a found loss (FILE: a best.json or a run directory)."""
+    from gp_loss.exchange import read_best
+    from gp_loss.export import export
+
+    text = export(read_best(file), fmt, out)
+    if out is None and text is not None:
+        click.echo(text, nl=False)
+    elif out is not None:
+        click.echo(f"wrote {out}", err=True)

@@ -1,0 +1,197 @@
+"""The one training loop every task's proxy and final trainings run (DESIGN section 3, stage 5).
+
+It owns what the paper calls *stopping training for invalid loss values* (a non-finite or
+exploding loss, a non-finite gradient norm: one rule, one bound), the seeding of the model and of
+the batch order, step accounting, and progress on stderr. Tasks provide the model, the loss of
+one step and the evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import torch
+from torch import nn
+
+from gp_loss.errors import GpLossError
+
+#: A loss whose magnitude passes this bound counts as exploding: with the safe primitives a
+#: tree only gets there on its way to a saturation rail (1/EPS, exp's cap), where gradients
+#: stop meaning anything. One bound for every task.
+LOSS_BOUND = 1e6
+
+#: ``step_losses(model, step, generator) -> {part: scalar loss}``; the parts are summed.
+StepLosses = Callable[[nn.Module, int, torch.Generator], Mapping[str, torch.Tensor]]
+
+
+class TrainingDiverged(GpLossError):
+    """A final training stopped at an invalid loss value: it has no score.
+
+    Attributes:
+        steps: steps completed before the invalid value.
+        reason: what was invalid (``non-finite loss``, ``exploding loss``, ``non-finite gradient``).
+    """
+
+    def __init__(self, steps: int, reason: str, seed: int | None = None) -> None:
+        self.steps, self.reason, self.seed = steps, reason, seed
+        where = "" if seed is None else f" (seed {seed})"
+        super().__init__(f"training diverged at step {steps}{where}: {reason}")
+
+
+@dataclass
+class Trained:
+    """What one run of :func:`train_model` leaves.
+
+    Attributes:
+        model: the trained model (as it was at the stop, if it diverged).
+        steps: optimisation steps done.
+        diverged: why training stopped early (``None``: it ran all its steps).
+        last_loss: the last loss value of each part.
+    """
+
+    model: nn.Module
+    steps: int
+    diverged: str | None = None
+    last_loss: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        """``trained`` or ``diverged``."""
+        return "trained" if self.diverged is None else "diverged"
+
+    def raise_if_diverged(self, seed: int | None = None) -> None:
+        """Raise :class:`TrainingDiverged` for a diverged run (final trainings use it)."""
+        if self.diverged is not None:
+            raise TrainingDiverged(self.steps, self.diverged, seed)
+
+
+def invalid_loss(total: torch.Tensor) -> str | None:
+    """Why a step's loss value stops training, or ``None`` (the paper's stop-invalid rule)."""
+    value = float(total.detach())
+    if not math.isfinite(value):
+        return "non-finite loss"
+    if abs(value) > LOSS_BOUND:
+        return f"exploding loss (|{value:.3g}| > {LOSS_BOUND:g})"
+    return None
+
+
+def train_model(
+    build_model: Callable[[], nn.Module],
+    step_losses: StepLosses,
+    *,
+    steps: int,
+    seed: int,
+    optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
+    cosine: bool = False,
+    stop_invalid: bool = True,
+    label: str = "training",
+) -> Trained:
+    """Train ``build_model()`` for ``steps`` steps; stop at an invalid loss when ``stop_invalid``.
+
+    Args:
+        build_model: a fresh model; called after ``torch.manual_seed(seed)``.
+        step_losses: the loss parts of one step; draw the batch with the generator given
+            (seeded with ``seed``), so the batch order is reproducible.
+        optimizer: builds the optimiser from the trainable parameters.
+        cosine: cosine learning-rate decay over ``steps`` (a short run still ends with small steps).
+        stop_invalid: the paper's stop-invalid rule (off for the ablation).
+        label: what :func:`progress` shows for this run.
+    """
+    torch.manual_seed(seed)
+    model = build_model()
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = optimizer(params)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
+    generator = torch.Generator().manual_seed(seed)
+    last: dict[str, float] = {}
+    with _REPORTER.run(label, seed, steps) as report:
+        for step in range(steps):
+            parts = step_losses(model, step, generator)
+            total = sum(parts.values())
+            last = {k: float(v.detach()) for k, v in parts.items()}
+            if stop_invalid and (reason := invalid_loss(total)) is not None:
+                return Trained(model, step, reason, last)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if stop_invalid:
+                norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+                if not torch.isfinite(norm):
+                    return Trained(model, step, "non-finite gradient", last)
+            opt.step()
+            if schedule is not None:
+                schedule.step()
+            report(step + 1, float(total.detach()))
+    return Trained(model, steps, None, last)
+
+
+class _Reporter:
+    """Progress of trainings on a stream: off unless :func:`progress` switched it on."""
+
+    def __init__(self) -> None:
+        self.stream: TextIO | None = None
+        self.interval = 10.0
+
+    @contextlib.contextmanager
+    def run(self, label: str, seed: int, steps: int) -> Iterator[Callable[[int, float], None]]:
+        stream = self.stream
+        if stream is None:
+            yield lambda step, loss: None
+            return
+        tty = stream.isatty()
+        start = last = time.monotonic()
+
+        def report(step: int, loss: float) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if step < steps and now - last < (0.2 if tty else self.interval):
+                return
+            last = now
+            eta = (now - start) / step * (steps - step)
+            text = f"{label} seed {seed}: step {step}/{steps} loss {loss:.4g} ETA {_seconds(eta)}"
+            if tty:
+                done = int(20 * step / steps)
+                stream.write(f"\r\033[K[{'#' * done}{'.' * (20 - done)}] {text}")
+            else:
+                stream.write(text + "\n")
+            stream.flush()
+
+        try:
+            yield report
+        finally:
+            if tty:
+                stream.write("\n")
+                stream.flush()
+
+
+_REPORTER = _Reporter()
+
+
+@contextlib.contextmanager
+def progress(stream: TextIO | None = None, interval: float = 10.0) -> Iterator[None]:
+    """Show the progress of every training run inside the block on ``stream`` (stderr): a bar
+    redrawn in place on a terminal, a plain line every ``interval`` seconds otherwise."""
+    previous = (_REPORTER.stream, _REPORTER.interval)
+    _REPORTER.stream, _REPORTER.interval = stream or sys.stderr, interval
+    try:
+        yield
+    finally:
+        _REPORTER.stream, _REPORTER.interval = previous
+
+
+def note(text: str) -> None:
+    """A line of progress (evaluation started...) where :func:`progress` is on."""
+    if _REPORTER.stream is not None:
+        _REPORTER.stream.write(text + "\n")
+        _REPORTER.stream.flush()
+
+
+def _seconds(seconds: float) -> str:
+    minutes, secs = divmod(max(0, round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
