@@ -15,7 +15,7 @@ from typing import Any
 from gp_loss.fitness.candidate import OUTCOMES, Candidate, Evaluation
 from gp_loss.parse import parse_tree
 from gp_loss.space import random_tree
-from gp_loss.variation import MAX_HEIGHT, MAX_NODES, crossover, mutate
+from gp_loss.variation import SpaceLimits, crossover, mutate
 
 REPLACE_RULES = ("oldest", "worst")
 
@@ -44,9 +44,6 @@ class EvolutionConfig:
     replace: str = "oldest"
     random_search: bool = False
     init_depth: tuple[int, int] = (1, 3)
-    max_height: int = MAX_HEIGHT
-    max_nodes: int = MAX_NODES
-    constant_one: bool = False
     seed: int = 0
     per_slot_init: bool = True
 
@@ -147,6 +144,8 @@ class AgingEvolution:
         config: evolution settings.
         state: a saved state to continue from (resume), or ``None`` for a fresh run.
         hooks: observers.
+        space: size limits and ``constant_one`` of the trees (the pipeline's, so that screening
+            and variation agree; default: the paper's space).
     """
 
     def __init__(
@@ -156,12 +155,14 @@ class AgingEvolution:
         config: EvolutionConfig | None = None,
         state: SearchState | None = None,
         hooks: Iterable[Hook] = (),
+        space: SpaceLimits | None = None,
     ) -> None:
         self.task = task
         self.evaluate = evaluate
         self.config = config or EvolutionConfig()
         self.hooks = list(hooks)
-        self.signatures = {s.name: s.signature(self.config.constant_one) for s in task.slots}
+        self.space = space or SpaceLimits()
+        self.signatures = {s.name: s.signature(self.space.constant_one) for s in task.slots}
         if state is None:
             random.seed(self.config.seed)
             state = SearchState(rng=random.getstate())
@@ -223,7 +224,7 @@ class AgingEvolution:
         slot = random.choice(list(self.signatures))
         signature = self.signatures[slot]
         tree = parse_tree(parent.genome[slot], signature)
-        limits = {"max_height": self.config.max_height, "max_nodes": self.config.max_nodes}
+        limits = {"max_height": self.space.max_height, "max_nodes": self.space.max_nodes}
         child, how, second = tree, None, None
         if self.config.crossover_prob > 0 and random.random() < self.config.crossover_prob:
             other = self._tournament()

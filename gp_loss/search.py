@@ -79,6 +79,9 @@ class RunSettings:
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
         stored = dict(data.get("pipeline", {}))
         stored.setdefault("lrp_protocol", "paper")  # runs from before the head protocol used the paper's
+        for key in ("max_height", "max_nodes", "constant_one"):  # runs that kept them in both places
+            if key in data.get("evolution", {}):
+                stored.setdefault(key, data["evolution"][key])
         pipeline = PipelineOptions(
             **{k: v for k, v in stored.items() if k in PipelineOptions.__dataclass_fields__}
         )
@@ -179,15 +182,12 @@ def _assemble(
     progress: bool,
 ) -> Search:
     task = build_task(settings)
-    settings.pipeline.constant_one = settings.evolution.constant_one
-    settings.pipeline.max_height = settings.evolution.max_height
-    settings.pipeline.max_nodes = settings.evolution.max_nodes
     pipeline = FitnessPipeline(task, settings.pipeline)
     directory.task_info = task.describe()
     all_hooks: list[Hook] = [directory, *hooks]
     if progress:
         all_hooks.append(ProgressPrinter(settings.limits, task.metric))
-    evolution = AgingEvolution(task, pipeline, settings.evolution, state, all_hooks)
+    evolution = AgingEvolution(task, pipeline, settings.evolution, state, all_hooks, settings.pipeline.space)
     return Search(settings, directory, evolution, pipeline)
 
 
@@ -207,7 +207,7 @@ def start(
     evolution = settings.evolution
     if not 0.0 <= evolution.crossover_prob <= 1.0:
         raise GpLossError(f"--crossover must be a probability in [0, 1], got {evolution.crossover_prob}")
-    if evolution.max_height < 1 or evolution.max_nodes < 1:
+    if settings.pipeline.max_height < 1 or settings.pipeline.max_nodes < 1:
         raise GpLossError("--max-height and --max-nodes must be at least 1")
     if settings.pipeline.lrp_steps is not None and settings.pipeline.lrp_steps < 0:
         raise GpLossError("--lrp-steps must be >= 0")

@@ -11,6 +11,7 @@ import copy
 import functools
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from deap import gp
 
@@ -22,6 +23,16 @@ MUTATIONS: tuple[str, ...] = ("insert", "shrink", "replace", "subtree")
 #: Defaults: DEAP's customary height limit 17; node cap keeps a proxy training's graph small.
 MAX_HEIGHT = 17
 MAX_NODES = 64
+
+
+@dataclass(frozen=True)
+class SpaceLimits:
+    """The search space's size limits and whether it has the constant ``one``: screening
+    (validity) and variation (mutation, crossover) read these from one object."""
+
+    max_height: int = MAX_HEIGHT
+    max_nodes: int = MAX_NODES
+    constant_one: bool = False
 
 
 def within_limits(tree: gp.PrimitiveTree, max_height: int = MAX_HEIGHT, max_nodes: int = MAX_NODES) -> bool:

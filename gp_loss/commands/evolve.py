@@ -151,6 +151,9 @@ def evolve_cmd(**kw) -> None:
                 stop_invalid=not kw["no_stop_invalid"],
                 lrp_steps=kw["lrp_steps"],
                 lrp_eta=kw["lrp_eta"],
+                max_height=kw["max_height"],
+                max_nodes=kw["max_nodes"],
+                constant_one=kw["constant_one"],
             ),
             evolution=EvolutionConfig(
                 population_size=kw["population"] or TASKS[kw["task"]].default_population,
@@ -159,9 +162,6 @@ def evolve_cmd(**kw) -> None:
                 replace=kw["replace"],
                 random_search=kw["random_search"],
                 seed=kw["seed"],
-                constant_one=kw["constant_one"],
-                max_height=kw["max_height"],
-                max_nodes=kw["max_nodes"],
             ),
             limits=Limits(budget, kw["max_explored"], kw["max_trained"]),
             torch_threads=kw["torch_threads"],
@@ -180,5 +180,5 @@ def evolve_cmd(**kw) -> None:
         )
         sys.exit(130)
     click.echo(
-        summary(search.directory.path, state, search.evolution.task, search.settings.evolution.constant_one)
+        summary(search.directory.path, state, search.evolution.task, search.settings.pipeline.constant_one)
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -12,10 +11,11 @@ from gp_loss.fitness.stages import (
     GradientEquivalence,
     LossRejection,
     ProxyTraining,
+    Stage,
     Validity,
     as_candidate,
 )
-from gp_loss.variation import MAX_HEIGHT, MAX_NODES
+from gp_loss.variation import MAX_HEIGHT, MAX_NODES, SpaceLimits
 
 
 @dataclass
@@ -24,7 +24,9 @@ class PipelineOptions:
 
     ``gec``/``lrp``/``stop_invalid`` map to ``--no-gec``/``--no-lrp``/``--no-stop-invalid``,
     ``lrp_protocol`` to ``--lrp shared|paper``. ``None`` for an LRP parameter means the task's
-    calibrated default.
+    calibrated default. ``max_height``, ``max_nodes`` and ``constant_one`` (``--max-height``,
+    ``--max-nodes``, ``--constant-one``) bound the search space for screening and variation
+    alike (:attr:`space`).
     """
 
     gec: bool = True
@@ -37,6 +39,11 @@ class PipelineOptions:
     max_height: int = MAX_HEIGHT
     max_nodes: int = MAX_NODES
     constant_one: bool = False
+
+    @property
+    def space(self) -> SpaceLimits:
+        """The size limits and ``constant_one`` (this object is their one holder)."""
+        return SpaceLimits(self.max_height, self.max_nodes, self.constant_one)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form for run.json."""
@@ -73,24 +80,20 @@ class FitnessPipeline:
         )
         self.dedup = Deduplicate(self.validity, task)
 
+    @property
+    def screening(self) -> tuple[Stage, ...]:
+        """Stages 1-3 in order, those switched on: what :meth:`screen` runs."""
+        return tuple(stage for stage in (self.dedup, self.validity, self.gec) if stage.enabled)
+
     def screen(self, candidate: Candidate) -> Evaluation | None:
         """Stages 1-3: a final result (duplicate, invalid, equivalent) or ``None`` to go on."""
-        found = self.dedup.seen.get(candidate.key)
-        if found is not None:
-            return found[1].reuse("duplicate", found[0], {})
-        seconds = candidate.context.setdefault("seconds", {})
-        start = time.perf_counter()
-        reason = self.validity.problem(candidate)
-        seconds["validity"] = time.perf_counter() - start
-        if reason is not None:
-            return Evaluation("invalid", reason=reason, seconds=dict(seconds))
-        if self.options.gec:
-            start = time.perf_counter()
-            key = candidate.context["gec_key"] = self.gec.fingerprint(candidate)
-            seconds["gec"] = time.perf_counter() - start
-            if key in self.gec.seen:
-                source_id, source = self.gec.seen[key]
-                return source.reuse("equivalent", source_id, seconds)
+        for stage in self.screening:
+            found = stage.timed_screen(candidate)
+            if found is not None:
+                if found.outcome != "duplicate":  # a duplicate costs nothing: no seconds
+                    found.seconds = {**candidate.context["seconds"], **found.seconds}
+                found.seconds.pop(self.dedup.name, None)
+                return found
         return None
 
     def remote(self, candidate: Candidate) -> Evaluation:
@@ -100,7 +103,8 @@ class FitnessPipeline:
     def finish(self, candidate: Candidate, result: Evaluation) -> Evaluation:
         """Attach the screening's key and seconds to a remote result, then :meth:`record` it."""
         for stage, spent in candidate.context.get("seconds", {}).items():
-            result.seconds.setdefault(stage, spent)
+            if stage != self.dedup.name:
+                result.seconds.setdefault(stage, spent)
         if candidate.context.get("gec_key") and result.outcome not in ("duplicate", "equivalent"):
             result.gec_key = candidate.context["gec_key"]
         self.record(candidate, result)

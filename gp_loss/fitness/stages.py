@@ -79,7 +79,12 @@ def slot_probes(task, candidate: Candidate, constant_one: bool = False) -> dict[
 
 
 class Stage:
-    """Base of the wrappers: holds the task and the inner evaluate function; times itself."""
+    """Base of the wrappers: holds the task and the inner evaluate function; times itself.
+
+    A screening stage (duplicate, invalid, equivalent) implements :meth:`screen`, which ends a
+    candidate with a result or lets it through; the pipeline runs exactly these methods, and a
+    stage called on its own runs :meth:`screen`, then the inner stage, then :meth:`learn`.
+    """
 
     name = "stage"
 
@@ -96,8 +101,28 @@ class Stage:
             return self.inner(candidate)
         return self.evaluate(candidate)
 
-    def evaluate(self, candidate: Candidate) -> Evaluation:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def screen(self, candidate: Candidate) -> Evaluation | None:
+        """The result that ends ``candidate`` here, or ``None`` to go on (default: go on)."""
+        return None
+
+    def learn(self, candidate: Candidate, result: Evaluation) -> None:
+        """Remember the final result of a candidate this stage let through (caches)."""
+
+    def timed_screen(self, candidate: Candidate) -> Evaluation | None:
+        """:meth:`screen`, its seconds added to ``candidate.context["seconds"][name]``."""
+        start = time.perf_counter()
+        found = self.screen(candidate)
+        seconds = candidate.context.setdefault("seconds", {})
+        seconds[self.name] = seconds.get(self.name, 0.0) + time.perf_counter() - start
+        return found
+
+    def evaluate(self, candidate: Candidate) -> Evaluation:
+        found = self.timed_screen(candidate)
+        if found is not None:
+            return found
+        result = self._pass_on(candidate, candidate.context["seconds"][self.name])
+        self.learn(candidate, result)
+        return result
 
     def _pass_on(self, candidate: Candidate, spent: float) -> Evaluation:
         result = self.inner(candidate)
@@ -369,17 +394,17 @@ class GradientEquivalence(Stage):
             for slot in self.task.slots
         )
 
-    def evaluate(self, candidate: Candidate) -> Evaluation:
-        start = time.perf_counter()
-        key = self.fingerprint(candidate)
-        spent = time.perf_counter() - start
+    def screen(self, candidate: Candidate) -> Evaluation | None:
+        """``equivalent``, reusing the result of the first candidate with the same key."""
+        key = candidate.context["gec_key"] = self.fingerprint(candidate)
         if key in self.seen:
             source_id, source = self.seen[key]
-            return source.reuse("equivalent", source_id, {self.name: spent})
-        result = self._pass_on(candidate, spent)
-        result.gec_key = key
-        self.remember(key, candidate.id, result)
-        return result
+            return source.reuse("equivalent", source_id, {})
+        return None
+
+    def learn(self, candidate: Candidate, result: Evaluation) -> None:
+        result.gec_key = candidate.context["gec_key"]
+        self.remember(result.gec_key, candidate.id, result)
 
     def remember(self, key: str, source_id: int | None, result: Evaluation) -> None:
         """Record a computed result under its key (also used to rebuild the cache on resume)."""
@@ -423,13 +448,10 @@ class Validity(Stage):
                 return f"{name}: non-finite value or gradient on the probe batch"
         return None
 
-    def evaluate(self, candidate: Candidate) -> Evaluation:
-        start = time.perf_counter()
+    def screen(self, candidate: Candidate) -> Evaluation | None:
+        """``invalid`` with the reason, or ``None``."""
         reason = self.problem(candidate)
-        spent = time.perf_counter() - start
-        if reason is not None:
-            return Evaluation("invalid", reason=reason, seconds={self.name: spent})
-        return self._pass_on(candidate, spent)
+        return None if reason is None else Evaluation("invalid", reason=reason)
 
 
 class Deduplicate(Stage):
@@ -441,14 +463,16 @@ class Deduplicate(Stage):
         super().__init__(inner, task, enabled=enabled)
         self.seen: dict[str, tuple[int | None, Evaluation]] = {}
 
-    def evaluate(self, candidate: Candidate) -> Evaluation:
+    def screen(self, candidate: Candidate) -> Evaluation | None:
+        """``duplicate``, reusing the recorded result of the same genome."""
         found = self.seen.get(candidate.key)
-        if found is not None:
-            source_id, source = found
-            return source.reuse("duplicate", source_id, {})
-        result = self.inner(candidate)
+        if found is None:
+            return None
+        source_id, source = found
+        return source.reuse("duplicate", source_id, {})
+
+    def learn(self, candidate: Candidate, result: Evaluation) -> None:
         self.remember(candidate.key, candidate.id, result)
-        return result
 
     def remember(self, key: str, source_id: int | None, result: Evaluation) -> None:
         """Record a result under its genome key (also used to rebuild the cache on resume)."""

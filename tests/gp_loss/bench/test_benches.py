@@ -72,7 +72,7 @@ def test_results_table_rows_seeds_and_diverged_rows(tmp_path):
     result = table.run("cls_digits", rows, seeds=2, jobs=2, options={"steps": 30})
     data = result.to_json()
     ce, mse, bad = data["rows"]
-    assert [r["seed"] for r in ce["runs"]] == [0, 1]
+    assert [r["seed"] for r in ce["runs"]] == [0, 1] and mse["summary"]["accuracy"]["trained"] == 2
     accuracies = [r["metrics"]["accuracy"] for r in ce["runs"]]
     assert ce["summary"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2)
     assert ce["summary"]["accuracy"]["trained"] == 2 and 0.3 < accuracies[0] <= 1
