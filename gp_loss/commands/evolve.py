@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from gp_loss.commands.options import lrp_protocol_option, task_option_values
+from gp_loss.commands.options import import_modules, import_option, lrp_protocol_option, task_option_values
 from gp_loss.errors import GpLossError
 
 
@@ -74,13 +74,7 @@ from gp_loss.errors import GpLossError
     help="GPUs per evaluation; a fraction packs several on one GPU (default: 1 where there are GPUs).",
 )
 @click.option("--ray-address", default=None, help="Ray cluster to join (auto = the running one).")
-@click.option(
-    "--import",
-    "imports",
-    multiple=True,
-    metavar="MODULE",
-    help="Import a module first (one that registers your own task); repeatable.",
-)
+@import_option()
 @click.option(
     "--task-option",
     "task_options",
@@ -123,15 +117,9 @@ def evolve_cmd(**kw) -> None:
     else:
         if not kw["task"]:
             raise GpLossError("--task is required (see `python cli.py tasks`)")
-        import importlib
-
         from tasks import TASKS
 
-        for module in kw["imports"]:
-            try:
-                importlib.import_module(module)
-            except ImportError as err:
-                raise GpLossError(f"cannot import {module!r}: {err}") from None
+        import_modules(kw["imports"])
         if kw["task"] not in TASKS:
             raise GpLossError(f"unknown task {kw['task']!r}; known: {', '.join(sorted(TASKS))}")
         if budget is None and kw["max_explored"] is None and kw["max_trained"] is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -47,3 +48,33 @@ def emit(result: Any, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=1, default=str))
         return
     click.echo(result.markdown() if hasattr(result, "markdown") else result)
+
+
+def import_option():
+    """``--import MODULE`` (repeatable): modules that register the user's own tasks or adapters."""
+    return click.option(
+        "--import",
+        "imports",
+        multiple=True,
+        metavar="MODULE",
+        help="Import a module first (one that registers your own task or adapter); repeatable.",
+    )
+
+
+def import_modules(modules: tuple[str, ...] | list[str], run: str | None = None) -> None:
+    """Import ``modules``, and those a run directory's ``run.json`` recorded (``evolve --import``)."""
+    import importlib
+    from pathlib import Path
+
+    wanted = list(modules)
+    if run is not None:
+        config = Path(run) / "run.json"
+        if config.is_file():
+            # a broken run.json is reported where the run itself is read
+            with contextlib.suppress(OSError, json.JSONDecodeError, AttributeError):
+                wanted += json.loads(config.read_text(encoding="utf-8")).get("imports", [])
+    for module in wanted:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise GpLossError(f"cannot import {module!r}: {err}") from None

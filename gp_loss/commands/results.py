@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gp_loss.commands.options import emit, json_flag, task_option_values
+from gp_loss.commands.options import emit, import_modules, import_option, json_flag, task_option_values
 from gp_loss.errors import GpLossError
 
 
@@ -60,14 +60,24 @@ def _task_info(name: str, factory) -> dict:
 @click.option("--data-root", default=None, help="Real dataset root (task-specific layout).")
 @click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
 @click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@import_option()
 @json_flag()
 def train_cmd(
-    task_name: str, loss_spec: str, seeds: int, device: str, data_root, model, task_options, as_json: bool
+    task_name: str,
+    loss_spec: str,
+    seeds: int,
+    device: str,
+    data_root,
+    model,
+    task_options,
+    imports: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Retrain with a baseline or found loss; print the test metrics."""
     from gp_loss.train import train
     from tasks import get_task
 
+    import_modules(imports, loss_spec)
     options = task_option_values(task_options)
     options.update({k: v for k, v in (("data_root", data_root), ("model", model)) if v is not None})
     try:
@@ -80,20 +90,24 @@ def train_cmd(
 @click.command("show")
 @click.argument("run", type=click.Path())
 @click.option("--top", default=10, show_default=True, help="Leaderboard length.")
+@import_option()
 @json_flag()
-def show_cmd(run: str, top: int, as_json: bool) -> None:
+def show_cmd(run: str, top: int, imports: tuple[str, ...], as_json: bool) -> None:
     """Leaderboard of a run: formula, fitness, outcome counts."""
     from gp_loss.report import leaderboard, leaderboard_json
 
+    import_modules(imports, run)
     emit(leaderboard_json(run, top) if as_json else leaderboard(run, top), as_json)
 
 
 @click.command("report")
 @click.argument("run", type=click.Path())
-def report_cmd(run: str) -> None:
+@import_option()
+def report_cmd(run: str, imports: tuple[str, ...]) -> None:
     """Write report.md and PNG plots into the run directory."""
     from gp_loss.report import write_report
 
+    import_modules(imports, run)
     path = write_report(run)
     click.echo(f"wrote {path}")
 
@@ -116,11 +130,13 @@ def report_cmd(run: str) -> None:
     default=None,
     help="Write here instead of stdout (required for torchscript).",
 )
-def export_cmd(file: str, fmt: str, out: str | None) -> None:
+@import_option()
+def export_cmd(file: str, fmt: str, out: str | None, imports: tuple[str, ...]) -> None:
     """Export a found loss (FILE: a best.json or a run directory)."""
     from gp_loss.exchange import read_best
     from gp_loss.export import export
 
+    import_modules(imports, file)
     text = export(read_best(file), fmt, out)
     if out is None and text is not None:
         click.echo(text, nl=False)

@@ -45,7 +45,7 @@ def gradient_fingerprint(grad: torch.Tensor, digits: int = 2) -> str:
     (DESIGN section 3), a norm-only key would make ``-L`` "equivalent" to a good ``L`` and hand it
     L's fitness. The sign tells them apart and is identical for truly equivalent losses.
     """
-    flat = grad.detach().double().flatten(1)
+    flat = grad.detach().double().reshape(grad.shape[0], -1)  # predictions may be (B,)
     direction = torch.randn(flat.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     signs = torch.sign((flat * direction).sum(dim=1)).tolist()
     norms = flat.norm(dim=1).tolist()

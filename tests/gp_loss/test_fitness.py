@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gp_loss.baselines import get_baseline
+from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
 from gp_loss.fitness.probe import gradient_fingerprint
@@ -121,10 +122,33 @@ def test_switches_turn_stages_off(task):
     pipeline({"cls": CE})
     assert pipeline({"cls": "neg(mul(log(y_hat), y))"}).outcome == "trained"  # no GEC: trained again
     assert pipeline({"cls": "mul(y, log(y_hat))"}).outcome == "trained"  # no LRP: trained, badly
+    exploding = {"cls": "mul(y, neg(inv(mul(y_hat, y_hat))))"}  # -1/p_true^2: drives p_true to 0
+    assert FitnessPipeline(task)(exploding).outcome == "rejected"  # LRP on: never trained
     stops = FitnessPipeline(task, PipelineOptions(lrp=False))
-    assert stops({"cls": "neg(inv(mul(y_hat, y_hat)))"}).outcome in ("diverged", "invalid")
+    assert stops(exploding).outcome == "diverged"
     keeps = FitnessPipeline(task, PipelineOptions(lrp=False, stop_invalid=False))
-    assert keeps({"cls": "neg(inv(mul(y_hat, y_hat)))"}).outcome in ("trained", "invalid")
+    kept = keeps(exploding)
+    assert kept.outcome == "trained" and kept.fitness < 0.3  # trained to the end, into a useless net
+
+
+def test_a_switched_off_stage_is_skipped_by_the_pipeline_too(task):
+    pipeline = FitnessPipeline(task, PipelineOptions(lrp=False))
+    pipeline.validity.enabled = False
+    assert pipeline.validity not in pipeline.screening
+    # ignores the target: invalid with the validity stage on, trained with it off
+    assert FitnessPipeline(task, PipelineOptions(lrp=False))({"cls": "square(y_hat)"}).outcome == "invalid"
+    assert pipeline({"cls": "square(y_hat)"}).outcome == "trained"
+
+
+def test_a_task_without_its_target_metric_is_an_error_not_the_worst_fitness(task):
+    class Forgetful(type(task)):
+        def proxy_train(self, losses, *, stop_invalid=True):
+            result = super().proxy_train(losses, stop_invalid=stop_invalid)
+            result.metrics = {"acc": result.metrics["accuracy"]}
+            return result
+
+    with pytest.raises(GpLossError, match="not the target metric 'accuracy'"):
+        ProxyTraining(Forgetful())({"cls": CE})
 
 
 def test_wrappers_compose_like_the_design_says(task):

@@ -12,6 +12,7 @@ from deap import algorithms, tools
 
 import gp_loss
 from gp_loss.fitness.candidate import OUTCOMES
+from gp_loss.fitness.stages import ProxyTraining
 from gp_loss.space import LossGenome, LossTree
 from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
@@ -41,7 +42,11 @@ def test_individuals_and_operators(toolbox):
         gp_loss.parse_tree("neg(mul(y, log(y_hat)))", gp_loss.SlotSignature("softmax_onehot"))
     )
     assert isinstance(fitness, tuple) and len(fitness) == 1 and fitness[0] > 0.5
-    assert toolbox.evaluate(population[0]) == (toolbox.evaluate.history[-1].fitness or 0.0,)
+    # the same training as the proxy stage run on its own
+    assert fitness[0] == ProxyTraining(toolbox.task)({"cls": "neg(mul(y, log(y_hat)))"}).fitness
+    # a loss that earns no fitness (rejected: it maximises CE) gets the task's worst value
+    negated = gp_loss.parse_tree("mul(y, log(y_hat))", gp_loss.SlotSignature("softmax_onehot"))
+    assert toolbox.evaluate(negated) == (0.0,) and toolbox.evaluate.history[-1].outcome == "rejected"
 
 
 def test_ea_simple_and_mu_plus_lambda_run_unchanged(toolbox):

@@ -1,0 +1,109 @@
+"""Bugs at the engine's seams, each with the behaviour that was wrong before its fix."""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+
+import pytest
+import torch
+
+from gp_loss.baselines import get_baseline
+from gp_loss.errors import GpLossError
+from gp_loss.evolution import Limits, SearchState
+from gp_loss.exchange import parse_best, read_best, write_best
+from gp_loss.module import TreeLoss, load_loss
+from gp_loss.progress import ProgressPrinter
+from gp_loss.signature import SlotSignature
+from gp_loss.testing.tasks import TwoSlotToy
+
+CE = get_baseline("cross_entropy").tree
+
+
+def test_progress_line_counts_failed_evaluations():
+    state = SearchState()
+    state.counts["failed"] = 2
+    state.counts["trained"] = 1
+    line = ProgressPrinter(Limits(), "score", stream=io.StringIO()).line(state)
+    assert "fail 2" in line and "train 1" in line
+
+
+def test_toolbox_ships_a_task_objects_options_to_process_workers(tmp_path):
+    from gp_loss.toolbox import make_toolbox
+
+    task = TwoSlotToy(seed=3, pid_dir=str(tmp_path))  # an option the task's defaults do not have
+    toolbox = make_toolbox(task, backend="process", workers=1)
+    try:
+        good = {"cls": CE, "reg": get_baseline("giou").tree}
+        (fitness,) = toolbox.map(toolbox.evaluate, [good])
+    finally:
+        toolbox.close()
+    marks = list(tmp_path.iterdir())
+    assert len(marks) == 1 and int(marks[0].read_text()) != os.getpid()  # trained in the worker
+    assert fitness[0] > 0
+
+
+def test_a_task_workers_cannot_rebuild_is_refused_with_one_line():
+    from gp_loss.toolbox import make_toolbox
+
+    class Unregistered(TwoSlotToy):
+        pass
+
+    with pytest.raises(GpLossError, match="not registered as 'two_slot_toy'"):
+        make_toolbox(Unregistered(), backend="process", workers=1)
+
+
+def test_a_worker_without_a_free_gpu_slot_says_which_gpu_it_shares(monkeypatch, capsys):
+    from gp_loss.execution.worker import init_process_worker
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    empty: queue.Queue = queue.Queue()
+    init_process_worker(1, empty, ["1", "2"])
+    device = os.environ["CUDA_VISIBLE_DEVICES"]
+    assert device in ("1", "2")  # before: silently "0", a GPU no slot named
+    assert f"shares GPU {device}" in capsys.readouterr().err
+
+
+def test_adapter_options_reach_the_loss_best_json_and_the_export():
+    signature = SlotSignature("softmax_onehot")
+    logits, labels = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 3, 0])
+    zero_ignored = TreeLoss(CE, signature, {"ignore_index": 0})
+    keep = labels != 0
+    # the CE tree is F.cross_entropy / C over the kept labels
+    expected = torch.nn.functional.cross_entropy(logits[keep], labels[keep]) / 4
+    assert torch.allclose(zero_ignored(logits, labels), expected)
+    best = parse_best(
+        {
+            "format": "gp-loss/1",
+            "slots": {
+                "cls": {"tree": CE, "adapter": "softmax_onehot", "adapter_options": {"ignore_index": 0}}
+            },
+        }
+    )
+    module = load_loss(best)
+    assert module.ignore_index == 0 and torch.allclose(module(logits, labels), expected)
+    with pytest.raises(GpLossError, match="no option 'ignore'"):
+        parse_best(
+            {
+                "format": "gp-loss/1",
+                "slots": {"cls": {"tree": CE, "adapter": "softmax_onehot", "adapter_options": {"ignore": 0}}},
+            }
+        )
+
+
+def test_best_json_from_before_adapter_options_still_loads(tmp_path):
+    old = tmp_path / "best.json"
+    old.write_text(
+        '{"format": "gp-loss/1", "task": "cls_digits", "metric": "accuracy", "fitness": 0.9,'
+        ' "slots": {"cls": {"tree": "neg(mul(y, log(y_hat)))", "adapter": "softmax_onehot"}}}'
+    )
+    best = read_best(old)
+    assert best.slots["cls"].options == {} and load_loss(best).ignore_index == 255
+    write_best(tmp_path / "again.json", best)  # written back unchanged: no options entry
+    assert "adapter_options" not in (tmp_path / "again.json").read_text()
+
+
+def test_an_unknown_adapter_is_an_error_not_box_areas():
+    with pytest.raises(GpLossError, match=r"unknown adapter 'softmax'; known: box_iou_areas, (.*, )?softmax_onehot"):
+        SlotSignature("softmax")
