@@ -1,137 +1,38 @@
 """The fitness pipeline's stages, each a wrapper around an inner evaluate function.
 
 DESIGN section 3, in order: duplicate -> invalid -> equivalent (Gradient-Equivalence-Check) ->
-rejected (Loss-Rejection Protocol) -> diverged / trained (proxy training). A DEAP user stacks
-them as ``GradientEquivalence(LossRejection(ProxyTraining(task)))``; each accepts a candidate
-(:class:`Candidate`, a ``{slot: tree}`` dict, a ``LossTree`` or a ``LossGenome``) and returns an
-:class:`Evaluation`.
+rejected (Loss-Rejection Protocol, :mod:`gp_loss.fitness.lrp`) -> diverged / trained (proxy
+training). A DEAP user stacks them as ``GradientEquivalence(LossRejection(ProxyTraining(task)))``;
+each accepts a candidate (:class:`Candidate`, a ``{slot: tree}`` dict, a ``LossTree`` or a
+``LossGenome``) and returns an :class:`Evaluation`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
-
-import torch
 
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Candidate, Evaluation
-from gp_loss.fitness.probe import (
-    ProbeGradient,
-    gradient_fingerprint,
-    probe_batch,
-    probe_gradient,
-    probe_head,
-)
-from gp_loss.fitness.rejection import (
-    PROTOCOLS,
-    LrpSettings,
-    free_prediction_gain,
-    rewards_confident_mistakes,
-    trainable_head_gain,
-)
-from gp_loss.module import TreeLoss
+from gp_loss.fitness.lrp import LossRejection
+from gp_loss.fitness.probe import gradient_fingerprint
+from gp_loss.fitness.stage import EvaluateFn, Stage, as_candidate, slot_losses, slot_probes
 from gp_loss.parse import parse_tree
-from gp_loss.space import LossGenome, tree_inputs
+from gp_loss.space import tree_inputs
 from gp_loss.variation import MAX_HEIGHT, MAX_NODES, within_limits
 
-EvaluateFn = Callable[[Candidate], Evaluation]
-
-#: Per-slot LRP verdicts kept by one :class:`LossRejection` (the oldest go first).
-VERDICT_CACHE = 100_000
-
-
-def as_candidate(task, item: Any) -> Candidate:
-    """Accept the forms users pass: Candidate, {slot: tree}, a LossTree (one slot) or a LossGenome."""
-    if isinstance(item, Candidate):
-        return item
-    if isinstance(item, Mapping):
-        return Candidate({str(k): str(v) for k, v in item.items()})
-    slots = [s.name for s in task.slots]
-    if isinstance(item, LossGenome) or (isinstance(item, list) and item and not hasattr(item[0], "arity")):
-        return Candidate({slot: str(tree) for slot, tree in zip(slots, item)})
-    if len(slots) != 1:
-        raise TypeError(f"task {task.name!r} has slots {slots}: pass a LossGenome or a {{slot: tree}} dict")
-    return Candidate({slots[0]: str(item)})
-
-
-def slot_losses(task, candidate: Candidate, constant_one: bool = False) -> dict[str, TreeLoss]:
-    """The candidate's compiled loss modules, built once per candidate."""
-    if "losses" not in candidate.context:
-        candidate.context["losses"] = {
-            slot.name: TreeLoss.for_slot(slot, candidate.genome[slot.name], constant_one)
-            for slot in task.slots
-        }
-    return candidate.context["losses"]
-
-
-def slot_probes(task, candidate: Candidate, constant_one: bool = False) -> dict[str, ProbeGradient]:
-    """Per slot: loss value and gradient at the fixed probe predictions (computed once)."""
-    if "probes" not in candidate.context:
-        losses = slot_losses(task, candidate, constant_one)
-        probes = {}
-        for slot in task.slots:
-            batch = probe_batch(task, slot.name)
-            probes[slot.name] = probe_gradient(losses[slot.name], batch.predictions, batch.targets)
-        candidate.context["probes"] = probes
-    return candidate.context["probes"]
-
-
-class Stage:
-    """Base of the wrappers: holds the task and the inner evaluate function; times itself.
-
-    A screening stage (duplicate, invalid, equivalent) implements :meth:`screen`, which ends a
-    candidate with a result or lets it through; the pipeline runs exactly these methods, and a
-    stage called on its own runs :meth:`screen`, then the inner stage, then :meth:`learn`.
-    """
-
-    name = "stage"
-
-    def __init__(self, inner: EvaluateFn | Any, task=None, *, enabled: bool = True) -> None:
-        if task is None:  # innermost wrappers may be built as Stage(ProxyTraining(task))
-            task = inner.task
-        self.inner = inner
-        self.task = task
-        self.enabled = enabled
-
-    def __call__(self, item: Any) -> Evaluation:
-        candidate = as_candidate(self.task, item)
-        if not self.enabled:
-            return self.inner(candidate)
-        return self.evaluate(candidate)
-
-    def screen(self, candidate: Candidate) -> Evaluation | None:
-        """The result that ends ``candidate`` here, or ``None`` to go on (default: go on)."""
-        return None
-
-    def learn(self, candidate: Candidate, result: Evaluation) -> None:
-        """Remember the final result of a candidate this stage let through (caches)."""
-
-    def timed_screen(self, candidate: Candidate) -> Evaluation | None:
-        """:meth:`screen`, its seconds added to ``candidate.context["seconds"][name]``."""
-        start = time.perf_counter()
-        found = self.screen(candidate)
-        seconds = candidate.context.setdefault("seconds", {})
-        seconds[self.name] = seconds.get(self.name, 0.0) + time.perf_counter() - start
-        return found
-
-    def evaluate(self, candidate: Candidate) -> Evaluation:
-        found = self.timed_screen(candidate)
-        if found is not None:
-            return found
-        result = self._pass_on(candidate, candidate.context["seconds"][self.name])
-        self.learn(candidate, result)
-        return result
-
-    def _pass_on(self, candidate: Candidate, spent: float) -> Evaluation:
-        result = self.inner(candidate)
-        result.seconds[self.name] = result.seconds.get(self.name, 0.0) + spent
-        return result
-
-    def state(self) -> dict:
-        """Caches to persist (none by default)."""
-        return {}
+__all__ = [
+    "Deduplicate",
+    "EvaluateFn",
+    "GradientEquivalence",
+    "LossRejection",
+    "ProxyTraining",
+    "Stage",
+    "Validity",
+    "as_candidate",
+    "slot_losses",
+    "slot_probes",
+]
 
 
 class ProxyTraining:
@@ -166,210 +67,6 @@ class ProxyTraining:
         if fitness != fitness:  # NaN metric from a run that was allowed to continue past NaN
             fitness = self.task.worst_fitness()
         return Evaluation("trained", float(fitness), dict(result.metrics), seconds={self.name: spent})
-
-
-class LossRejection(Stage):
-    """Loss-Rejection Protocol: optimise with the candidate for K steps on the probe samples.
-
-    g(L) = mean_b [xi(y*_b, y_b) - xi(y_hat_b, y_b)] with xi the slot's per-sample metric;
-    rejected if g < eta in any slot; ``invalid`` if the loss turns non-finite on the way. The
-    protocols (:mod:`gp_loss.fitness.rejection`): ``shared`` (default) first rejects a
-    classification loss that ranks a confident mistake below an uninformed guess and, where
-    the task sets ``max_grad_ratio``, a loss whose gradient dwarfs the slot's baseline's; then it
-    trains a shared head on the task's probe features (free predictions where the task gives none);
-    ``paper`` optimises the free probe predictions, as AutoLoss-Zero does.
-
-    Args:
-        inner: the next stage (usually :class:`ProxyTraining`).
-        protocol: ``shared`` (default) or ``paper``.
-        steps: K, optimisation steps (``None``: the task's default for the protocol).
-        lr: Adam learning rate (``None``: the task's default).
-        eta: rejection threshold for every slot, or ``{slot: eta}`` (``None``: the task's default).
-    """
-
-    name = "lrp"
-
-    def __init__(
-        self,
-        inner,
-        task=None,
-        *,
-        protocol: str | None = None,
-        steps: int | None = None,
-        lr: float | None = None,
-        eta: float | Mapping[str, float] | None = None,
-        constant_one: bool = False,
-        enabled: bool = True,
-    ) -> None:
-        super().__init__(inner, task, enabled=enabled)
-        self.protocol = protocol or "shared"
-        if self.protocol not in PROTOCOLS:
-            raise GpLossError(f"unknown LRP protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
-        self.overrides = {"steps": steps, "lr": lr, "eta": eta}
-        self.constant_one = constant_one
-        self._reference_norms: dict[str, float] = {}
-        self._settings: dict[str, LrpSettings] = {}
-        self._verdicts: dict[tuple[str, str], tuple[str, float | None, str | None]] = {}
-
-    def settings(self, slot: str) -> LrpSettings:
-        """The protocol, K, lr and eta that ``slot`` is judged with."""
-        if slot not in self._settings:
-            self._settings[slot] = self._resolve(slot)
-        return self._settings[slot]
-
-    def _resolve(self, slot: str) -> LrpSettings:
-        values = dict(_task_lrp_defaults(self.task, self.protocol))
-        values.update({k: v for k, v in self.overrides.items() if v is not None})
-        eta = values["eta"]
-        eta = eta[slot] if isinstance(eta, Mapping) else eta
-        ratio = values.get("max_grad_ratio")
-        return LrpSettings(
-            self.protocol,
-            int(values["steps"]),
-            float(values["lr"]),
-            float(eta),
-            int(values.get("hidden", 0)),
-            None if ratio is None else float(ratio),
-        )
-
-    def threshold(self, slot: str) -> float:
-        """eta of ``slot``."""
-        return self.settings(slot).eta
-
-    def problem(self, loss: TreeLoss, slot: str) -> tuple[str, str] | None:
-        """``(outcome, reason)`` if the ``shared`` protocol ends ``loss`` before any optimisation
-        (``rejected``, or ``invalid`` for a non-finite value), else ``None``.
-
-        The gradient-scale check runs where the task sets ``max_grad_ratio``; the ordering check
-        on slots whose probe targets are class labels of the logits.
-        """
-        if self.protocol != "shared":
-            return None
-        non_finite = ("invalid", f"non-finite loss during LRP ({slot})")
-        ratio = self.settings(slot).max_grad_ratio
-        if ratio is not None:
-            scale = self.gradient_scale(loss, slot)
-            if scale is None:
-                return non_finite
-            if scale > ratio:
-                return (
-                    "rejected",
-                    f"{slot}: gradient {scale:.3g}x the reference baseline's (slots would fight)",
-                )
-        batch = probe_batch(self.task, slot)
-        if batch.targets.is_floating_point() or batch.predictions.dim() < 2:
-            return None
-        verdict = rewards_confident_mistakes(loss, batch.predictions, batch.targets)
-        if verdict is None:
-            return non_finite
-        if verdict:
-            return "rejected", f"{slot}: ranks confident mistakes or the majority class above the truth"
-        return None
-
-    def gradient_scale(self, loss: TreeLoss, slot: str) -> float | None:
-        """||dL/dy_hat|| on the probe batch over that of the task's first tree baseline for
-        ``slot``. In a multi-slot task the slots' losses are summed into one training, so a slot
-        whose gradient is orders of magnitude larger drowns the others in the shared trunk.
-        ``None``: non-finite."""
-        batch = probe_batch(self.task, slot)
-        if slot not in self._reference_norms:
-            trees = [trees[slot] for _, trees in sorted(self.task.baselines.items()) if slot in trees]
-            if not trees:
-                raise GpLossError(
-                    f"task {self.task.name!r} sets max_grad_ratio but has no tree baseline for slot {slot!r}"
-                )
-            tree = trees[0]
-            reference = TreeLoss.for_slot(self.task.slot(slot), tree, self.constant_one)
-            grad = probe_gradient(reference, batch.predictions, batch.targets).grad
-            self._reference_norms[slot] = float(grad.norm())
-        probe = probe_gradient(loss, batch.predictions, batch.targets)
-        if not probe.finite:
-            return None
-        return float(probe.grad.norm()) / max(self._reference_norms[slot], 1e-12)
-
-    def gain(self, loss: TreeLoss, slot: str) -> float | None:
-        """The metric gain g of one slot's loss; ``None`` if the loss turned non-finite."""
-        settings = self.settings(slot)
-
-        def metric(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            return self.task.probe_metric(slot, predictions, targets)
-
-        head = probe_head(self.task, slot) if settings.protocol == "shared" else None
-        if head is not None and len(head) > 0:  # no probe samples (no positives): free predictions
-            return trainable_head_gain(
-                loss,
-                head.features,
-                head.targets,
-                head.outputs,
-                metric,
-                settings.steps,
-                settings.lr,
-                head.decode,
-                hidden=settings.hidden,
-                per_channel=head.per_channel,
-                seed=self.task.seed,
-            )
-        batch = probe_batch(self.task, slot)
-        return free_prediction_gain(
-            loss, batch.predictions, batch.targets, metric, settings.steps, settings.lr
-        )
-
-    def verdict(self, loss: TreeLoss, slot: str) -> tuple[str, float | None, str | None]:
-        """``(outcome, gain, reason)`` of one slot's loss: outcome ``passed``, ``rejected`` or
-        ``invalid``; the gain where one was measured; the reason where a check ended it.
-
-        A slot's verdict depends on its tree alone (fixed probe, seeded head), so it is kept:
-        a child that mutates one slot of a genome re-judges only that slot.
-        """
-        key = (slot, loss.tree)
-        if key not in self._verdicts:
-            if len(self._verdicts) >= VERDICT_CACHE:
-                self._verdicts.pop(next(iter(self._verdicts)))  # oldest first
-            self._verdicts[key] = self.judge(loss, slot)
-        return self._verdicts[key]
-
-    def judge(self, loss: TreeLoss, slot: str) -> tuple[str, float | None, str | None]:
-        """:meth:`verdict` computed afresh (benches time it)."""
-        ended = self.problem(loss, slot)
-        if ended is not None:
-            return ended[0], None, ended[1]
-        gain = self.gain(loss, slot)
-        if gain is None:
-            return "invalid", None, f"non-finite loss during LRP ({slot})"
-        return ("passed" if gain >= self.threshold(slot) else "rejected"), gain, None
-
-    def evaluate(self, candidate: Candidate) -> Evaluation:
-        start = time.perf_counter()
-        losses = slot_losses(self.task, candidate, self.constant_one)
-        gains: dict[str, float] = {}
-        passed: list[str] = []
-        for slot in self.task.slots:
-            outcome, gain, reason = self.verdict(losses[slot.name], slot.name)
-            if gain is not None:
-                gains[slot.name] = gain
-            if outcome != "passed":
-                spent = {self.name: time.perf_counter() - start}
-                return Evaluation(outcome, reason=reason, lrp_gain=gains, seconds=spent, passed_slots=passed)
-            passed.append(slot.name)
-        result = self._pass_on(candidate, time.perf_counter() - start)
-        result.lrp_gain = {**gains, **result.lrp_gain}
-        result.passed_slots = passed
-        return result
-
-
-def _task_lrp_defaults(task, protocol: str) -> Mapping[str, Any]:
-    """The task's LRP defaults for ``protocol``. A flat ``lrp_defaults`` dict means ``paper``;
-    a task that declares no ``shared`` settings runs it with its ``paper`` ones."""
-    from tasks.base import Task
-
-    declared = task.lrp_defaults
-    if not any(key in declared for key in PROTOCOLS):
-        declared = {"paper": declared}
-    if protocol in declared:
-        return {**Task.lrp_defaults[protocol], **declared[protocol]}
-    if protocol == "shared" and "paper" in declared:
-        return {**Task.lrp_defaults["paper"], **declared["paper"]}
-    return Task.lrp_defaults[protocol]
 
 
 class GradientEquivalence(Stage):

@@ -1,0 +1,107 @@
+"""What every stage of the fitness pipeline shares: the :class:`Stage` wrapper, the forms a
+candidate may come in, and the per-candidate compiled losses and probe gradients."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.probe import ProbeGradient, probe_batch, probe_gradient
+from gp_loss.module import TreeLoss
+from gp_loss.space import LossGenome
+
+EvaluateFn = Callable[[Candidate], Evaluation]
+
+
+def as_candidate(task, item: Any) -> Candidate:
+    """Accept the forms users pass: Candidate, {slot: tree}, a LossTree (one slot) or a LossGenome."""
+    if isinstance(item, Candidate):
+        return item
+    if isinstance(item, Mapping):
+        return Candidate({str(k): str(v) for k, v in item.items()})
+    slots = [s.name for s in task.slots]
+    if isinstance(item, LossGenome) or (isinstance(item, list) and item and not hasattr(item[0], "arity")):
+        return Candidate({slot: str(tree) for slot, tree in zip(slots, item)})
+    if len(slots) != 1:
+        raise TypeError(f"task {task.name!r} has slots {slots}: pass a LossGenome or a {{slot: tree}} dict")
+    return Candidate({slots[0]: str(item)})
+
+
+def slot_losses(task, candidate: Candidate, constant_one: bool = False) -> dict[str, TreeLoss]:
+    """The candidate's compiled loss modules, built once per candidate."""
+    if "losses" not in candidate.context:
+        candidate.context["losses"] = {
+            slot.name: TreeLoss.for_slot(slot, candidate.genome[slot.name], constant_one)
+            for slot in task.slots
+        }
+    return candidate.context["losses"]
+
+
+def slot_probes(task, candidate: Candidate, constant_one: bool = False) -> dict[str, ProbeGradient]:
+    """Per slot: loss value and gradient at the fixed probe predictions (computed once)."""
+    if "probes" not in candidate.context:
+        losses = slot_losses(task, candidate, constant_one)
+        probes = {}
+        for slot in task.slots:
+            batch = probe_batch(task, slot.name)
+            probes[slot.name] = probe_gradient(losses[slot.name], batch.predictions, batch.targets)
+        candidate.context["probes"] = probes
+    return candidate.context["probes"]
+
+
+class Stage:
+    """Base of the wrappers: holds the task and the inner evaluate function; times itself.
+
+    A screening stage (duplicate, invalid, equivalent) implements :meth:`screen`, which ends a
+    candidate with a result or lets it through; the pipeline runs exactly these methods, and a
+    stage called on its own runs :meth:`screen`, then the inner stage, then :meth:`learn`.
+    """
+
+    name = "stage"
+
+    def __init__(self, inner: EvaluateFn | Any, task=None, *, enabled: bool = True) -> None:
+        if task is None:  # innermost wrappers may be built as Stage(ProxyTraining(task))
+            task = inner.task
+        self.inner = inner
+        self.task = task
+        self.enabled = enabled
+
+    def __call__(self, item: Any) -> Evaluation:
+        candidate = as_candidate(self.task, item)
+        if not self.enabled:
+            return self.inner(candidate)
+        return self.evaluate(candidate)
+
+    def screen(self, candidate: Candidate) -> Evaluation | None:
+        """The result that ends ``candidate`` here, or ``None`` to go on (default: go on)."""
+        return None
+
+    def learn(self, candidate: Candidate, result: Evaluation) -> None:
+        """Remember the final result of a candidate this stage let through (caches)."""
+
+    def timed_screen(self, candidate: Candidate) -> Evaluation | None:
+        """:meth:`screen`, its seconds added to ``candidate.context["seconds"][name]``."""
+        start = time.perf_counter()
+        found = self.screen(candidate)
+        seconds = candidate.context.setdefault("seconds", {})
+        seconds[self.name] = seconds.get(self.name, 0.0) + time.perf_counter() - start
+        return found
+
+    def evaluate(self, candidate: Candidate) -> Evaluation:
+        found = self.timed_screen(candidate)
+        if found is not None:
+            return found
+        result = self._pass_on(candidate, candidate.context["seconds"][self.name])
+        self.learn(candidate, result)
+        return result
+
+    def _pass_on(self, candidate: Candidate, spent: float) -> Evaluation:
+        result = self.inner(candidate)
+        result.seconds[self.name] = result.seconds.get(self.name, 0.0) + spent
+        return result
+
+    def state(self) -> dict:
+        """Caches to persist (none by default)."""
+        return {}
