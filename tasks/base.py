@@ -184,7 +184,7 @@ class Task(abc.ABC):
                 f"task {self.name!r} has no metric {metric!r}; known: {', '.join(self.metrics)}"
             )
         self.metric = metric or self.metrics[0]
-        self.seed = seed
+        self.seed = option("seed", seed, int)
         self.device = torch.device(_resolve_device(device))
 
     @property
@@ -232,16 +232,16 @@ class Task(abc.ABC):
 
     def _set_training_options(
         self,
-        *,
         steps: int,
         final_steps: int | None,
-        final_factor: int,
         batch_size: int,
         lr: float,
         probe_images: int,
+        *,
+        final_factor: int,
     ) -> None:
-        """Check and set the proxy-training options the vision tasks share (``final_steps``
-        defaults to ``final_factor`` times ``steps``)."""
+        """Check and set the training options the vision tasks share (``final_steps`` defaults
+        to ``final_factor`` times ``steps``)."""
         self.steps = option("steps", steps, int, 1)
         self.final_steps = option("final_steps", final_steps or final_factor * self.steps, int, 1)
         self.batch_size = option("batch_size", batch_size, int, 1)
@@ -270,6 +270,22 @@ class Task(abc.ABC):
             "baselines": sorted(self.baselines),
             "custom_losses": sorted(self.custom_losses),
         }
+
+
+def holdout_split(ids: list, holdout: float, where: str) -> tuple[list, list]:
+    """The first and the last ``holdout`` share of ``ids`` (search training / validation on a
+    real dataset without a labelled test split); one-line error if either would be empty."""
+    cut = int(len(ids) * (1 - option("holdout", holdout, float, 0)))
+    if cut <= 0 or cut >= len(ids):
+        raise GpLossError(f"{where}: too few images to hold out {holdout:.0%} for validation")
+    return ids[:cut], ids[cut:]
+
+
+def choice(name: str, value: str, known: tuple[str, ...]) -> str:
+    """A task option that must be one of ``known`` (one-line error listing them)."""
+    if value not in known:
+        raise GpLossError(f"unknown {name} {value!r}; known: {', '.join(known)}")
+    return value
 
 
 def option(name: str, value: Any, kind: type, minimum: float | None = None) -> Any:

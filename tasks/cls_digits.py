@@ -74,7 +74,7 @@ class ClsDigits(Task):
         probe_size: int = 8,
         head_probe_size: int = 256,
     ) -> None:
-        super().__init__(metric, option("seed", seed, int), device)
+        super().__init__(metric, seed, device)
         self.steps = option("steps", steps, int, 1)
         self.batch_size = option("batch_size", batch_size, int, 1)
         self.lr = option("lr", lr, float, 0)

@@ -21,7 +21,7 @@ import torch
 
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
-from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, TrainResult, choice, holdout_split, option
 from tasks.data.cache import generated
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
@@ -115,20 +115,11 @@ class DetCoco(Task):
         probe_images: int = 2,
         head_probe_images: int = 8,
     ) -> None:
-        super().__init__(metric, option("seed", seed, int), device)
-        self._set_training_options(
-            steps=steps,
-            final_steps=final_steps,
-            final_factor=2,
-            batch_size=batch_size,
-            lr=lr,
-            probe_images=probe_images,
-        )
-        if model not in MODELS:
-            raise GpLossError(f"unknown detection model {model!r}; known: {', '.join(MODELS)}")
+        super().__init__(metric, seed, device)
+        self._set_training_options(steps, final_steps, batch_size, lr, probe_images, final_factor=2)
+        self.model_name, self.weights = choice("detection model", model, MODELS), weights
         self.head_probe_images = option("head_probe_images", head_probe_images, int, 1)
         self._probe_tensors: dict[int, dict] = {}
-        self.model_name, self.weights = model, weights
         if data_root is None:
             root = builtin_coco()
             self.train_set = CocoDetection(root, "train")
@@ -139,13 +130,9 @@ class DetCoco(Task):
             if not root.is_dir():
                 raise GpLossError(f"--data-root {root} is not a folder")
             full = CocoDetection(root, "train")
-            cut = int(len(full.image_ids) * (1 - option("holdout", holdout, float, 0)))
-            if cut <= 0 or cut >= len(full.image_ids):
-                raise GpLossError(
-                    f"{root}: too few train2017 images to hold out {holdout:.0%} for validation"
-                )
-            self.train_set = CocoDetection(root, "train", full.image_ids[:cut])
-            self.val_set = CocoDetection(root, "train", full.image_ids[cut:])
+            search_ids, val_ids = holdout_split(full.image_ids, holdout, f"{root} train2017")
+            self.train_set = CocoDetection(root, "train", search_ids)
+            self.val_set = CocoDetection(root, "train", val_ids)
             self.final_train, self.test_set = full, CocoDetection(root, "val")
         self.num_classes = self.train_set.num_classes
 

@@ -25,8 +25,7 @@ from typing import ClassVar
 import torch
 
 from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
-from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, choice, holdout_split, option
 from tasks.registry import register_task
 from tasks.segmentation.losses import LovaszSoftmax, WeightedCrossEntropy, median_frequency_weights
 from tasks.segmentation.metrics import IGNORE, METRICS, SegmentationStats, per_image
@@ -116,18 +115,9 @@ class SegVoc(Task):
         probe_images: int = 8,
         num_classes: int | None = None,
     ) -> None:
-        super().__init__(metric, option("seed", seed, int), device)
-        self._set_training_options(
-            steps=steps,
-            final_steps=final_steps,
-            final_factor=3,
-            batch_size=batch_size,
-            lr=lr,
-            probe_images=probe_images,
-        )
-        if model not in MODELS:
-            raise GpLossError(f"unknown segmentation model {model!r}; known: {', '.join(MODELS)}")
-        self.model_name, self.weights = model, weights
+        super().__init__(metric, seed, device)
+        self._set_training_options(steps, final_steps, batch_size, lr, probe_images, final_factor=3)
+        self.model_name, self.weights = choice("segmentation model", model, MODELS), weights
         builtin = data_root is None
         default_classes = BUILTIN_CLASSES if builtin else VOC_CLASSES
         self.num_classes = option("num_classes", num_classes or default_classes, int, 2)
@@ -141,13 +131,9 @@ class SegVoc(Task):
             self.test_set = VocSegmentation(root, "test", num_classes=c)
         else:  # real VOC 2012: train and val only
             full = VocSegmentation(root, "train", num_classes=c)
-            cut = int(len(full) * (1 - option("holdout", holdout, float, 0)))
-            if cut <= 0 or cut >= len(full):
-                raise GpLossError(
-                    f"{full.base}: too few train images to hold out {holdout:.0%} for validation"
-                )
-            self.train_set = VocSegmentation(root, "train", full.ids[:cut], c)
-            self.val_set = VocSegmentation(root, "train", full.ids[cut:], c)
+            search_ids, val_ids = holdout_split(full.ids, holdout, f"{full.base} train")
+            self.train_set = VocSegmentation(root, "train", search_ids, c)
+            self.val_set = VocSegmentation(root, "train", val_ids, c)
             self.final_train, self.test_set = full, VocSegmentation(root, "val", num_classes=c)
 
     def class_weights(self) -> torch.Tensor:
