@@ -9,7 +9,9 @@ one step and the evaluation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import operator
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -71,9 +73,8 @@ class Trained:
             raise TrainingDiverged(self.steps, self.diverged, seed)
 
 
-def invalid_loss(total: torch.Tensor) -> str | None:
+def invalid_loss(value: float) -> str | None:
     """Why a step's loss value stops training, or ``None`` (the paper's stop-invalid rule)."""
-    value = float(total.detach())
     if not math.isfinite(value):
         return "non-finite loss"
     if abs(value) > LOSS_BOUND:
@@ -114,21 +115,26 @@ def train_model(
     with _REPORTER.run(label, seed, steps) as report:
         for step in range(steps):
             parts = step_losses(model, step, generator)
-            total = sum(parts.values())
+            total = functools.reduce(operator.add, parts.values())
             last = {k: float(v.detach()) for k, v in parts.items()}
-            if stop_invalid and (reason := invalid_loss(total)) is not None:
+            value = sum(last.values())
+            if stop_invalid and (reason := invalid_loss(value)) is not None:
                 return Trained(model, step, reason, last)
             opt.zero_grad(set_to_none=True)
             total.backward()
-            if stop_invalid:
-                norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-                if not torch.isfinite(norm):
-                    return Trained(model, step, "non-finite gradient", last)
+            if stop_invalid and not _finite_gradients(params):
+                return Trained(model, step, "non-finite gradient", last)
             opt.step()
             if schedule is not None:
                 schedule.step()
-            report(step + 1, float(total.detach()))
+            report(step + 1, value)
     return Trained(model, steps, None, last)
+
+
+def _finite_gradients(params: list[nn.Parameter]) -> bool:
+    """The total gradient norm is finite (read only: nothing is clipped or rescaled)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads])).all())
 
 
 class _Reporter:

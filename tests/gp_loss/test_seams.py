@@ -105,5 +105,7 @@ def test_best_json_from_before_adapter_options_still_loads(tmp_path):
 
 
 def test_an_unknown_adapter_is_an_error_not_box_areas():
-    with pytest.raises(GpLossError, match=r"unknown adapter 'softmax'; known: box_iou_areas, (.*, )?softmax_onehot"):
+    with pytest.raises(
+        GpLossError, match=r"unknown adapter 'softmax'; known: box_iou_areas, (.*, )?softmax_onehot"
+    ):
         SlotSignature("softmax")
