@@ -34,10 +34,14 @@ def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:
     return rows
 
 
-def _job(task_name: str, options: dict, spec: str, seed: int) -> SeedRun:
+def _job(task_name: str, options: dict, spec: str, seed: int, imports: tuple[str, ...] = ()) -> SeedRun:
+    import importlib
+
     from tasks import get_task
 
     torch.set_num_threads(1)
+    for module in imports:  # a spawned process: register the user's task again
+        importlib.import_module(module)
     task = get_task(task_name, **options)
     _, losses = resolve_losses(task, spec)
     return train_seed(task, losses, seed)
@@ -95,8 +99,16 @@ class Table:
         return "\n".join(lines)
 
 
-def run(task_name: str, rows: list[tuple[str, str]], seeds: int = 3, jobs: int = 1, options=None) -> Table:
-    """Train every row with seeds 0..seeds-1, ``jobs`` trainings at a time."""
+def run(
+    task_name: str,
+    rows: list[tuple[str, str]],
+    seeds: int = 3,
+    jobs: int = 1,
+    options=None,
+    imports: tuple[str, ...] = (),
+) -> Table:
+    """Train every row with seeds 0..seeds-1, ``jobs`` trainings at a time (``imports``: modules
+    that register a user's task, imported again in each job process)."""
     from tasks import get_task
 
     options = dict(options or {})
@@ -106,7 +118,7 @@ def run(task_name: str, rows: list[tuple[str, str]], seeds: int = 3, jobs: int =
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures = {
-            (label, seed): pool.submit(_job, task_name, options, spec, seed)
+            (label, seed): pool.submit(_job, task_name, options, spec, seed, tuple(imports))
             for label, spec in rows
             for seed in range(seeds)
         }

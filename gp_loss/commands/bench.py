@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from gp_loss.commands.options import emit, json_flag, lrp_protocol_option, task_option_values
+from gp_loss.commands.options import (
+    emit,
+    import_modules,
+    import_option,
+    json_flag,
+    lrp_protocol_option,
+    task_option_values,
+)
 from gp_loss.errors import GpLossError
 
 
@@ -172,11 +179,16 @@ def bench_parallel(task_name: str, budget: str, slice_: str, gpu: bool, task_opt
 @click.option("--seeds", default=3, show_default=True, help="Retrainings per row (seeds 0..N-1).")
 @click.option("--jobs", default=1, show_default=True, help="Trainings in parallel (1 thread each).")
 @click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@import_option()
 @json_flag()
-def bench_table(task_name: str, losses, seeds: int, jobs: int, task_options, as_json: bool) -> None:
+def bench_table(
+    task_name: str, losses, seeds: int, jobs: int, task_options, imports: tuple[str, ...], as_json: bool
+) -> None:
     """The paper's table: every metric of every loss on the test split, mean +- std over seeds."""
     from gp_loss.bench.table import parse_rows, run
 
     if seeds < 1 or jobs < 1:
         raise GpLossError("--seeds and --jobs must be at least 1")
-    emit(run(task_name, parse_rows(losses), seeds, jobs, task_option_values(task_options)), as_json)
+    import_modules(imports)
+    rows = parse_rows(losses)
+    emit(run(task_name, rows, seeds, jobs, task_option_values(task_options), imports), as_json)

@@ -12,10 +12,12 @@ from gp_loss.errors import GpLossError
 
 @click.command("tasks")
 @click.option("--json", "as_json", is_flag=True, help="Print the task descriptions as JSON.")
-def tasks_cmd(as_json: bool) -> None:
+@import_option()
+def tasks_cmd(as_json: bool, imports: tuple[str, ...]) -> None:
     """List the registered tasks with their slots, adapters and metrics."""
     from tasks import TASKS
 
+    import_modules(imports)
     infos = [_task_info(name, factory) for name, factory in sorted(TASKS.items())]
     if as_json:
         click.echo(json.dumps(infos, indent=1))
