@@ -48,7 +48,9 @@ def test_efficiency_runs_all_variants(tmp_path):
     assert list(rows) == list(efficiency.VARIANTS)
     naive, full = rows["naive evolution"], rows["+ LRP + GEC + stop-invalid"]
     for row in rows.values():  # the speed-up column is each rate over the naive one
-        assert row["speed-up vs naive"] == pytest.approx(row["explored/s"] / naive["explored/s"], abs=0.1)
+        assert row["speed-up vs naive"] == pytest.approx(
+            row["explored/s"] / naive["explored/s"], rel=0.02, abs=0.1
+        )
     # the naive search trains everything it explores; screening explores many more in the same time
     assert naive["proxy trainings"] == naive["explored"] and full["explored"] > 2 * naive["explored"]
 
