@@ -1,6 +1,8 @@
 """gp-loss: search loss functions from scratch (AutoLoss-Zero) with DEAP and torch.
 
 Public API:
+    search, resume, retrain, compare: search a loss for a task (a registered name or your own task
+        object), continue a run, retrain a loss over seeds, retrain several side by side; ``search`` returns a SearchResult.
     make_toolbox: a DEAP toolbox (expr, individual, population, mutate, mate, select, evaluate,
         map) so that ``deap.algorithms`` run unchanged with our search space and fitness pipeline.
     load_loss: a found loss (``best.json``) as a ``torch.nn.Module`` / ``ModuleDict``.
@@ -34,6 +36,11 @@ _PUBLIC = {
     "primitive_set": "gp_loss.space",
     "read_best": "gp_loss.exchange",
     "register_adapter": "gp_loss.adapters",
+    "compare": "gp_loss.api",
+    "resume": "gp_loss.api",
+    "retrain": "gp_loss.api",
+    "search": "gp_loss.api",
+    "SearchResult": "gp_loss.api",
     "write_best": "gp_loss.exchange",
 }
 
@@ -56,6 +63,7 @@ __all__ = [
     "GpLossError",
     "LossGenome",
     "LossTree",
+    "SearchResult",
     "SlotLoss",
     "SlotSignature",
     "compile_tree",
@@ -65,5 +73,8 @@ __all__ = [
     "primitive_set",
     "read_best",
     "register_adapter",
+    "resume",
+    "retrain",
+    "search",
     "write_best",
 ]

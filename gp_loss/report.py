@@ -27,13 +27,36 @@ def load_events(run: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return config, events
 
 
+def _constant_one(config: dict[str, Any]) -> bool:
+    """``constant_one`` of a run (kept with the pipeline; older runs kept it with the evolution)."""
+    return config.get("pipeline", {}).get(
+        "constant_one", config.get("evolution", {}).get("constant_one", False)
+    )
+
+
 def _signatures(config: dict[str, Any]) -> dict[str, Any]:
+    """Slot signatures of a run: from the task description it recorded, else from the registry."""
+    from gp_loss.signature import SlotSignature
     from tasks import TASKS
 
+    one = _constant_one(config)
+    if "task_info" in config:
+        slots = config["task_info"]["slots"]
+        return {name: SlotSignature(info["adapter"], info["spatial"], one) for name, info in slots.items()}
     if config["task"] not in TASKS:
-        raise GpLossError(f"run uses unknown task {config['task']!r}")
-    one = config.get("evolution", {}).get("constant_one", False)
+        raise GpLossError(f"run uses unknown task {config['task']!r} (import its module with --import)")
     return {slot.name: slot.signature(one) for slot in TASKS[config["task"]].slots}
+
+
+def _metric(config: dict[str, Any]) -> str:
+    """The run's target metric."""
+    from tasks import TASKS
+
+    if "task_info" in config:
+        return config["task_info"]["metric"]
+    if config["task"] not in TASKS:
+        raise GpLossError(f"run uses unknown task {config['task']!r} (import its module with --import)")
+    return config.get("task_options", {}).get("metric") or TASKS[config["task"]].metrics[0]
 
 
 def ranked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -46,9 +69,8 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
     """``show --json``: the run's outcome counts and its best ``top`` trained losses."""
     config, events = load_events(run)
     signatures = _signatures(config)
-    from tasks import TASKS
 
-    metric = config.get("task_options", {}).get("metric") or TASKS[config["task"]].metrics[0]
+    metric = _metric(config)
     return {
         "run": str(run),
         "task": config["task"],
@@ -74,9 +96,8 @@ def leaderboard(run: str | Path, top: int = 10) -> str:
     """The text of ``show``."""
     config, events = load_events(run)
     signatures = _signatures(config)
-    from tasks import TASKS
 
-    metric = config.get("task_options", {}).get("metric") or TASKS[config["task"]].metrics[0]
+    metric = _metric(config)
     counts = Counter(e["outcome"] for e in events)
     spent = events[-1]["time"] if events else 0.0
     lines = [

@@ -141,24 +141,19 @@ class PipelineMap:
         return [self.evaluate.record(result) for result in ordered]
 
 
-def worker_imports(task) -> tuple[str, ...]:
-    """Modules a process or Ray worker imports to rebuild ``task`` by name; a task whose class
-    is not the one registered under its name cannot be rebuilt there (a one-line error)."""
-    from tasks import TASKS
+def task_worker_spec(task, pipeline: dict, threads: int, backend: str = "process"):
+    """How process and Ray workers get ``task``: rebuilt by name from its options where the
+    registry can (its module imported first), else the object itself, pickled (not for the
+    serial backend, which evaluates in this process)."""
+    from gp_loss.execution.base import WorkerSpec
+    from gp_loss.runner import pickled_task, settings_for_task
 
-    cls = type(task)
-    if TASKS.get(task.name) is not cls:
-        raise GpLossError(
-            f"task class {cls.__qualname__} is not registered as {task.name!r}, so workers cannot "
-            "rebuild it: decorate it with @register_task(name) in an importable module, or use the "
-            "serial backend"
-        )
-    if cls.__module__ == "__main__":
-        raise GpLossError(
-            f"task class {cls.__qualname__} lives in the __main__ script, which workers do not import: "
-            "move it to a module, or use the serial backend"
-        )
-    return ("tasks", cls.__module__)
+    settings = settings_for_task(task)
+    if settings.task_object and backend == "serial":
+        return WorkerSpec(task.name, {}, pipeline, ("tasks",), threads)
+    if settings.task_object:
+        return WorkerSpec(task.name, {}, pipeline, ("tasks",), threads, pickled_task(task))
+    return WorkerSpec(task.name, settings.task_options, pipeline, ("tasks", type(task).__module__), threads)
 
 
 def make_toolbox(
@@ -228,11 +223,9 @@ def make_toolbox(
         toolbox.register("map", map)
         toolbox.register("close", lambda: None)
     else:
-        from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
+        from gp_loss.execution.base import default_threads, make_backend
 
-        spec = WorkerSpec(
-            task.name, task.options(), options.to_json(), worker_imports(task), default_threads(workers)
-        )
+        spec = task_worker_spec(task, options.to_json(), default_threads(workers), backend)
         runner = make_backend(
             backend,
             spec,

@@ -16,16 +16,19 @@ from gp_loss.adapters.base import (
 )
 from gp_loss.adapters.box_areas import BoxIouAreas, box_iou_areas
 from gp_loss.adapters.probabilities import SoftmaxOneHot, softmax_onehot
+from gp_loss.adapters.regression import Regression, regression
 
 __all__ = [
     "ADAPTERS",
     "Adapter",
     "BoxIouAreas",
+    "Regression",
     "SoftmaxOneHot",
     "adapter_class",
     "box_iou_areas",
     "get_adapter",
     "register_adapter",
+    "regression",
     "softmax_onehot",
     "valid_mean",
 ]

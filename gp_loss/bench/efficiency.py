@@ -16,7 +16,7 @@ from gp_loss.bench.timing import machine
 from gp_loss.evolution import EvolutionConfig, Limits
 from gp_loss.fitness.pipeline import PipelineOptions
 from gp_loss.progress import format_seconds
-from gp_loss.search import RunSettings, start
+from gp_loss.runner import RunSettings, start
 
 VARIANTS: dict[str, tuple[PipelineOptions, bool]] = {
     "naive evolution": (PipelineOptions(gec=False, lrp=False, stop_invalid=False), False),

@@ -65,10 +65,12 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
             if all(group & tree_inputs(tree) for group in signature.required_inputs):
                 rows.append(("random", "random tree (valid inputs)", str(tree)))
                 drawn += 1
-        lrp.judge(TreeLoss.for_slot(slot, rows[0][2]), slot.name)  # warm-up: allocator, lazy init
+        lrp.judge(TreeLoss.for_slot(slot, rows[0][2], True), slot.name)  # warm-up: allocator, lazy init
         for kind, label, tree in rows:
             start = time.perf_counter()
-            outcome, gain, _ = lrp.judge(TreeLoss.for_slot(slot, tree), slot.name)
+            outcome, gain, _ = lrp.judge(
+                TreeLoss.for_slot(slot, tree, True), slot.name
+            )  # baselines may use one
             verdict = VERDICT[outcome]
             ms = (time.perf_counter() - start) * 1e3
             if (kind == "good" and verdict != "pass") or (kind == "bad" and verdict == "pass"):

@@ -50,7 +50,7 @@ class PanelEntry:
 
 
 def _judge(lrps: Mapping[str, LossRejection], entry: PanelEntry, slot) -> None:
-    loss = TreeLoss.for_slot(slot, entry.tree)
+    loss = TreeLoss.for_slot(slot, entry.tree, True)  # baselines may use one
     for protocol, lrp in lrps.items():
         start = time.perf_counter()
         outcome, entry.gains[protocol], _ = lrp.judge(loss, entry.slot)
@@ -217,7 +217,7 @@ def trained_share(runs: list[str], fraction: float = 0.5) -> str:
     from pathlib import Path
 
     from gp_loss.rundir import RunDirectory
-    from gp_loss.search import RunSettings, build_task, task_options
+    from gp_loss.runner import RunSettings, build_task, task_options
 
     lines = [
         "| run | task | LRP protocol | baseline proxy fitness | trained | reaching "

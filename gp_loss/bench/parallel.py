@@ -11,7 +11,7 @@ import torch
 from gp_loss.bench.timing import machine
 from gp_loss.evolution import EvolutionConfig, Limits
 from gp_loss.progress import format_seconds
-from gp_loss.search import ExecutionOptions, RunSettings, start
+from gp_loss.runner import ExecutionOptions, RunSettings, start
 
 
 def _race(variants: dict[str, RunSettings], budget: float, slice_seconds: float, root: Path) -> dict:

@@ -89,10 +89,10 @@ from gp_loss.errors import GpLossError
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def evolve_cmd(**kw) -> None:
     """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
+    from gp_loss.api import run
     from gp_loss.evolution import EvolutionConfig, Limits
     from gp_loss.fitness.pipeline import PipelineOptions
-    from gp_loss.search import ExecutionOptions, RunSettings, parse_budget, resume, start
-    from gp_loss.summary import summary
+    from gp_loss.runner import ExecutionOptions, RunSettings, parse_budget, resume, start
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
     execution = {
@@ -158,15 +158,7 @@ def evolve_cmd(**kw) -> None:
         )
         search = start(settings, kw["out"], progress=not kw["quiet"])
         click.echo(f"run directory: {search.directory.path}", err=True)
-    try:
-        with search:
-            state = search.run()
-    except KeyboardInterrupt:
-        click.echo(
-            f"\ninterrupted; continue with: python cli.py evolve --resume --out {search.directory.path}",
-            err=True,
-        )
+    result = run(search)
+    if result.interrupted:
         sys.exit(130)
-    click.echo(
-        summary(search.directory.path, state, search.evolution.task, search.settings.pipeline.constant_one)
-    )
+    click.echo(result.summary())

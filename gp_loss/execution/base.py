@@ -25,6 +25,7 @@ class WorkerSpec:
         pipeline: :class:`PipelineOptions` as a dict.
         imports: modules to import first (they register the task).
         torch_threads: torch threads per worker.
+        task_pickle: the task object pickled (base64), for tasks not rebuilt by name.
     """
 
     task: str
@@ -32,6 +33,7 @@ class WorkerSpec:
     pipeline: dict[str, Any] = field(default_factory=dict)
     imports: tuple[str, ...] = ("tasks",)
     torch_threads: int = 1
+    task_pickle: str = ""
 
     def to_json(self) -> str:
         """Canonical JSON (also the worker-side cache key)."""

@@ -21,7 +21,13 @@ def _evaluator(spec_json: str):
         spec = json.loads(spec_json)
         for module in spec.get("imports", ["tasks"]):
             importlib.import_module(module)
-        task = get_task(spec["task"], **spec.get("task_options", {}))
+        if spec.get("task_pickle"):
+            import base64
+            import pickle
+
+            task = pickle.loads(base64.b64decode(spec["task_pickle"]))  # our own driver's object
+        else:
+            task = get_task(spec["task"], **spec.get("task_options", {}))
         _EVALUATORS[spec_json] = FitnessPipeline(task, PipelineOptions(**spec.get("pipeline", {})))
     return _EVALUATORS[spec_json]
 

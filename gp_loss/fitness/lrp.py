@@ -137,7 +137,7 @@ class LossRejection(Stage):
                     f"task {self.task.name!r} sets max_grad_ratio but has no tree baseline for slot {slot!r}"
                 )
             tree = trees[0]
-            reference = TreeLoss.for_slot(self.task.slot(slot), tree, self.constant_one)
+            reference = TreeLoss.for_slot(self.task.slot(slot), tree, True)  # baselines may use one
             grad = probe_gradient(reference, batch.predictions, batch.targets).grad
             self._reference_norms[slot] = float(grad.norm())
         probe = probe_gradient(loss, batch.predictions, batch.targets)

@@ -138,7 +138,7 @@ def test_per_slot_initialisation_fills_the_population_in_fewer_draws():
 
 
 def test_per_slot_initialisation_resumes_exactly(tmp_path):
-    from gp_loss.search import RunSettings, resume, start
+    from gp_loss.runner import RunSettings, resume, start
 
     def settings(n: int) -> RunSettings:
         return RunSettings(

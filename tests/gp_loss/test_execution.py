@@ -17,7 +17,7 @@ from gp_loss.evolution import EvolutionConfig, Limits
 from gp_loss.execution.base import WorkerSpec, make_backend
 from gp_loss.execution.process import ProcessBackend, gpu_slots
 from gp_loss.fitness.candidate import Candidate
-from gp_loss.search import ExecutionOptions, RunSettings, start
+from gp_loss.runner import ExecutionOptions, RunSettings, start
 
 GOOD = {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree}
 TOY = ("gp_loss.testing.tasks",)

@@ -134,7 +134,7 @@ def test_training_panel_is_reproducible_with_a_seed():
 
 def test_protocol_is_stored_in_run_json_and_old_runs_resume_with_the_papers():
     from gp_loss.fitness.pipeline import PipelineOptions
-    from gp_loss.search import RunSettings
+    from gp_loss.runner import RunSettings
 
     fresh = RunSettings("cls_digits", pipeline=PipelineOptions(lrp_protocol="paper")).to_json()
     assert RunSettings.from_json(fresh).pipeline.lrp_protocol == "paper"

@@ -15,7 +15,7 @@ import pytest
 
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import EvolutionConfig, Limits
-from gp_loss.search import RunSettings, parse_budget, resume, start
+from gp_loss.runner import RunSettings, parse_budget, resume, start
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("seconds", "time")

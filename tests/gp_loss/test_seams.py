@@ -44,14 +44,27 @@ def test_toolbox_ships_a_task_objects_options_to_process_workers(tmp_path):
     assert fitness[0] > 0
 
 
-def test_a_task_workers_cannot_rebuild_is_refused_with_one_line():
-    from gp_loss.toolbox import make_toolbox
+class Unregistered(TwoSlotToy):
+    """Not the class registered as ``two_slot_toy``: workers get the object itself, pickled."""
 
-    class Unregistered(TwoSlotToy):
+
+def test_a_task_not_rebuilt_by_name_travels_pickled_or_is_refused_with_one_line(tmp_path):
+    from gp_loss.toolbox import make_toolbox, task_worker_spec
+
+    assert task_worker_spec(TwoSlotToy(seed=1), {}, 1).task_pickle == ""  # rebuilt by name
+    assert task_worker_spec(Unregistered(seed=1), {}, 1).task_pickle != ""
+
+    class Local(TwoSlotToy):  # defined in a function: pickle cannot find it again
         pass
 
-    with pytest.raises(GpLossError, match="not registered as 'two_slot_toy'"):
-        make_toolbox(Unregistered(), backend="process", workers=1)
+    with pytest.raises(GpLossError, match="cannot be sent to workers"):
+        make_toolbox(Local(), backend="process", workers=1)
+    toolbox = make_toolbox(Unregistered(pid_dir=str(tmp_path)), backend="process", workers=1)
+    try:
+        (fitness,) = toolbox.map(toolbox.evaluate, [{"cls": CE, "reg": get_baseline("giou").tree}])
+    finally:
+        toolbox.close()
+    assert fitness[0] > 0 and len(list(tmp_path.iterdir())) == 1
 
 
 def test_a_worker_without_a_free_gpu_slot_says_which_gpu_it_shares(monkeypatch, capsys):

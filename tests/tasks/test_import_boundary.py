@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE = ("gp_loss.search", "gp_loss.evolution", "gp_loss.fitness", "gp_loss.toolbox", "gp_loss.execution")
+ENGINE = (
+    "gp_loss.runner",
+    "gp_loss.api",
+    "gp_loss.evolution",
+    "gp_loss.fitness",
+    "gp_loss.toolbox",
+    "gp_loss.execution",
+)
 
 
 def _imported_modules(path: Path) -> set[str]:

@@ -1,4 +1,5 @@
-"""Starting and resuming a search run: task + pipeline + evolution + run directory + hooks."""
+"""Starting and resuming a search run: task + pipeline + evolution + run directory + hooks
+(the machinery behind :func:`gp_loss.search` and ``evolve``)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ class RunSettings:
     torch_threads: int | None = None
     execution: ExecutionOptions = field(default_factory=lambda: ExecutionOptions())
     imports: tuple[str, ...] = ()
+    #: ``module.Class`` of a task given as a Python object that cannot be rebuilt from its
+    #: name and JSON options (a :class:`tasks.generic.GenericTask` with its model and data):
+    #: resuming such a run needs the object again, and workers receive it pickled.
+    task_object: str | None = None
 
     @property
     def threads(self) -> int:
@@ -73,6 +78,7 @@ class RunSettings:
             "torch_threads": self.torch_threads,
             "execution": asdict(self.execution),
             "imports": list(self.imports),
+            "task_object": self.task_object,
         }
 
     @classmethod
@@ -94,6 +100,7 @@ class RunSettings:
             torch_threads=data.get("torch_threads"),
             execution=ExecutionOptions(**data.get("execution", {})),
             imports=tuple(data.get("imports", ())),
+            task_object=data.get("task_object"),
         )
 
 
@@ -143,6 +150,10 @@ class Search:
                 settings.pipeline.to_json(),
                 ("tasks", *settings.imports),
                 settings.threads,
+                # the serial backend evaluates in this process: nothing to send
+                pickled_task(self.evolution.task)
+                if settings.task_object and settings.execution.backend != "serial"
+                else "",
             )
             execution = settings.execution
             self._backend = make_backend(
@@ -180,8 +191,15 @@ def _assemble(
     state: SearchState | None,
     hooks: list[Hook],
     progress: bool,
+    task=None,
 ) -> Search:
-    task = build_task(settings)
+    if task is None:
+        if settings.task_object:
+            raise GpLossError(
+                f"this run searched a task given as a Python object ({settings.task_object}); "
+                "pass it again: gp_loss.resume(out, task=...)"
+            )
+        task = build_task(settings)
     pipeline = FitnessPipeline(task, settings.pipeline)
     directory.task_info = task.describe()
     all_hooks: list[Hook] = [directory, *hooks]
@@ -196,8 +214,10 @@ def start(
     out: str | Path | None = None,
     hooks: list[Hook] | None = None,
     progress: bool = True,
+    task=None,
 ) -> Search:
-    """Create a new run directory and the search that fills it."""
+    """Create a new run directory and the search that fills it (``task``: the task object when
+    the caller built it; by default it is built from ``settings.task`` by name)."""
     if settings.evolution.replace not in ("oldest", "worst"):
         raise GpLossError(f"unknown --replace {settings.evolution.replace!r}; use oldest or worst")
     if settings.execution.workers < 1:
@@ -219,8 +239,8 @@ def start(
     if settings.evolution.population_size < 2:
         raise GpLossError("--population must be at least 2")
     directory = RunDirectory(out or fresh_run_path(settings.task))
-    search = _assemble(settings, directory, None, hooks or [], progress)  # validates the task first
-    directory.create(settings.to_json())
+    search = _assemble(settings, directory, None, hooks or [], progress, task)  # validates the task first
+    directory.create({**settings.to_json(), "task_info": search.evolution.task.describe()})
     return search
 
 
@@ -232,6 +252,7 @@ def resume(
     hooks: list[Hook] | None = None,
     progress: bool = True,
     execution: dict[str, Any] | None = None,
+    task=None,
 ) -> Search:
     """Continue the run in ``out`` exactly where its checkpoint left it.
 
@@ -239,6 +260,8 @@ def resume(
         add_budget: seconds added to the run's budget.
         max_explored, max_trained: replace the run's limits when given.
         execution: replace execution settings (backend, workers...) for the rest of the run.
+        task: the task object, needed when the run was started with one that cannot be rebuilt
+            by name (``run.json`` then names its class under ``task_object``).
     """
     directory = RunDirectory(out)
     config = directory.read_config()
@@ -254,7 +277,9 @@ def resume(
         limits.max_explored = max_explored
     if max_trained is not None:
         limits.max_trained = max_trained
-    search = _assemble(settings, directory, state, hooks or [], progress)
+    if task is not None and task.name != settings.task:
+        raise GpLossError(f"{out} searched task {settings.task!r}, not {task.name!r}")
+    search = _assemble(settings, directory, state, hooks or [], progress, task)
     for event in events:
         search.pipeline.remember(Candidate(event["trees"], event["id"]), Evaluation.from_json(event))
     if state is not None:
@@ -266,6 +291,40 @@ def resume(
 
     write_json_atomic(directory.run_json, config)
     return search
+
+
+def pickled_task(task) -> str:
+    """The task object pickled for process and Ray workers (base64 text, for the JSON spec);
+    its model and data factories travel by reference, so they must be importable."""
+    import base64
+    import pickle
+
+    try:
+        return base64.b64encode(pickle.dumps(task)).decode("ascii")
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        raise GpLossError(
+            f"task {task.name!r} cannot be sent to workers ({err}); define its model and data "
+            "factories at module level, or use the serial backend"
+        ) from None
+
+
+def settings_for_task(task, **kw: Any) -> RunSettings:
+    """:class:`RunSettings` for a task object: by name and options where the registry can rebuild
+    it (``run.json`` alone then resumes the run), else marked as an object task."""
+    import json
+
+    from tasks import TASKS
+
+    options = task.options()
+    try:
+        json.dumps(options)
+        by_name = TASKS.get(task.name) is type(task)
+    except TypeError:
+        by_name = False
+    if by_name:
+        return RunSettings(task.name, options, **kw)
+    cls = type(task)
+    return RunSettings(task.name, {}, task_object=f"{cls.__module__}.{cls.__qualname__}", **kw)
 
 
 __all__ = ["ExecutionOptions", "RunSettings", "Search", "parse_budget", "resume", "start"]

@@ -1,0 +1,319 @@
+"""The public Python API: search a loss for a task, resume a run, retrain a loss.
+
+>>> import gp_loss
+>>> result = gp_loss.search("cls_digits", budget="2m", out="runs/demo")
+>>> result.best, result.fitness
+>>> loss = result.load_loss()                       # a torch.nn.Module
+>>> gp_loss.retrain(result.task, result, seeds=3)   # the found loss on the test split
+>>> result = gp_loss.resume("runs/demo", budget="5m")
+
+``evolve`` on the command line runs the same functions. Ctrl-C ends a search cleanly: the
+run directory is consistent at every moment and :func:`resume` continues it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gp_loss.errors import GpLossError
+from gp_loss.evolution import EvolutionConfig, Limits, SearchState
+from gp_loss.fitness.pipeline import PipelineOptions
+from gp_loss.runner import ExecutionOptions, RunSettings, Search, parse_budget, settings_for_task
+
+#: Keyword names :func:`search` takes for the CLI's evolution flags.
+_EVOLUTION_NAMES = {
+    "population": "population_size",
+    "tournament": "tournament_size",
+    "crossover": "crossover_prob",
+}
+
+
+@dataclass
+class SearchResult:
+    """What a search left: its run directory, the task and the final state.
+
+    Attributes:
+        directory: the run directory (``run.json``, ``events.jsonl``, ``best.json``...).
+        task: the task object searched.
+        state: the search state at the end (counts, population, best).
+        interrupted: the search was stopped by Ctrl-C (``resume`` continues it).
+    """
+
+    directory: Path
+    task: Any
+    state: SearchState
+    interrupted: bool = False
+
+    @property
+    def best(self) -> dict[str, str] | None:
+        """The best genome (slot -> tree string), ``None`` before any training."""
+        return None if self.state.best is None else dict(self.state.best["genome"])
+
+    @property
+    def fitness(self) -> float | None:
+        """The best proxy fitness (the task's target metric on its validation split)."""
+        return None if self.state.best is None else float(self.state.best["fitness"])
+
+    def leaderboard(self, top: int = 10) -> list[dict[str, Any]]:
+        """The ``top`` trained losses: rank, id, fitness, metrics, trees and formulas."""
+        from gp_loss.report import leaderboard_json
+
+        return leaderboard_json(self.directory, top)["leaderboard"]
+
+    def load_loss(self) -> torch.nn.Module:
+        """The best loss as a ``torch.nn.Module`` (``ModuleDict`` for several slots)."""
+        from gp_loss.module import load_loss
+
+        if self.state.best is None:
+            raise GpLossError(f"{self.directory}: no loss trained yet, so there is no best loss")
+        return load_loss(self.directory)
+
+    def summary(self) -> str:
+        """The text ``evolve`` prints at the end."""
+        from gp_loss.summary import summary
+
+        constant_one = RunSettings.from_json(_read_config(self.directory)).pipeline.constant_one
+        return summary(self.directory, self.state, self.task, constant_one)
+
+    def __repr__(self) -> str:
+        best = "none" if self.fitness is None else f"{self.fitness:.4f}"
+        return (
+            f"SearchResult({str(self.directory)!r}, task={self.task.name!r}, explored={self.state.explored}, "
+            f"trained={self.state.trained}, best {self.task.metric}={best}"
+            f"{', interrupted' if self.interrupted else ''})"
+        )
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    from gp_loss.rundir import RunDirectory
+
+    return RunDirectory(directory).read_config()
+
+
+def _seconds(budget: str | float | None) -> float | None:
+    if budget is None or isinstance(budget, (int, float)):
+        return None if budget is None else float(budget)
+    return parse_budget(budget)
+
+
+def run(search: Search, quiet: bool = False) -> SearchResult:
+    """Run a started or resumed :class:`Search` to its limits; Ctrl-C stops it cleanly."""
+    path = search.directory.path
+    interrupted = False
+    try:
+        with search:
+            search.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        if not quiet:
+            print(
+                f"\ninterrupted; continue with gp_loss.resume({str(path)!r}) or "
+                f"`python cli.py evolve --resume --out {path}`",
+                file=sys.stderr,
+                flush=True,
+            )
+    return SearchResult(Path(path), search.evolution.task, search.evolution.state, interrupted)
+
+
+def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> RunSettings:
+    """Split :func:`search`'s keywords over the evolution, pipeline and execution settings."""
+    targets = {
+        "evolution": {f.name for f in fields(EvolutionConfig)} | set(_EVOLUTION_NAMES),
+        "pipeline": {f.name for f in fields(PipelineOptions)},
+        "execution": {f.name for f in fields(ExecutionOptions)},
+        "run": {"torch_threads", "imports"},
+    }
+    parts: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    for key, value in settings.items():
+        where = next((name for name, known in targets.items() if key in known), None)
+        if where is None:
+            known = ", ".join(sorted(set().union(*targets.values())))
+            raise GpLossError(f"unknown search setting {key!r}; known: {known}")
+        parts[where][_EVOLUTION_NAMES.get(key, key)] = value
+    evolution = {"population_size": task.default_population, **parts["evolution"]}
+    if "imports" in parts["run"]:
+        parts["run"]["imports"] = tuple(parts["run"]["imports"])
+    return settings_for_task(
+        task,
+        pipeline=PipelineOptions(**parts["pipeline"]),
+        evolution=EvolutionConfig(**evolution),
+        limits=limits,
+        execution=ExecutionOptions(**parts["execution"]),
+        **parts["run"],
+    )
+
+
+def search(
+    task,
+    *,
+    budget: str | float | None = None,
+    out: str | Path | None = None,
+    max_explored: int | None = None,
+    max_trained: int | None = None,
+    progress: bool = True,
+    task_options: dict[str, Any] | None = None,
+    **settings: Any,
+) -> SearchResult:
+    """Search a loss for ``task`` and return the :class:`SearchResult`.
+
+    Args:
+        task: a registered task's name (built with ``task_options``) or a task object, such as
+            a :class:`tasks.generic.GenericTask` around your own model and data.
+        budget: wall clock (``"90s"``, ``"10m"``, or seconds); without any limit, the task's
+            ``default_budget``.
+        out: the run directory (default: a fresh folder under ``runs/``).
+        max_explored, max_trained: stop after this many explored losses / proxy trainings.
+        progress: the one-line progress display on stderr.
+        settings: what ``evolve``'s flags set, by field name: ``population``, ``tournament``,
+            ``crossover``, ``replace``, ``random_search``, ``seed``, ``gec``, ``lrp``,
+            ``lrp_protocol``, ``stop_invalid``, ``max_height``, ``max_nodes``, ``constant_one``,
+            ``backend``, ``workers``, ``eval_timeout``, ``torch_threads``...
+    """
+    from gp_loss.runner import start
+
+    if isinstance(task, str):
+        from tasks import get_task
+
+        try:
+            task = get_task(task, **(task_options or {}))
+        except TypeError as err:
+            raise GpLossError(f"bad option for task {task!r}: {err}") from None
+    elif task_options:
+        raise GpLossError("task_options go with a task name; a task object is already built")
+    seconds = _seconds(budget)
+    if seconds is None and max_explored is None and max_trained is None:
+        seconds = parse_budget(task.default_budget)
+    run_settings = settings_from_keywords(task, Limits(seconds, max_explored, max_trained), settings)
+    found = start(run_settings, out, progress=progress, task=task)
+    if progress:
+        print(f"run directory: {found.directory.path}", file=sys.stderr, flush=True)
+    return run(found, quiet=not progress)
+
+
+def resume(
+    out: str | Path,
+    *,
+    budget: str | float | None = None,
+    max_explored: int | None = None,
+    max_trained: int | None = None,
+    progress: bool = True,
+    task=None,
+    **execution: Any,
+) -> SearchResult:
+    """Continue the run in ``out`` where it stopped; ``budget`` is time added to it.
+
+    ``task``: the task object again, for runs started with one that cannot be rebuilt by name.
+    ``execution``: ``backend``, ``workers``... for the rest of the run.
+    """
+    from gp_loss.runner import resume as resume_run
+
+    found = resume_run(
+        out,
+        _seconds(budget),
+        max_explored,
+        max_trained,
+        progress=progress,
+        execution=execution or None,
+        task=task,
+    )
+    return run(found, quiet=not progress)
+
+
+def retrain(task, loss, seeds: int = 3, first_seed: int = 0):
+    """Train ``task``'s final model with ``loss`` over ``seeds`` seeds; a
+    :class:`gp_loss.train.TrainReport` (``.markdown()``, ``.to_json()``, ``.runs``).
+
+    ``loss``: a baseline name of the task, a ``best.json`` path or run directory, or a
+    :class:`SearchResult`.
+    """
+    from gp_loss.train import train
+
+    spec = str(loss.directory) if isinstance(loss, SearchResult) else str(loss)
+    return train(task, spec, seeds, first_seed)
+
+
+@dataclass
+class Comparison:
+    """Losses retrained side by side with the same seeds (:func:`compare`)."""
+
+    task: str
+    metric: str
+    runs: dict[str, list]  # label -> [SeedRun] in seed order
+
+    def to_json(self) -> dict[str, Any]:
+        """Every seed's metrics and, per loss, mean, std and the paired difference to the first."""
+        from dataclasses import asdict
+
+        from gp_loss.train import summarise
+
+        first = next(iter(self.runs))
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "losses": {
+                label: {
+                    "summary": summarise(runs, [self.metric])[self.metric],
+                    "paired_difference_to_" + first: self.paired_difference(first, label),
+                    "runs": [asdict(r) for r in runs],
+                }
+                for label, runs in self.runs.items()
+            },
+        }
+
+    def paired_difference(self, first: str, other: str) -> dict[str, float | int | None]:
+        """Mean and std over seeds of (first - other), seeds where both trained."""
+        import statistics
+
+        pairs = [
+            a.metrics[self.metric] - b.metrics[self.metric]
+            for a, b in zip(self.runs[first], self.runs[other])
+            if a.metrics is not None and b.metrics is not None
+        ]
+        return {
+            "mean": statistics.mean(pairs) if pairs else None,
+            "std": statistics.stdev(pairs) if len(pairs) > 1 else 0.0,
+            "seeds": len(pairs),
+        }
+
+    def markdown(self) -> str:
+        """One row per loss: mean +- std of the metric, and the first loss minus it, per seed."""
+        from gp_loss.train import diverged_note, mean_std, summarise
+
+        first = next(iter(self.runs))
+        lines = [
+            f"task {self.task}, {self.metric} over {len(self.runs[first])} seed(s), final models",
+            "",
+            f"| loss | {self.metric} | {first} minus it (paired) |",
+            "|---|---:|---:|",
+        ]
+        for label, runs in self.runs.items():
+            diff = self.paired_difference(first, label)
+            cell = (
+                "" if label == first or diff["mean"] is None else f"{diff['mean']:+.4f} +- {diff['std']:.4f}"
+            )
+            summary = mean_std(summarise(runs, [self.metric])[self.metric])
+            lines.append(f"| {label}{diverged_note(runs)} | {summary} | {cell} |")
+        return "\n".join(lines)
+
+
+def compare(task, losses: dict[str, Any], seeds: int = 3, first_seed: int = 0) -> Comparison:
+    """Retrain each loss (label -> baseline name, ``best.json`` path, run directory or
+    :class:`SearchResult`) with the same seeds; the first is compared with each other one."""
+    from gp_loss.train import resolve_losses, train_seed
+    from tasks.training import progress
+
+    resolved = {
+        label: resolve_losses(task, str(loss.directory) if isinstance(loss, SearchResult) else str(loss))[1]
+        for label, loss in losses.items()
+    }
+    with progress():
+        runs = {
+            label: [train_seed(task, modules, first_seed + i) for i in range(seeds)]
+            for label, modules in resolved.items()
+        }
+    return Comparison(task.name, task.metric, runs)
