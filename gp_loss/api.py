@@ -244,6 +244,7 @@ class Comparison:
     task: str
     metric: str
     runs: dict[str, list]  # label -> [SeedRun] in seed order
+    split: str = "test"
 
     def to_json(self) -> dict[str, Any]:
         """Every seed's metrics and, per loss, mean, std and the paired difference to the first."""
@@ -255,6 +256,7 @@ class Comparison:
         return {
             "task": self.task,
             "metric": self.metric,
+            "split": self.split,
             "losses": {
                 label: {
                     "summary": summarise(runs, [self.metric])[self.metric],
@@ -286,7 +288,8 @@ class Comparison:
 
         first = next(iter(self.runs))
         lines = [
-            f"task {self.task}, {self.metric} over {len(self.runs[first])} seed(s), final models",
+            f"task {self.task}, {self.metric} on the {self.split} split over {len(self.runs[first])} seed(s), "
+            "final models trained with the same seeds",
             "",
             f"| loss | {self.metric} | {first} minus it (paired) |",
             "|---|---:|---:|",
@@ -316,4 +319,4 @@ def compare(task, losses: dict[str, Any], seeds: int = 3, first_seed: int = 0) -
             label: [train_seed(task, modules, first_seed + i) for i in range(seeds)]
             for label, modules in resolved.items()
         }
-    return Comparison(task.name, task.metric, runs)
+    return Comparison(task.name, task.metric, runs, task.final_split)

@@ -79,13 +79,11 @@ register_baseline(
     "neg(mul(mul(y, square(add(y, neg(y_hat)))), log(y_hat)))",
     "softmax focal loss (gamma 2) -(1-p_t)^2 log p_t, mean over pixels / C",
 )
-register_baseline(
-    "squared_error", "regression", "square(add(y_hat, neg(y)))", "F.mse_loss(prediction, target)"
-)
-register_baseline("absolute_error", "regression", "abs(add(y_hat, neg(y)))", "F.l1_loss(prediction, target)")
+register_baseline("squared_error", "regression", "square(r)", "F.mse_loss(prediction, target)")
+register_baseline("absolute_error", "regression", "abs(r)", "F.l1_loss(prediction, target)")
 register_baseline(
     "pseudo_huber",
     "regression",
-    "add(sqrt(add(one, square(add(y_hat, neg(y))))), neg(one))",
+    "add(sqrt(add(one, square(r))), neg(one))",
     "pseudo-Huber (delta 1) sqrt(1 + r^2) - 1: within 0.5 of F.smooth_l1_loss(beta=1), same slopes",
 )

@@ -101,13 +101,14 @@ class TrainReport:
     loss: str
     runs: list[SeedRun]
     metrics: list[str]
+    split: str = "test"
 
     def to_json(self) -> dict[str, Any]:
         """One JSON document (``train --json``)."""
         return {
             "task": self.task,
             "loss": self.loss,
-            "split": "test",
+            "split": self.split,
             "seeds": [asdict(r) for r in self.runs],
             "summary": summarise(self.runs, self.metrics),
         }
@@ -115,7 +116,7 @@ class TrainReport:
     def markdown(self) -> str:
         """A Markdown table of each test metric, mean +- std over the seeds that trained."""
         lines = [
-            f"task {self.task}, loss {self.loss}, {len(self.runs)} seed(s), metrics on the test split",
+            f"task {self.task}, loss {self.loss}, {len(self.runs)} seed(s), metrics on the {self.split} split",
             "",
             "| metric | mean +- std | per seed |",
             "|---|---:|---|",
@@ -139,4 +140,4 @@ def train(task, spec: str, seeds: int = 1, first_seed: int = 0) -> TrainReport:
     label, losses = resolve_losses(task, spec)
     with progress():
         runs = [train_seed(task, losses, first_seed + i) for i in range(seeds)]
-    return TrainReport(task.name, label, runs, list(task.metrics))
+    return TrainReport(task.name, label, runs, list(task.metrics), task.final_split)

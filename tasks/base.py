@@ -133,6 +133,8 @@ class Task(abc.ABC):
     default_budget: str = "2m"
     #: ``evolve``'s population size when ``--population`` is not given.
     default_population: int = 20
+    #: The split :meth:`final_evaluate` scores on (reports name it).
+    final_split: str = "test"
     #: True where the Loss-Rejection Protocol scores probe samples with the target metric itself
     #: (``bench lrp`` then calibrates every metric by default).
     probe_follows_metric: bool = False

@@ -143,6 +143,7 @@ class GenericTask(Task):
         super().__init__(None, seed, device)
         self.model_factory = model
         self.data = {"train": train_data, "val": val_data, "test": test_data}
+        self.final_split = "val" if test_data is None else "test"
         self.score = metric or defaults[1]
         self.sample_metric = sample_metric or defaults[2]
         self.steps = option("steps", steps, int, 1)

@@ -14,7 +14,8 @@ Tensor = torch.Tensor
 
 
 def regression(prediction: Tensor, target: Tensor, ignore_nan: bool) -> Tuple[List[Tensor], Tensor]:  # noqa: UP006
-    """``y_hat`` = the prediction and ``y`` = the target, as (N, D, 1, 1) or (N, C, H, W).
+    """``y_hat`` = the prediction, ``y`` = the target and ``r`` = their difference ``y_hat - y``,
+    as (N, D, 1, 1) or (N, C, H, W).
 
     Args:
         prediction: (N), (N, D) or (N, C, H, W) real values.
@@ -35,19 +36,31 @@ def regression(prediction: Tensor, target: Tensor, ignore_nan: bool) -> Tuple[Li
     if not bool(valid.all()):
         target = torch.where(valid, target, torch.zeros_like(target))
         prediction = torch.where(valid, prediction, torch.zeros_like(prediction))
-    return [prediction, target], valid
+    return [prediction, target, prediction - target], valid
 
 
 @register_adapter
 class Regression(Adapter):
-    """Regression: ``loss(prediction, target)``; ``y_hat`` the prediction, ``y`` the target,
-    both real; NaN targets are missing values (``ignore_nan``, default on)."""
+    """Regression: ``loss(prediction, target)``; ``y_hat`` the prediction, ``y`` the target and
+    ``r`` the residual ``y_hat - y``, all real; NaN targets are missing values (``ignore_nan``,
+    default on).
+
+    The residual is an input of its own, as the box adapter gives areas rather than corners:
+    random trees over ``y_hat`` and ``y`` alone almost never have their minimum at
+    ``y_hat = y`` (measured on the diabetes example: 1 proxy training in 5,854 explored losses),
+    while most even functions of ``r`` do.
+    """
 
     name = "regression"
-    inputs = ("y_hat", "y")
-    required_inputs = (frozenset({"y_hat"}), frozenset({"y"}))
-    ranges: ClassVar[dict] = {"y_hat": (-math.inf, math.inf), "y": (-math.inf, math.inf)}
-    symbols: ClassVar[dict] = {"y_hat": (r"\hat{y}", {"real": True}), "y": ("y", {"real": True})}
+    inputs = ("y_hat", "y", "r")
+    # a loss must depend on the prediction and the target: r depends on both
+    required_inputs = (frozenset({"y_hat", "r"}), frozenset({"y", "r"}))
+    ranges: ClassVar[dict] = {name: (-math.inf, math.inf) for name in ("y_hat", "y", "r")}
+    symbols: ClassVar[dict] = {
+        "y_hat": (r"\hat{y}", {"real": True}),
+        "y": ("y", {"real": True}),
+        "r": ("r", {"real": True}),
+    }
     arguments = ("prediction", "target")
     defaults: ClassVar[dict] = {"ignore_nan": True}
     calibration: ClassVar[dict] = {
@@ -57,8 +70,8 @@ class Regression(Adapter):
         "bad": {
             "target-blind: square(y_hat)": "square(y_hat)",
             "prediction-blind: square(y)": "square(y)",
-            "rewards over-prediction: y - y_hat": "add(y, neg(y_hat))",
-            "constant-like: mean of the residual's sign": "mul(add(y_hat, neg(y)), inv(abs(add(y_hat, neg(y)))))",
+            "rewards under-prediction: r": "r",
+            "constant-like: the residual's sign": "mul(r, inv(abs(r)))",
         },
     }
     function = staticmethod(regression)

@@ -1,11 +1,15 @@
-"""Search a classification loss for your own model and data: an MLP on scikit-learn's wine data.
+"""Search a classification loss for your own model and data: an MLP on scikit-learn's breast-cancer data.
 
-    python examples/wine_classifier.py --budget 3m --seeds 3
+    python examples/breast_cancer_classifier.py --budget 3m --seeds 3
 
 No subclassing: :class:`tasks.generic.GenericTask` takes a model factory, the data, and the
 training recipe. The search runs AutoLoss-Zero on it; the found loss is then retrained beside
 cross-entropy with the same seeds and scored on held-out test data. Copy this file and swap in
 your model and data.
+
+Breast cancer rather than wine: with wine's 178 samples the validation split holds 36, every
+reasonable loss scores 1.0 on it within a few seconds, and the search cannot tell losses apart
+(measured: the found loss then retrained below cross-entropy). 569 samples give 114 to validate on.
 """
 
 from __future__ import annotations
@@ -13,16 +17,16 @@ from __future__ import annotations
 import argparse
 
 import torch
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 import gp_loss
 from tasks.generic import GenericTask
 
 
-def wine_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def breast_cancer_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Stratified 60 / 20 / 20 train / val / test splits, features standardised on train."""
-    x, y = load_wine(return_X_y=True)
+    x, y = load_breast_cancer(return_X_y=True)
     x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.4, random_state=0, stratify=y)
     x_val, x_test, y_val, y_test = train_test_split(
         x_rest, y_rest, test_size=0.5, random_state=0, stratify=y_rest
@@ -36,8 +40,8 @@ def wine_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
 
 def mlp() -> torch.nn.Module:
-    """13 features -> 32 hidden units -> 3 cultivars."""
-    return torch.nn.Sequential(torch.nn.Linear(13, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    """30 features -> 32 hidden units -> 2 classes (malignant, benign)."""
+    return torch.nn.Sequential(torch.nn.Linear(30, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
 
 
 def main() -> None:
@@ -48,14 +52,14 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="run directory (default: under runs/)")
     args = parser.parse_args()
 
-    splits = wine_splits()
+    splits = breast_cancer_splits()
     task = GenericTask(
         mlp,
         splits["train"],
         splits["val"],
         test_data=splits["test"],
         adapter="softmax_onehot",
-        name="wine",
+        name="breast_cancer",
         steps=args.steps,
         batch_size=32,
         lr=3e-3,
