@@ -39,17 +39,18 @@ def blob_task(**kw) -> GenericTask:
 
 def test_search_resume_and_load_loss_by_task_name(tmp_path):
     result = gp_loss.search(
-        "cls_digits", max_explored=40, out=tmp_path / "run", progress=False, task_options={"steps": 40}
+        "cls_digits", max_trained=2, out=tmp_path / "run", progress=False, task_options={"steps": 40}
     )
-    assert result.state.explored == 40 and not result.interrupted
+    assert result.state.trained == 2 and not result.interrupted
     assert result.best is not None and result.fitness == pytest.approx(result.leaderboard(1)[0]["fitness"])
     module = result.load_loss()
     logits, labels = torch.randn(5, 10), torch.randint(0, 10, (5,))
     assert torch.isfinite(module(logits, labels))
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert best["slots"]["cls"]["tree"] == result.best["cls"]
-    more = gp_loss.resume(tmp_path / "run", max_explored=60, progress=False)
-    assert more.state.explored == 60 and more.state.best["fitness"] >= result.fitness
+    more = gp_loss.resume(tmp_path / "run", max_trained=4, progress=False)
+    assert more.state.trained == 4 and more.state.explored > result.state.explored
+    assert more.fitness >= result.fitness
     with pytest.raises(GpLossError, match="unknown search setting 'populaton'"):
         gp_loss.search("cls_digits", max_explored=1, populaton=4, out=tmp_path / "x", progress=False)
 
@@ -87,11 +88,11 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path, capsys):
 def test_generic_task_with_process_workers_matches_serial(tmp_path):
     task = blob_task()
     serial = gp_loss.search(
-        task, max_explored=60, out=tmp_path / "serial", progress=False, population=4, seed=3
+        task, max_trained=6, out=tmp_path / "serial", progress=False, population=4, seed=3
     )
     parallel = gp_loss.search(
         task,
-        max_explored=60,
+        max_trained=6,
         out=tmp_path / "process",
         progress=False,
         population=4,
