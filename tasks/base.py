@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ import torch
 from gp_loss.adapters import get_adapter
 from gp_loss.errors import GpLossError
 from gp_loss.signature import SlotSignature
+from tasks.training import Training, rung_results
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -133,6 +134,9 @@ class Task(abc.ABC):
     default_budget: str = "2m"
     #: ``evolve``'s population size when ``--population`` is not given.
     default_population: int = 20
+    #: Optimisation steps of one proxy training (0: not trained in steps); rungs and
+    #: ``bench fidelity`` levels are fractions of it.
+    steps: int = 0
     #: The split :meth:`final_evaluate` scores on (reports name it).
     final_split: str = "test"
     #: True where the Loss-Rejection Protocol scores probe samples with the target metric itself
@@ -221,9 +225,42 @@ class Task(abc.ABC):
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-sample target metric xi(y_hat_b, y_b), shape (B,), higher is better."""
 
-    @abc.abstractmethod
+    def proxy_training(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> Training | None:
+        """The proxy training as a resumable :class:`tasks.training.Training` (the proxy model,
+        its batches and recipe), which lets it be evaluated part-way (multi-fidelity rungs).
+        ``None`` (the default): the task trains only in one go, in :meth:`proxy_train`."""
+        return None
+
+    def proxy_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        """Every metric of a proxy model on the proxy validation split (with
+        :meth:`proxy_training`)."""
+        raise GpLossError(f"task {self.name!r} has no proxy_metrics")
+
     def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        """Train the proxy model with one loss per slot; metrics on the proxy validation split."""
+        """Train the proxy model with one loss per slot; metrics on the proxy validation split.
+
+        The default runs :meth:`proxy_training` to its end and scores it with
+        :meth:`proxy_metrics`; a task may override this instead of those two."""
+        training = self.proxy_training(losses, stop_invalid=stop_invalid)
+        if training is None:
+            raise GpLossError(f"task {self.name!r} implements neither proxy_train nor proxy_training")
+        (result,) = rung_results(training, [training.steps], self.proxy_metrics)
+        return result
+
+    def proxy_rungs(
+        self, losses: Mapping[str, LossFn], steps: Sequence[int], *, stop_invalid: bool = True
+    ) -> Iterator[TrainResult]:
+        """The proxy training evaluated after each of ``steps`` (ascending), training on from
+        where it stopped in between: one :class:`TrainResult` per rung, none after a
+        divergence. Stop iterating to stop training. A task without :meth:`proxy_training`
+        offers only its full proxy training (``steps`` of one element)."""
+        training = self.proxy_training(losses, stop_invalid=stop_invalid)
+        if training is None:
+            if len(steps) != 1:
+                raise GpLossError(f"task {self.name!r} cannot evaluate its proxy training part-way")
+            yield self.proxy_train(losses, stop_invalid=stop_invalid)
+            return
+        yield from rung_results(training, steps, self.proxy_metrics)
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """Train the final model with ``seed`` and return every metric on the test split.

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from gp_loss.baselines import get_baseline
-from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, TrainResult, option
+from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, option
 from tasks.data.splits import stratified_split
 from tasks.registry import register_task
-from tasks.training import train_model
+from tasks.training import Training
 
 _SPLIT_SEED = 20260101
 
@@ -110,7 +110,7 @@ class ClsDigits(Task):
         return (predictions.argmax(dim=1) == targets).float()
 
     # -- proxy training --------------------------------------------------------------------
-    def _train(self, losses: Mapping[str, LossFn], train_idx: torch.Tensor, stop_invalid: bool, seed: int):
+    def _training(self, losses: Mapping[str, LossFn], train_idx: torch.Tensor, stop_invalid: bool, seed: int):
         x, y = self.x[train_idx].to(self.device), self.y[train_idx].to(self.device)
         loss_fn = losses["cls"]
 
@@ -118,7 +118,7 @@ class ClsDigits(Task):
             batch = torch.randint(0, len(x), (self.batch_size,), generator=generator)
             return {"cls": loss_fn(model(x[batch]), y[batch])}
 
-        return train_model(
+        return Training(
             lambda: mlp(self.hidden).to(self.device),
             step_losses,
             steps=self.steps,
@@ -134,15 +134,16 @@ class ClsDigits(Task):
             pred = model(self.x[idx].to(self.device)).argmax(dim=1).cpu()
         return float((pred == self.y[idx]).float().mean())
 
-    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        run = self._train(losses, self.splits["train"], stop_invalid, self.seed)
-        if run.diverged:
-            return TrainResult("diverged", {}, run.steps, run.last_loss)
-        metrics = {"accuracy": self._accuracy(run.model, self.splits["val"])}
-        return TrainResult("trained", metrics, run.steps, run.last_loss)
+    def proxy_training(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> Training:
+        return self._training(losses, self.splits["train"], stop_invalid, self.seed)
+
+    def proxy_metrics(self, model: nn.Module) -> dict[str, float]:
+        return {"accuracy": self._accuracy(model, self.splits["val"])}
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """Train on train + val with ``seed``, report metrics on the held-out test split."""
-        run = self._train(losses, torch.cat([self.splits["train"], self.splits["val"]]), True, seed)
+        run = self._training(
+            losses, torch.cat([self.splits["train"], self.splits["val"]]), True, seed
+        ).advance()
         run.raise_if_diverged(seed)
         return {"accuracy": self._accuracy(run.model, self.splits["test"])}

@@ -21,7 +21,7 @@ import torch
 
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
-from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, TrainResult, choice, holdout_split, option
+from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option
 from tasks.data.cache import generated
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
@@ -35,7 +35,7 @@ from tasks.detection.model import (
     small_faster_rcnn,
 )
 from tasks.registry import register_task
-from tasks.training import note, train_model
+from tasks.training import Training, note
 
 BUILTIN_COUNTS = {"train": 600, "val": 100, "test": 200}
 MODELS = ("small", "fasterrcnn_resnet50_fpn")
@@ -191,7 +191,7 @@ class DetCoco(Task):
         return _iou(predictions, targets)
 
     # -- training ------------------------------------------------------------------------------
-    def _train(
+    def _training(
         self,
         losses: Mapping[str, LossFn | None],
         data: CocoDetection,
@@ -203,7 +203,7 @@ class DetCoco(Task):
             idx = torch.randint(0, len(data), (self.batch_size,), generator=generator).tolist()
             return model(*self._on_device(*collate([data[i] for i in idx])))
 
-        return train_model(
+        return Training(
             lambda: inject(self.build_model(seed), losses.get("cls"), losses.get("reg")),
             step_losses,
             steps=steps,
@@ -215,16 +215,15 @@ class DetCoco(Task):
             label=f"{self.name} training",
         )
 
-    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        run = self._train(losses, self.train_set, self.steps, self.seed, stop_invalid)
-        if run.diverged:
-            return TrainResult("diverged", {}, run.steps, run.last_loss)
-        metrics = coco_box_ap(self.val_set, detections(run.model, self.val_set, self.device))
-        return TrainResult("trained", metrics, run.steps, run.last_loss)
+    def proxy_training(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> Training:
+        return self._training(losses, self.train_set, self.steps, self.seed, stop_invalid)
+
+    def proxy_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        return coco_box_ap(self.val_set, detections(model, self.val_set, self.device))
 
     def final_evaluate(self, losses: Mapping[str, LossFn | None], seed: int = 0) -> dict[str, float]:
         """Train ``final_steps`` on the final training set; AP on the test split."""
-        run = self._train(losses, self.final_train, self.final_steps, seed, True)
+        run = self._training(losses, self.final_train, self.final_steps, seed, True).advance()
         run.raise_if_diverged(seed)
         note(f"{self.name}: evaluating on {len(self.test_set)} test images")
         return coco_box_ap(self.test_set, detections(run.model, self.test_set, self.device))

@@ -28,8 +28,8 @@ from torch.utils.data import Dataset, TensorDataset, default_collate
 from gp_loss.adapters import adapter_class
 from gp_loss.baselines import BASELINES
 from gp_loss.errors import GpLossError
-from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, choice, option
-from tasks.training import train_model
+from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, option
+from tasks.training import Training
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor | float]
 DataSpec = Any  # (inputs, targets) tensors, a Dataset, or a zero-argument factory of either
@@ -216,7 +216,9 @@ class GenericTask(Task):
         return torch.as_tensor(self.sample_metric(predictions, targets), dtype=torch.float32)
 
     # -- training --------------------------------------------------------------------------
-    def _train(self, losses: Mapping[str, LossFn], data: Dataset, steps: int, seed: int, stop_invalid: bool):
+    def _training(
+        self, losses: Mapping[str, LossFn], data: Dataset, steps: int, seed: int, stop_invalid: bool
+    ):
         loss_fn = losses["loss"]
 
         def step_losses(model: nn.Module, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -225,7 +227,7 @@ class GenericTask(Task):
             return {"loss": loss_fn(model(x), y)}
 
         optimizer = OPTIMIZERS[self.optimizer]
-        return train_model(
+        return Training(
             lambda: self.model_factory().to(self.device),
             step_losses,
             steps=steps,
@@ -239,11 +241,11 @@ class GenericTask(Task):
         outputs, targets = self.predict(model, self.dataset(split))
         return {self.metrics[0]: float(self.score(outputs, targets))}
 
-    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        run = self._train(losses, self.dataset("train"), self.steps, self.seed, stop_invalid)
-        if run.diverged:
-            return TrainResult("diverged", {}, run.steps, run.last_loss)
-        return TrainResult("trained", self._evaluate(run.model, "val"), run.steps, run.last_loss)
+    def proxy_training(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> Training:
+        return self._training(losses, self.dataset("train"), self.steps, self.seed, stop_invalid)
+
+    def proxy_metrics(self, model: nn.Module) -> dict[str, float]:
+        return self._evaluate(model, "val")
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """With test data: train on train + val, score on test; else train on train, score on val."""
@@ -251,6 +253,6 @@ class GenericTask(Task):
             data, split = self.dataset("train"), "val"
         else:
             data, split = torch.utils.data.ConcatDataset([self.dataset("train"), self.dataset("val")]), "test"
-        run = self._train(losses, data, self.final_steps, seed, True)
+        run = self._training(losses, data, self.final_steps, seed, True).advance()
         run.raise_if_diverged(seed)
         return self._evaluate(run.model, split)

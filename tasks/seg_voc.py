@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 
 from gp_loss.baselines import get_baseline
-from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult, choice, holdout_split, option
+from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option
 from tasks.registry import register_task
 from tasks.segmentation.losses import LovaszSoftmax, WeightedCrossEntropy, median_frequency_weights
 from tasks.segmentation.metrics import IGNORE, METRICS, SegmentationStats, per_image
@@ -37,7 +37,7 @@ from tasks.segmentation.voc_data import (
     builtin_voc,
     has_split,
 )
-from tasks.training import note, train_model
+from tasks.training import Training, note
 
 
 def random_crop(
@@ -176,7 +176,7 @@ class SegVoc(Task):
         return torch.from_numpy(scores).float()
 
     # -- training ------------------------------------------------------------------------------
-    def _train(
+    def _training(
         self, losses: Mapping[str, LossFn], data: VocSegmentation, steps: int, seed: int, stop_invalid: bool
     ):
         loss_fn = losses["seg"]
@@ -186,7 +186,7 @@ class SegVoc(Task):
             images, masks = self._batch(data, idx, generator)
             return {"seg": loss_fn(model(images), masks)}
 
-        return train_model(
+        return Training(
             lambda: self.build_model(seed),
             step_losses,
             steps=steps,
@@ -211,15 +211,15 @@ class SegVoc(Task):
                     stats.add(pred, mask.numpy())
         return stats.scores()
 
-    def proxy_train(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> TrainResult:
-        run = self._train(losses, self.train_set, self.steps, self.seed, stop_invalid)
-        if run.diverged:
-            return TrainResult("diverged", {}, run.steps, run.last_loss)
-        return TrainResult("trained", self.evaluate(run.model, self.val_set), run.steps, run.last_loss)
+    def proxy_training(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> Training:
+        return self._training(losses, self.train_set, self.steps, self.seed, stop_invalid)
+
+    def proxy_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        return self.evaluate(model, self.val_set)
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """Train ``final_steps`` on the final training set with ``seed``; six metrics on test."""
-        run = self._train(losses, self.final_train, self.final_steps, seed, True)
+        run = self._training(losses, self.final_train, self.final_steps, seed, True).advance()
         run.raise_if_diverged(seed)
         note(f"{self.name}: evaluating on {len(self.test_set)} test images")
         return self.evaluate(run.model, self.test_set)

@@ -14,9 +14,9 @@ import math
 import operator
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 from torch import nn
@@ -82,6 +82,76 @@ def invalid_loss(value: float) -> str | None:
     return None
 
 
+class Training:
+    """One training run that can stop at any step and continue from there: the model, the
+    optimiser, the learning-rate schedule and the batch generator keep their state between
+    :meth:`advance` calls, so a run evaluated part-way (a multi-fidelity rung) and continued
+    ends exactly where an uninterrupted run would.
+
+    Args:
+        build_model: a fresh model; called after ``torch.manual_seed(seed)``.
+        step_losses: the loss parts of one step; draw the batch with the generator given
+            (seeded with ``seed``), so the batch order is reproducible.
+        steps: the run's full length (the cosine schedule's horizon; :meth:`advance` stops there).
+        optimizer: builds the optimiser from the trainable parameters.
+        cosine: cosine learning-rate decay over ``steps`` (a short run still ends with small steps).
+        stop_invalid: the paper's stop-invalid rule (off for the ablation).
+        label: what :func:`progress` shows for this run.
+    """
+
+    def __init__(
+        self,
+        build_model: Callable[[], nn.Module],
+        step_losses: StepLosses,
+        *,
+        steps: int,
+        seed: int,
+        optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
+        cosine: bool = False,
+        stop_invalid: bool = True,
+        label: str = "training",
+    ) -> None:
+        torch.manual_seed(seed)
+        self.model = build_model()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = optimizer(self.params)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, steps) if cosine else None
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step_losses, self.steps, self.seed = step_losses, steps, seed
+        self.stop_invalid, self.label = stop_invalid, label
+        self.done = 0
+        self.diverged: str | None = None
+        self.last: dict[str, float] = {}
+
+    def advance(self, to_step: int | None = None) -> Trained:
+        """Train on to step ``to_step`` (default: the end); nothing more once diverged."""
+        target = self.steps if to_step is None else min(to_step, self.steps)
+        self.model.train()  # an evaluation in between may have switched it to eval mode
+        with _REPORTER.run(self.label, self.seed, self.steps) as report:
+            while self.done < target and self.diverged is None:
+                self._one_step(report)
+        return Trained(self.model, self.done, self.diverged, dict(self.last))
+
+    def _one_step(self, report: Callable[[int, float], None]) -> None:
+        parts = self.step_losses(self.model, self.done, self.generator)
+        total = functools.reduce(operator.add, parts.values())
+        self.last = {k: float(v.detach()) for k, v in parts.items()}
+        value = sum(self.last.values())
+        if self.stop_invalid and (reason := invalid_loss(value)) is not None:
+            self.diverged = reason
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.stop_invalid and not _finite_gradients(self.params):
+            self.diverged = "non-finite gradient"
+            return
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
+        self.done += 1
+        report(self.done, value)
+
+
 def train_model(
     build_model: Callable[[], nn.Module],
     step_losses: StepLosses,
@@ -93,42 +163,33 @@ def train_model(
     stop_invalid: bool = True,
     label: str = "training",
 ) -> Trained:
-    """Train ``build_model()`` for ``steps`` steps; stop at an invalid loss when ``stop_invalid``.
+    """Train ``build_model()`` for ``steps`` steps in one go (see :class:`Training`)."""
+    training = Training(
+        build_model,
+        step_losses,
+        steps=steps,
+        seed=seed,
+        optimizer=optimizer,
+        cosine=cosine,
+        stop_invalid=stop_invalid,
+        label=label,
+    )
+    return training.advance()
 
-    Args:
-        build_model: a fresh model; called after ``torch.manual_seed(seed)``.
-        step_losses: the loss parts of one step; draw the batch with the generator given
-            (seeded with ``seed``), so the batch order is reproducible.
-        optimizer: builds the optimiser from the trainable parameters.
-        cosine: cosine learning-rate decay over ``steps`` (a short run still ends with small steps).
-        stop_invalid: the paper's stop-invalid rule (off for the ablation).
-        label: what :func:`progress` shows for this run.
-    """
-    torch.manual_seed(seed)
-    model = build_model()
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = optimizer(params)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
-    generator = torch.Generator().manual_seed(seed)
-    last: dict[str, float] = {}
-    with _REPORTER.run(label, seed, steps) as report:
-        for step in range(steps):
-            parts = step_losses(model, step, generator)
-            total = functools.reduce(operator.add, parts.values())
-            last = {k: float(v.detach()) for k, v in parts.items()}
-            value = sum(last.values())
-            if stop_invalid and (reason := invalid_loss(value)) is not None:
-                return Trained(model, step, reason, last)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if stop_invalid and not _finite_gradients(params):
-                return Trained(model, step, "non-finite gradient", last)
-            opt.step()
-            if schedule is not None:
-                schedule.step()
-            report(step + 1, value)
-    return Trained(model, steps, None, last)
+
+def rung_results(
+    training: Training, steps: Sequence[int], evaluate: Callable[[nn.Module], dict[str, float]]
+) -> Iterator[Any]:
+    """Train to each of ``steps`` in turn and yield a :class:`tasks.base.TrainResult` with the
+    metrics there; stops after a divergence. The caller stops training by not asking for more."""
+    from tasks.base import TrainResult
+
+    for rung in steps:
+        run = training.advance(rung)
+        if run.diverged:
+            yield TrainResult("diverged", {}, run.steps, run.last_loss)
+            return
+        yield TrainResult("trained", evaluate(run.model), run.steps, run.last_loss)
 
 
 def _finite_gradients(params: list[nn.Parameter]) -> bool:

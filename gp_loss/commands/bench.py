@@ -192,3 +192,54 @@ def bench_table(
     import_modules(imports)
     rows = parse_rows(losses)
     emit(run(task_name, rows, seeds, jobs, task_option_values(task_options), imports), as_json)
+
+
+@bench.command("fidelity")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option(
+    "--levels", default="0.25,0.5,1", show_default=True, help="Proxy fidelity levels: fractions of its steps."
+)
+@click.option("--random", "n_random", default=6, show_default=True, help="Random trees that pass LRP.")
+@click.option("--seeds", default=2, show_default=True, help="Final retrainings per loss.")
+@click.option("--jobs", default=1, show_default=True, help="Trainings in parallel (1 thread each).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random trees.")
+@click.option("--best", "given", multiple=True, metavar="PATH", help="A best.json or run directory to add.")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@import_option()
+@json_flag()
+def bench_fidelity(
+    task_name: str,
+    levels: str,
+    n_random: int,
+    seeds: int,
+    jobs: int,
+    seed: int,
+    given: tuple[str, ...],
+    task_options,
+    imports: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Rank correlation (Kendall tau, Spearman rho) between the proxy at each fidelity level and
+    final retraining, on a seeded panel of baselines, random LRP passers and given losses."""
+    from gp_loss.bench.fidelity import run
+
+    if seeds < 1 or jobs < 1 or n_random < 0:
+        raise GpLossError("--seeds and --jobs must be at least 1, --random at least 0")
+    try:
+        fractions = [float(part) for part in levels.split(",")]
+    except ValueError:
+        raise GpLossError(f"bad --levels {levels!r}; use fractions such as 0.25,0.5,1") from None
+    import_modules(imports)
+    options = task_option_values(task_options)
+    result = run(
+        task_name,
+        options,
+        levels=fractions,
+        n_random=n_random,
+        seeds=seeds,
+        jobs=jobs,
+        seed=seed,
+        given=list(given),
+        imports=imports,
+    )
+    emit(result, as_json)
