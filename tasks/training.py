@@ -152,29 +152,10 @@ class Training:
         report(self.done, value)
 
 
-def train_model(
-    build_model: Callable[[], nn.Module],
-    step_losses: StepLosses,
-    *,
-    steps: int,
-    seed: int,
-    optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
-    cosine: bool = False,
-    stop_invalid: bool = True,
-    label: str = "training",
-) -> Trained:
-    """Train ``build_model()`` for ``steps`` steps in one go (see :class:`Training`)."""
-    training = Training(
-        build_model,
-        step_losses,
-        steps=steps,
-        seed=seed,
-        optimizer=optimizer,
-        cosine=cosine,
-        stop_invalid=stop_invalid,
-        label=label,
-    )
-    return training.advance()
+def train_model(build_model: Callable[[], nn.Module], step_losses: StepLosses, **settings: Any) -> Trained:
+    """Train ``build_model()`` in one go: :class:`Training` with the same keywords (``steps``,
+    ``seed``, ``optimizer``, ``cosine``, ``stop_invalid``, ``label``), advanced to its end."""
+    return Training(build_model, step_losses, **settings).advance()
 
 
 def rung_results(
