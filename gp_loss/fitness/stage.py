@@ -91,9 +91,12 @@ class Stage:
 
     def evaluate(self, candidate: Candidate) -> Evaluation:
         found = self.timed_screen(candidate)
+        spent = candidate.context["seconds"][self.name]
         if found is not None:
+            if found.outcome != "duplicate":  # a duplicate costs nothing: no seconds
+                found.seconds.setdefault(self.name, spent)
             return found
-        result = self._pass_on(candidate, candidate.context["seconds"][self.name])
+        result = self._pass_on(candidate, spent)
         self.learn(candidate, result)
         return result
 
