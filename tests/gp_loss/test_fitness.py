@@ -179,3 +179,10 @@ def test_multi_slot_genomes_run_per_slot_lrp_and_gec():
     assert "cls:" in good.gec_key and "reg:" in good.gec_key
     bad_reg = pipeline({"cls": CE, "reg": "mul(inter, inv(union))"})  # maximises the loss of IoU
     assert bad_reg.outcome == "rejected" and bad_reg.lrp_gain["reg"] < pipeline.lrp.threshold("reg")
+
+
+def test_a_stage_on_its_own_times_the_result_it_ends_a_candidate_with(task):
+    from gp_loss.fitness.stages import Validity
+
+    ended = Validity(ProxyTraining(task))({"cls": "square(y_hat)"})  # ignores the target
+    assert ended.outcome == "invalid" and set(ended.seconds) == {"validity"}
