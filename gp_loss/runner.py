@@ -113,15 +113,10 @@ def task_options(settings: RunSettings) -> dict[str, Any]:
 
 def build_task(settings: RunSettings):
     """The task object of a run."""
-    import importlib
-
+    from gp_loss.imports import import_modules
     from tasks import get_task
 
-    for module in settings.imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise GpLossError(f"cannot import {module!r}: {err}") from None
+    import_modules(settings.imports)
     options = task_options(settings)
     try:
         return get_task(settings.task, **options)

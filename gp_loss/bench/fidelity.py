@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-import torch
-
+from gp_loss.bench.table import job_task
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
 from gp_loss.train import SeedRun, resolve_losses, train_seed
@@ -99,7 +98,7 @@ def _passing_tree(pipeline, slot) -> str:
 
 
 def _proxy_job(task_name: str, options: dict, imports: tuple, entry: PanelLoss, steps: list[int]):
-    task = _job_task(task_name, options, imports)
+    task = job_task(task_name, options, imports)
     metrics, seconds = [], []
     start = time.perf_counter()
     for result in task.proxy_rungs(losses_of(task, entry), steps):
@@ -111,19 +110,8 @@ def _proxy_job(task_name: str, options: dict, imports: tuple, entry: PanelLoss, 
 
 
 def _final_job(task_name: str, options: dict, imports: tuple, entry: PanelLoss, seed: int) -> SeedRun:
-    task = _job_task(task_name, options, imports)
+    task = job_task(task_name, options, imports)
     return train_seed(task, losses_of(task, entry), seed)
-
-
-def _job_task(task_name: str, options: dict, imports: tuple):
-    import importlib
-
-    from tasks import get_task
-
-    torch.set_num_threads(1)
-    for module in imports:
-        importlib.import_module(module)
-    return get_task(task_name, **options)
 
 
 @dataclass

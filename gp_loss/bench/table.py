@@ -34,15 +34,19 @@ def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:
     return rows
 
 
-def _job(task_name: str, options: dict, spec: str, seed: int, imports: tuple[str, ...] = ()) -> SeedRun:
-    import importlib
-
+def job_task(task_name: str, options: dict, imports: tuple[str, ...] = ()):
+    """The task in a spawned job process: one torch thread, the user's modules imported again
+    (they register the task there too)."""
+    from gp_loss.imports import import_modules
     from tasks import get_task
 
     torch.set_num_threads(1)
-    for module in imports:  # a spawned process: register the user's task again
-        importlib.import_module(module)
-    task = get_task(task_name, **options)
+    import_modules(imports)
+    return get_task(task_name, **options)
+
+
+def _job(task_name: str, options: dict, spec: str, seed: int, imports: tuple[str, ...] = ()) -> SeedRun:
+    task = job_task(task_name, options, imports)
     _, losses = resolve_losses(task, spec)
     return train_seed(task, losses, seed)
 

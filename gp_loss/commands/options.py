@@ -63,8 +63,9 @@ def import_option():
 
 def import_modules(modules: tuple[str, ...] | list[str], run: str | None = None) -> None:
     """Import ``modules``, and those a run directory's ``run.json`` recorded (``evolve --import``)."""
-    import importlib
     from pathlib import Path
+
+    from gp_loss.imports import import_modules as import_all
 
     wanted = list(modules)
     if run is not None:
@@ -73,8 +74,4 @@ def import_modules(modules: tuple[str, ...] | list[str], run: str | None = None)
             # a broken run.json is reported where the run itself is read
             with contextlib.suppress(OSError, json.JSONDecodeError, AttributeError):
                 wanted += json.loads(config.read_text(encoding="utf-8")).get("imports", [])
-    for module in wanted:
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise GpLossError(f"cannot import {module!r}: {err}") from None
+    import_all(wanted)
