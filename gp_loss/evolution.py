@@ -18,6 +18,7 @@ from gp_loss.space import random_tree
 from gp_loss.variation import SpaceLimits, crossover, mutate
 
 REPLACE_RULES = ("oldest", "worst")
+INITS = ("scratch", "baselines")
 
 
 @dataclass
@@ -36,6 +37,9 @@ class EvolutionConfig:
         per_slot_init: with several slots, fill the initial population slot by slot: each
             initial genome draws one fresh tree and reuses trees of the other slots that
             already passed the Loss-Rejection Protocol (see :meth:`AgingEvolution.propose`).
+        init: ``scratch`` (the paper's): the initial population is random trees; ``baselines``:
+            the task's baseline trees first, then mutants of them (as the Evolved Transformer
+            was seeded with the Transformer).
     """
 
     population_size: int = 20
@@ -46,6 +50,7 @@ class EvolutionConfig:
     init_depth: tuple[int, int] = (1, 3)
     seed: int = 0
     per_slot_init: bool = True
+    init: str = "scratch"
 
     @property
     def tournament(self) -> int:
@@ -67,11 +72,18 @@ class EvolutionConfig:
 
 @dataclass
 class Member:
-    """A population member: id of the explored candidate, genome and fitness."""
+    """A population member: id of the explored candidate, genome, fitness and the proxy rung
+    the fitness was scored at (members compare by rung first, then fitness)."""
 
     id: int
     genome: dict[str, str]
     fitness: float
+    rung: int = 0
+
+    @property
+    def rank(self) -> tuple[int, float]:
+        """The selection key: a candidate that trained to a higher rung beats any stopped lower."""
+        return (self.rung, self.fitness)
 
 
 @dataclass
@@ -88,6 +100,10 @@ class SearchState:
     last_event: dict[str, Any] | None = None
     #: per slot, the initial-phase trees that passed the Loss-Rejection Protocol
     survivors: dict[str, list[str]] = field(default_factory=dict)
+    #: per proxy rung, the fitness every freshly trained candidate reached there (the hurdles)
+    rung_scores: list[list[float]] = field(default_factory=list)
+    #: initial genomes proposed so far (``--init baselines`` seeds the baselines first)
+    seeded: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -203,23 +219,55 @@ class AgingEvolution:
             if genome[slot] not in known:
                 known.append(genome[slot])
 
+    def seed_genomes(self) -> list[tuple[str, dict[str, str]]]:
+        """The task's baselines that are trees of this search space, by name (``--init
+        baselines``); hand-written losses and trees outside the space are left out."""
+        seeds = []
+        for name in sorted(self.task.baselines):
+            genome = dict(self.task.baselines[name])
+            try:
+                for slot, signature in self.signatures.items():
+                    parse_tree(genome[slot], signature)
+            except Exception:  # a primitive outside this space (e.g. `one` without --constant-one)
+                continue
+            seeds.append((name, genome))
+        return seeds
+
+    def _seeded_genome(self, meta: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+        """``--init baselines``: each baseline tree once, then mutants of a random one (one slot)."""
+        seeds = self.seed_genomes()
+        if not seeds:
+            return self._initial_genome(), meta
+        index = self.state.seeded
+        self.state.seeded += 1
+        if index < len(seeds):
+            return seeds[index][1], {**meta, "seed": seeds[index][0]}
+        name, genome = random.choice(seeds)
+        slot = random.choice(list(self.signatures))
+        tree = parse_tree(genome[slot], self.signatures[slot])
+        limits = {"max_height": self.space.max_height, "max_nodes": self.space.max_nodes}
+        child, how = tree, None
+        for _ in range(20):
+            child, how = mutate(tree, self.signatures[slot], None, **limits)
+            if str(child) != str(tree):
+                break
+        return {**genome, slot: str(child)}, {**meta, "seed": name, "mutation": how, "slot": slot}
+
     def _tournament(self) -> Member:
         size = min(self.config.tournament, len(self.state.population))
         entrants = random.sample(self.state.population, size)
-        return max(entrants, key=lambda m: m.fitness)
+        return max(entrants, key=lambda m: m.rank)
 
     def propose(self) -> tuple[dict[str, str], dict[str, Any]]:
         """The next genome to explore and how it was made."""
         if self.config.random_search or len(self.state.population) < self.config.population_size:
             phase = "random" if self.config.random_search else "init"
-            genome = self._random_genome() if self.config.random_search else self._initial_genome()
-            return genome, {
-                "phase": phase,
-                "parent": None,
-                "second_parent": None,
-                "mutation": None,
-                "slot": None,
-            }
+            meta = {"phase": phase, "parent": None, "second_parent": None, "mutation": None, "slot": None}
+            if self.config.random_search:
+                return self._random_genome(), meta
+            if self.config.init == "baselines":
+                return self._seeded_genome(meta)
+            return self._initial_genome(), meta
         parent = self._tournament()
         slot = random.choice(list(self.signatures))
         signature = self.signatures[slot]
@@ -248,10 +296,11 @@ class AgingEvolution:
         if not result.admissible or result.effective_outcome not in ("trained", "diverged"):
             return False
         population = self.state.population
-        population.append(Member(event_id, genome, float(result.fitness)))
+        rung = result.rung if result.effective_outcome == "trained" else 0
+        population.append(Member(event_id, genome, float(result.fitness), rung))
         if len(population) > self.config.population_size and not self.config.random_search:
             if self.config.replace == "worst":
-                population.remove(min(population, key=lambda m: m.fitness))
+                population.remove(min(population, key=lambda m: m.rank))
             else:
                 population.pop(0)
         elif self.config.random_search and len(population) > self.config.population_size:
@@ -268,12 +317,20 @@ class AgingEvolution:
             state.trained += 1
         if meta.get("phase") == "init" and len(self.signatures) > 1:
             self._learn_survivors(candidate.genome, result)
+        if result.outcome in ("trained", "diverged"):  # freshly trained: its rungs set hurdles
+            for index, rung in enumerate(result.rungs):
+                while len(state.rung_scores) <= index:
+                    state.rung_scores.append([])
+                state.rung_scores[index].append(rung["fitness"])
         entered = self._admit(event_id, candidate.genome, result)
         state.elapsed = self._elapsed()
         improved = (
             result.outcome == "trained"
             and result.fitness is not None
-            and (state.best is None or result.fitness > state.best["fitness"])
+            and (
+                state.best is None
+                or (result.rung, result.fitness) > (state.best.get("rung", 0), state.best["fitness"])
+            )
         )
         if improved:
             state.best = {
@@ -281,6 +338,7 @@ class AgingEvolution:
                 "genome": candidate.genome,
                 "fitness": result.fitness,
                 "metrics": result.metrics,
+                "rung": result.rung,
             }
         event = {
             "id": event_id,
@@ -327,7 +385,10 @@ class AgingEvolution:
                 random.setstate(self.state.rng)
                 genome, meta = self.propose()
                 self.state.rng = random.getstate()
-                dispatcher.put(Candidate(genome), meta)
+                candidate = Candidate(genome)
+                if hasattr(pipeline, "hurdles"):
+                    candidate.context["hurdles"] = pipeline.hurdles(self.state.rung_scores)
+                dispatcher.put(candidate, meta)
             if not dispatcher.in_flight:
                 break
             dispatcher.collect()

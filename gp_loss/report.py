@@ -60,9 +60,15 @@ def _metric(config: dict[str, Any]) -> str:
 
 
 def ranked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Freshly trained candidates, best first (duplicates and equivalents not repeated)."""
+    """Freshly trained candidates, best first (duplicates and equivalents not repeated): by the
+    proxy rung reached, then fitness (scores at different rungs are not comparable)."""
     trained = [e for e in events if e["outcome"] == "trained" and e.get("fitness") is not None]
-    return sorted(trained, key=lambda e: (-e["fitness"], e["id"]))
+    return sorted(trained, key=lambda e: (-rung_of(e), -e["fitness"], e["id"]))
+
+
+def rung_of(event: dict[str, Any]) -> int:
+    """The index of the last proxy rung an event's candidate reached (0 without rungs)."""
+    return max(0, len(event.get("rungs") or ()) - 1)
 
 
 def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
@@ -83,6 +89,7 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
                 "rank": rank,
                 "id": event["id"],
                 "fitness": event["fitness"],
+                "steps": (event.get("rungs") or [{}])[-1].get("steps"),
                 "metrics": event.get("metrics", {}),
                 "trees": event["trees"],
                 "formulas": {slot: formula(tree, signatures[slot]) for slot, tree in event["trees"].items()},
@@ -104,13 +111,14 @@ def leaderboard(run: str | Path, top: int = 10) -> str:
         f"run {run}: task {config['task']}, {len(events)} explored in {spent:.0f}s",
         "outcomes: " + ", ".join(f"{k} {counts[k]}" for k in OUTCOMES if counts[k]),
         "",
-        f"{'rank':>4}  {'id':>6}  {metric:>10}  formula",
+        f"{'rank':>4}  {'id':>6}  {metric:>10}  {'steps':>5}  formula",
     ]
     for rank, event in enumerate(ranked(events)[:top], 1):
         text = "; ".join(
             f"{slot}: {formula(tree, signatures[slot])}" for slot, tree in event["trees"].items()
         )
-        lines.append(f"{rank:>4}  {event['id']:>6}  {event['fitness']:>10.4f}  {text}")
+        steps = (event.get("rungs") or [{}])[-1].get("steps", "")
+        lines.append(f"{rank:>4}  {event['id']:>6}  {event['fitness']:>10.4f}  {steps!s:>5}  {text}")
     if not ranked(events):
         lines.append("   (no trained loss yet)")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from gp_loss.errors import GpLossError
-from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
+from gp_loss.evolution import INITS, AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
 from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
@@ -88,9 +88,7 @@ class RunSettings:
         for key in ("max_height", "max_nodes", "constant_one"):  # runs that kept them in both places
             if key in data.get("evolution", {}):
                 stored.setdefault(key, data["evolution"][key])
-        pipeline = PipelineOptions(
-            **{k: v for k, v in stored.items() if k in PipelineOptions.__dataclass_fields__}
-        )
+        pipeline = PipelineOptions.from_json(stored)
         return cls(
             task=data["task"],
             task_options=dict(data.get("task_options", {})),
@@ -231,6 +229,10 @@ def start(
         raise GpLossError(f"unknown --lrp protocol {settings.pipeline.lrp_protocol!r}; known: {known}")
     if settings.execution.eval_timeout is not None and settings.execution.eval_timeout <= 0:
         raise GpLossError("--eval-timeout must be positive")
+    if not 0 < settings.pipeline.promote <= 1:
+        raise GpLossError(f"--promote must be a share in (0, 1], got {settings.pipeline.promote}")
+    if settings.evolution.init not in INITS:
+        raise GpLossError(f"unknown --init {settings.evolution.init!r}; use {' or '.join(INITS)}")
     if settings.evolution.population_size < 2:
         raise GpLossError("--population must be at least 2")
     directory = RunDirectory(out or fresh_run_path(settings.task))

@@ -137,6 +137,10 @@ class Task(abc.ABC):
     #: Optimisation steps of one proxy training (0: not trained in steps); rungs and
     #: ``bench fidelity`` levels are fractions of it.
     steps: int = 0
+    #: Rungs of the multi-fidelity proxy (fractions of :attr:`steps`, the last 1): a candidate
+    #: is scored at each and trains on only past the rung's hurdle (``evolve --rungs``). Chosen
+    #: per task from ``bench fidelity`` (docs/BENCHMARKS.md); ``(1.0,)``: one full training.
+    default_rungs: tuple[float, ...] = (1.0,)
     #: The split :meth:`final_evaluate` scores on (reports name it).
     final_split: str = "test"
     #: True where the Loss-Rejection Protocol scores probe samples with the target metric itself

@@ -22,6 +22,7 @@ from typing import Any
 from gp_loss.bench.table import job_task
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
+from gp_loss.fitness.rungs import rung_steps
 from gp_loss.train import SeedRun, resolve_losses, train_seed
 
 #: Give up drawing a slot's passing random tree after this many draws.
@@ -204,15 +205,6 @@ class Fidelity:
         return "\n".join(lines)
 
 
-def level_steps(task, levels: list[float]) -> list[int]:
-    """Fractions of the task's proxy steps as ascending step counts (at least 1 each)."""
-    if not task.steps:
-        raise GpLossError(f"task {task.name!r} does not train its proxy in steps: no fidelity levels")
-    if not levels or any(not 0 < f <= 1 for f in levels):
-        raise GpLossError("--levels are fractions of the proxy steps in (0, 1], e.g. 0.25,0.5,1")
-    return sorted({max(1, round(f * task.steps)) for f in levels})
-
-
 def run(
     task_name: str,
     options: dict | None = None,
@@ -230,7 +222,7 @@ def run(
 
     options = dict(options or {})
     task = get_task(task_name, **options)
-    steps = level_steps(task, list(levels))
+    steps = rung_steps(task, list(levels))
     panel = [
         PanelLoss(name, "baseline", spec=name) for name in sorted({*task.baselines, *task.custom_losses})
     ]

@@ -8,6 +8,7 @@ import click
 
 from gp_loss.commands.options import import_modules, import_option, lrp_protocol_option, task_option_values
 from gp_loss.errors import GpLossError
+from gp_loss.fitness.rungs import PROMOTE
 
 
 @click.command("evolve")
@@ -52,6 +53,27 @@ from gp_loss.errors import GpLossError
 @click.option("--no-stop-invalid", is_flag=True, help="Keep training through non-finite losses.")
 @click.option("--lrp-steps", type=int, default=None, help="LRP optimisation steps K (task default).")
 @click.option("--lrp-eta", type=float, default=None, help="LRP rejection threshold eta (task default).")
+@click.option(
+    "--rungs",
+    default=None,
+    help="Multi-fidelity proxy: fractions of its steps where a candidate is scored and must clear "
+    "a hurdle to train on, e.g. 0.25,1; 1 turns it off (default: the task's, see `tasks`).",
+)
+@click.option(
+    "--promote",
+    type=float,
+    default=PROMOTE,
+    show_default=True,
+    help="Share of candidates that train on past each rung (the hurdle is that quantile).",
+)
+@click.option(
+    "--init",
+    "init",
+    type=click.Choice(["scratch", "baselines"]),
+    default="scratch",
+    show_default=True,
+    help="Initial population: random trees (the paper's) or the task's baseline trees and their mutants.",
+)
 @click.option("--constant-one", is_flag=True, help="Add the constant 1 to the search space.")
 @click.option("--max-height", type=int, default=17, show_default=True, help="Tree height limit.")
 @click.option("--max-nodes", type=int, default=64, show_default=True, help="Tree node limit.")
@@ -92,6 +114,7 @@ def evolve_cmd(**kw) -> None:
     from gp_loss.api import run
     from gp_loss.evolution import EvolutionConfig, Limits
     from gp_loss.fitness.pipeline import PipelineOptions
+    from gp_loss.fitness.rungs import parse_fractions
     from gp_loss.runner import ExecutionOptions, RunSettings, parse_budget, resume, start
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
@@ -142,6 +165,8 @@ def evolve_cmd(**kw) -> None:
                 max_height=kw["max_height"],
                 max_nodes=kw["max_nodes"],
                 constant_one=kw["constant_one"],
+                rungs=parse_fractions(kw["rungs"], "--rungs") if kw["rungs"] else None,
+                promote=kw["promote"],
             ),
             evolution=EvolutionConfig(
                 population_size=kw["population"] or TASKS[kw["task"]].default_population,
@@ -150,6 +175,7 @@ def evolve_cmd(**kw) -> None:
                 replace=kw["replace"],
                 random_search=kw["random_search"],
                 seed=kw["seed"],
+                init=kw["init"],
             ),
             limits=Limits(budget, kw["max_explored"], kw["max_trained"]),
             torch_threads=kw["torch_threads"],

@@ -74,12 +74,12 @@ class ProcessBackend(Backend):
         """PIDs of the live worker processes (for tests and diagnostics)."""
         return [p.pid for p in getattr(self._pool, "_processes", {}).values() if p.pid]
 
-    def _send(self, ticket: int, genome: dict[str, str], attempts: int) -> None:
-        future = self._pool.submit(evaluate_genome, self.spec_json, genome)
-        self._jobs[future] = (ticket, genome, attempts, time.monotonic())
+    def _send(self, ticket: int, job: tuple[dict[str, str], Any], attempts: int) -> None:
+        future = self._pool.submit(evaluate_genome, self.spec_json, *job)
+        self._jobs[future] = (ticket, job, attempts, time.monotonic())
 
     def submit(self, ticket: int, candidate) -> None:
-        self._send(ticket, dict(candidate.genome), 0)
+        self._send(ticket, (dict(candidate.genome), candidate.context.get("hurdles")), 0)
 
     def pending(self) -> int:
         return len(self._jobs)
@@ -90,7 +90,7 @@ class ProcessBackend(Backend):
             finished, _ = cf.wait(list(self._jobs), timeout=0.25, return_when=cf.FIRST_COMPLETED)
             broken = False
             for future in finished:
-                ticket, _genome, _attempts, _ = self._jobs[future]
+                ticket, _job, _attempts, _ = self._jobs[future]
                 try:
                     done.append(Finished(ticket, future.result()))
                     del self._jobs[future]
@@ -113,11 +113,11 @@ class ProcessBackend(Backend):
         report(f"a worker process died; {len(lost)} evaluation(s) in flight are retried once")
         self._start()
         failed = []
-        for ticket, genome, attempts, _ in lost:
+        for ticket, job, attempts, _ in lost:
             if attempts >= 1:
                 failed.append(Finished(ticket, None, "failed", "worker lost twice"))
             else:
-                self._send(ticket, genome, attempts + 1)
+                self._send(ticket, job, attempts + 1)
         return failed
 
     def _enforce_timeout(self) -> list[Finished]:
@@ -129,8 +129,8 @@ class ProcessBackend(Backend):
         self._jobs.clear()
         self._kill_pool()
         self._start()
-        for ticket, genome, attempts, _ in others:
-            self._send(ticket, genome, attempts)  # not their fault: same attempt count
+        for ticket, job, attempts, _ in others:
+            self._send(ticket, job, attempts)  # not their fault: same attempt count
         for ticket, *_ in overdue:
             report(f"evaluation {ticket} ran past --eval-timeout {self.eval_timeout:g}s: outcome timeout")
         return [Finished(job[0], None, "timeout", f"over {self.eval_timeout:g}s") for job in overdue]

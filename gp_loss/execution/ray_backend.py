@@ -61,7 +61,7 @@ class RayBackend(Backend):
         self._jobs: dict[Any, tuple[int, float]] = {}
 
     def submit(self, ticket: int, candidate) -> None:
-        ref = self._remote.remote(self.spec_json, dict(candidate.genome))
+        ref = self._remote.remote(self.spec_json, dict(candidate.genome), candidate.context.get("hurdles"))
         self._jobs[ref] = (ticket, time.monotonic())
 
     def pending(self) -> int:

@@ -28,17 +28,20 @@ def _evaluator(spec_json: str):
             task = pickle.loads(base64.b64decode(spec["task_pickle"]))  # our own driver's object
         else:
             task = get_task(spec["task"], **spec.get("task_options", {}))
-        _EVALUATORS[spec_json] = FitnessPipeline(task, PipelineOptions(**spec.get("pipeline", {})))
+        _EVALUATORS[spec_json] = FitnessPipeline(task, PipelineOptions.from_json(spec.get("pipeline", {})))
     return _EVALUATORS[spec_json]
 
 
-def evaluate_genome(spec_json: str, genome: dict[str, str]) -> dict[str, Any]:
-    """LRP + proxy training of one genome in this worker; the Evaluation as a JSON dict."""
+def evaluate_genome(
+    spec_json: str, genome: dict[str, str], hurdles: list[float | None] | None = None
+) -> dict[str, Any]:
+    """LRP + proxy training of one genome in this worker (``hurdles``: the proxy rungs' hurdles
+    the driver set); the Evaluation as a JSON dict."""
     from gp_loss.fitness.candidate import Candidate
 
     torch.set_num_threads(max(1, json.loads(spec_json).get("torch_threads", 1)))
     start = time.perf_counter()
-    result = _evaluator(spec_json).remote(Candidate(dict(genome)))
+    result = _evaluator(spec_json).remote(Candidate(dict(genome), context={"hurdles": hurdles}))
     data = result.to_json()
     data["worker"] = {
         "pid": os.getpid(),

@@ -58,6 +58,9 @@ class Evaluation:
         worker: where a remote evaluation ran (process id, seconds, CUDA_VISIBLE_DEVICES).
         passed_slots: the slots whose Loss-Rejection check passed (all of them for a candidate
             that went on to training; those before the failing slot for a rejected one).
+        rungs: the proxy training's rungs reached, in order: ``{"steps", "fitness"}`` each, and
+            ``"hurdle"`` where one applied (see :mod:`gp_loss.fitness.rungs`); ``fitness`` is
+            the last one's. Empty for candidates never trained.
     """
 
     outcome: str
@@ -71,6 +74,12 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)
     worker: dict[str, Any] | None = None
     passed_slots: list[str] = field(default_factory=list)
+    rungs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rung(self) -> int:
+        """Index of the last rung reached (0 for single-rung and untrained results)."""
+        return max(0, len(self.rungs) - 1)
 
     @property
     def admissible(self) -> bool:
@@ -95,6 +104,7 @@ class Evaluation:
             reason=self.reason,
             seconds=dict(seconds),
             passed_slots=list(self.passed_slots),
+            rungs=[dict(r) for r in self.rungs],
         )
 
     def to_json(self) -> dict[str, Any]:

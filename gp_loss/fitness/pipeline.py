@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.rungs import PROMOTE, hurdles
 from gp_loss.fitness.stages import (
     Deduplicate,
     GradientEquivalence,
@@ -26,7 +27,8 @@ class PipelineOptions:
     ``lrp_protocol`` to ``--lrp shared|paper``. ``None`` for an LRP parameter means the task's
     calibrated default. ``max_height``, ``max_nodes`` and ``constant_one`` (``--max-height``,
     ``--max-nodes``, ``--constant-one``) bound the search space for screening and variation
-    alike (:attr:`space`).
+    alike (:attr:`space`). ``rungs`` (``--rungs``; ``None``: the task's default) and
+    ``promote`` (``--promote``) set the multi-fidelity proxy (:mod:`gp_loss.fitness.rungs`).
     """
 
     gec: bool = True
@@ -39,6 +41,8 @@ class PipelineOptions:
     max_height: int = MAX_HEIGHT
     max_nodes: int = MAX_NODES
     constant_one: bool = False
+    rungs: tuple[float, ...] | None = None
+    promote: float = PROMOTE
 
     @property
     def space(self) -> SpaceLimits:
@@ -47,7 +51,17 @@ class PipelineOptions:
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form for run.json."""
-        return asdict(self)
+        data = asdict(self)
+        data["rungs"] = list(self.rungs) if self.rungs else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PipelineOptions:
+        """Inverse of :meth:`to_json` (unknown keys are ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if known.get("rungs"):
+            known["rungs"] = tuple(known["rungs"])
+        return cls(**known)
 
 
 class FitnessPipeline:
@@ -63,7 +77,9 @@ class FitnessPipeline:
         self.task = task
         self.options = options = options or PipelineOptions()
         one = options.constant_one
-        self.proxy = ProxyTraining(task, stop_invalid=options.stop_invalid, constant_one=one)
+        self.proxy = ProxyTraining(
+            task, stop_invalid=options.stop_invalid, constant_one=one, rungs=options.rungs
+        )
         self.lrp = LossRejection(
             self.proxy,
             task,
@@ -119,6 +135,11 @@ class FitnessPipeline:
             self.gec.remember(result.gec_key, candidate.id, result)
 
     remember = record
+
+    def hurdles(self, history: list[list[float]]) -> list[float | None]:
+        """The hurdles a candidate sent out now must clear, from the scores earlier candidates
+        reached at each rung (the search state's ``rung_scores``)."""
+        return hurdles(history, len(self.proxy.steps), self.options.promote)
 
     def __call__(self, item: Any) -> Evaluation:
         candidate = as_candidate(self.task, item)

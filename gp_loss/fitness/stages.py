@@ -10,12 +10,14 @@ each accepts a candidate (:class:`Candidate`, a ``{slot: tree}`` dict, a ``LossT
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.lrp import LossRejection
 from gp_loss.fitness.probe import gradient_fingerprint
+from gp_loss.fitness.rungs import clears, rung_steps
 from gp_loss.fitness.stage import EvaluateFn, Stage, as_candidate, slot_losses, slot_probes
 from gp_loss.parse import parse_tree
 from gp_loss.space import tree_inputs
@@ -41,32 +43,69 @@ class ProxyTraining:
     Args:
         task: the task.
         stop_invalid: stop at the first non-finite (or exploding) loss -> ``diverged``.
+        rungs: fractions of the task's proxy steps where the training is scored; it goes on to
+            the next rung only past the hurdle the candidate carries
+            (``candidate.context["hurdles"]``, computed by the driver; none: go on). Default:
+            the task's :attr:`~tasks.base.Task.default_rungs`.
     """
 
     name = "proxy"
 
-    def __init__(self, task, *, stop_invalid: bool = True, constant_one: bool = False) -> None:
+    def __init__(
+        self,
+        task,
+        *,
+        stop_invalid: bool = True,
+        constant_one: bool = False,
+        rungs: Sequence[float] | None = None,
+    ) -> None:
         self.task = task
         self.stop_invalid = stop_invalid
         self.constant_one = constant_one
+        self.steps = rung_steps(task, tuple(rungs or task.default_rungs))
 
     def __call__(self, item: Any) -> Evaluation:
         candidate = as_candidate(self.task, item)
         start = time.perf_counter()
         losses = slot_losses(self.task, candidate, self.constant_one)
-        result = self.task.proxy_train(losses, stop_invalid=self.stop_invalid)
-        spent = time.perf_counter() - start
-        if result.outcome == "diverged":
-            return Evaluation("diverged", self.task.worst_fitness(), {}, seconds={self.name: spent})
-        if self.task.metric not in result.metrics:
+        bars = list(candidate.context.get("hurdles") or [])
+        worst = self.task.worst_fitness()
+        reached: list[dict[str, Any]] = []
+        result = None
+        for index, result in enumerate(self._rungs(losses)):
+            if result.outcome == "diverged":
+                break
+            fitness = self._fitness(result.metrics)
+            reached.append({"steps": result.steps, "fitness": fitness})
+            bar = bars[index] if index < len(bars) else None
+            if bar is not None:
+                reached[-1]["hurdle"] = bar
+            if index + 1 < len(self.steps) and not clears(fitness, bar, worst):
+                break
+        spent = {self.name: time.perf_counter() - start}
+        if result is None or result.outcome == "diverged":
+            return Evaluation("diverged", worst, {}, seconds=spent, rungs=reached)
+        return Evaluation(
+            "trained", reached[-1]["fitness"], dict(result.metrics), seconds=spent, rungs=reached
+        )
+
+    def _rungs(self, losses) -> Iterator[Any]:
+        """One result per rung reached: the task's ``proxy_train`` for a single rung (a task may
+        override just that), its resumable ``proxy_rungs`` for several."""
+        if len(self.steps) == 1:
+            return iter([self.task.proxy_train(losses, stop_invalid=self.stop_invalid)])
+        return self.task.proxy_rungs(losses, self.steps, stop_invalid=self.stop_invalid)
+
+    def _fitness(self, metrics: dict[str, float]) -> float:
+        if self.task.metric not in metrics:
             raise GpLossError(
-                f"task {self.task.name!r}: proxy_train reported {sorted(result.metrics)}, "
+                f"task {self.task.name!r}: proxy_train reported {sorted(metrics)}, "
                 f"not the target metric {self.task.metric!r}"
             )
-        fitness = result.metrics[self.task.metric]
+        fitness = metrics[self.task.metric]
         if fitness != fitness:  # NaN metric from a run that was allowed to continue past NaN
-            fitness = self.task.worst_fitness()
-        return Evaluation("trained", float(fitness), dict(result.metrics), seconds={self.name: spent})
+            return self.task.worst_fitness()
+        return float(fitness)
 
 
 class GradientEquivalence(Stage):

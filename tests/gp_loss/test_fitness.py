@@ -148,7 +148,14 @@ def test_a_task_without_its_target_metric_is_an_error_not_the_worst_fitness(task
             return result
 
     with pytest.raises(GpLossError, match="not the target metric 'accuracy'"):
-        ProxyTraining(Forgetful())({"cls": CE})
+        ProxyTraining(Forgetful(), rungs=(1.0,))({"cls": CE})
+
+    class ForgetfulPartWay(type(task)):
+        def proxy_metrics(self, model):
+            return {"acc": super().proxy_metrics(model)["accuracy"]}
+
+    with pytest.raises(GpLossError, match="not the target metric 'accuracy'"):
+        ProxyTraining(ForgetfulPartWay(), rungs=(0.5, 1.0))({"cls": CE})
 
 
 def test_wrappers_compose_like_the_design_says(task):

@@ -6,6 +6,7 @@ import pytest
 
 from gp_loss.bench import fidelity
 from gp_loss.errors import GpLossError
+from gp_loss.fitness.rungs import rung_steps
 from gp_loss.train import SeedRun, resolve_losses, train_seed
 from tasks import get_task
 
@@ -49,4 +50,4 @@ def test_cls_digits_panel_is_measured_as_the_search_trains(tmp_path):
     text = result.markdown()
     assert "| cross_entropy | baseline |" in text and "Kendall tau" in text
     with pytest.raises(GpLossError, match="fractions of the proxy steps"):
-        fidelity.level_steps(task, [0.5, 2.0])
+        rung_steps(task, [0.5, 2.0])
