@@ -1,9 +1,10 @@
 """``bench efficiency``: the paper's search-efficiency ablation, measured side by side.
 
-Six searches with the same seed and the same wall-clock budget each: naive evolution (every
-candidate that passes the static checks is proxy-trained), + LRP, + GEC, + stop-invalid (the
-full pipeline, with the default shared LRP protocol), the full pipeline with the paper's LRP
-protocol instead, and random search with the full pipeline. They run interleaved in short time
+Seven searches with the same seed and the same wall-clock budget each: naive evolution (every
+candidate that passes the static checks is proxy-trained), + LRP, + GEC, + stop-invalid (one
+full proxy training each, with the default shared LRP protocol), + the task's multi-fidelity
+rungs (the full pipeline, the default), the full pipeline with the paper's LRP protocol
+instead, and random search with the full pipeline. They run interleaved in short time
 slices (resuming each in turn), so that machine noise hits all of them alike.
 """
 
@@ -18,11 +19,13 @@ from gp_loss.fitness.pipeline import PipelineOptions
 from gp_loss.progress import format_seconds
 from gp_loss.runner import RunSettings, start
 
+ONE_RUNG = (1.0,)
 VARIANTS: dict[str, tuple[PipelineOptions, bool]] = {
-    "naive evolution": (PipelineOptions(gec=False, lrp=False, stop_invalid=False), False),
-    "+ LRP": (PipelineOptions(gec=False, lrp=True, stop_invalid=False), False),
-    "+ LRP + GEC": (PipelineOptions(gec=True, lrp=True, stop_invalid=False), False),
-    "+ LRP + GEC + stop-invalid": (PipelineOptions(), False),
+    "naive evolution": (PipelineOptions(gec=False, lrp=False, stop_invalid=False, rungs=ONE_RUNG), False),
+    "+ LRP": (PipelineOptions(gec=False, lrp=True, stop_invalid=False, rungs=ONE_RUNG), False),
+    "+ LRP + GEC": (PipelineOptions(gec=True, lrp=True, stop_invalid=False, rungs=ONE_RUNG), False),
+    "+ LRP + GEC + stop-invalid": (PipelineOptions(rungs=ONE_RUNG), False),
+    "+ rungs (the full pipeline)": (PipelineOptions(), False),
     "the same with the paper's LRP": (PipelineOptions(lrp_protocol="paper"), False),
     "random search (full pipeline)": (PipelineOptions(), True),
 }
@@ -33,10 +36,14 @@ def run(
     budget: float,
     slice_seconds: float = 15.0,
     seed: int = 0,
-    population: int = 20,
+    population: int | None = None,
     out: str | Path | None = None,
 ) -> str:
-    """Run the variants for ``budget`` seconds each; returns a Markdown report."""
+    """Run the variants for ``budget`` seconds each (``population``: the task's default when
+    ``None``); returns a Markdown report."""
+    from tasks import TASKS
+
+    population = population or TASKS[task_name].default_population
     root = Path(out or tempfile.mkdtemp(prefix="gp-loss-efficiency-"))
     searches = {}
     for i, (name, (options, random_search)) in enumerate(VARIANTS.items()):

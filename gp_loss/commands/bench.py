@@ -134,13 +134,13 @@ def bench_screen(n: int, seed: int, as_json: bool) -> None:
 @click.option("--budget", default="5m", show_default=True, help="Wall clock per variant.")
 @click.option("--slice", "slice_", default="15s", show_default=True, help="Interleaving slice.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--population", default=20, show_default=True)
+@click.option("--population", type=int, default=None, help="Population size (default: the task's).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Keep the runs here.")
 @json_flag()
 def bench_efficiency(
-    task_name: str, budget: str, slice_: str, seed: int, population: int, out, as_json: bool
+    task_name: str, budget: str, slice_: str, seed: int, population: int | None, out, as_json: bool
 ) -> None:
-    """The paper's ablation: naive, +LRP, +GEC, +stop-invalid, and random search, side by side."""
+    """The paper's ablation: naive, +LRP, +GEC, +stop-invalid, +rungs, and random search, side by side."""
     import torch
 
     from gp_loss.bench.efficiency import run

@@ -20,19 +20,25 @@ def detections(model, dataset: CocoDetection, device: torch.device, batch_size: 
                 [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             )
             outputs = model([image.to(device) for image in images])
-            for target, output in zip(targets, outputs):
-                for box, label, score in zip(
-                    output["boxes"].cpu(), output["labels"].cpu(), output["scores"].cpu()
-                ):
-                    x0, y0, x1, y1 = box.tolist()
-                    results.append(
-                        {
-                            "image_id": target["image_id"],
-                            "category_id": dataset.category_id(int(label)),
-                            "bbox": [x0, y0, x1 - x0, y1 - y0],
-                            "score": float(score),
-                        }
-                    )
+            results += coco_results(dataset, [t["image_id"] for t in targets], outputs)
+    return results
+
+
+def coco_results(dataset: CocoDetection, image_ids: list[int], outputs: list[dict]) -> list[dict]:
+    """A detector's outputs (``boxes`` xyxy, ``labels``, ``scores`` per image) as COCO result
+    dicts (xywh boxes, category ids)."""
+    results = []
+    for image_id, output in zip(image_ids, outputs):
+        for box, label, score in zip(output["boxes"].cpu(), output["labels"].cpu(), output["scores"].cpu()):
+            x0, y0, x1, y1 = box.tolist()
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": dataset.category_id(int(label)),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": float(score),
+                }
+            )
     return results
 
 

@@ -1,0 +1,243 @@
+"""det_coco's cheap proxy: a frozen trunk trained once, and fresh box heads trained on it.
+
+The searched slots only train the RCNN box head. So the proxy trains the trunk (backbone + RPN
++ a box head) once with the stock losses, keeps it on disk under a key of everything that
+shapes it (data, model, seed, steps, batch size, learning rate), and each proxy training
+then trains a freshly initialised box head (``box_head`` + ``box_predictor``) with the
+candidate's losses on the frozen trunk's RoI features. Those features do not change between
+candidates: they are pooled once per process for every proposal of every proxy image, with
+the proposals' matched labels and regression targets (as ``RoIHeads.select_training_samples``
+assigns them), and kept in memory within a stated bound; each step only samples proposals
+with torchvision's own sampler and runs the head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision.models.detection import FasterRCNN
+
+from gp_loss.errors import GpLossError
+from tasks.data.cache import cache_root
+from tasks.detection.coco_data import CocoDetection, collate
+from tasks.detection.model import LossFn, SearchedRoIHeads
+
+#: Bump when the trunk's training changes in a way its key does not show.
+TRUNK_VERSION = 1
+
+
+def data_identity(dataset: CocoDetection) -> dict[str, object]:
+    """What identifies a split's data in a trunk key: its folder, split and image ids."""
+    ids = hashlib.sha256(json.dumps(list(dataset.image_ids)).encode()).hexdigest()[:16]
+    return {"root": str(dataset.root.resolve()), "split": dataset.split, "images": len(dataset), "ids": ids}
+
+
+def trunk_key(settings: dict[str, object]) -> str:
+    """A short hash of the trunk's settings (``settings`` must be plain JSON)."""
+    text = json.dumps({"version": TRUNK_VERSION, **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def trunk_path(key: str) -> Path:
+    """Where the trunk with ``key`` is kept: the cache folder, beside the built-in data."""
+    return cache_root() / "det_trunks" / f"{key}.pt"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` + ``.lock``: parallel workers train a missing trunk once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_trunk(key: str, build: Callable[[], FasterRCNN], train: Callable[[], FasterRCNN]) -> FasterRCNN:
+    """The trunk stored under ``key``, trained by ``train()`` and saved on first use, loaded into
+    ``build()`` otherwise; returned frozen, in eval mode."""
+    path = trunk_path(key)
+    with _locked(path):
+        if path.exists():
+            model = build()
+            try:
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            except (RuntimeError, OSError, EOFError) as err:
+                raise GpLossError(f"proxy trunk {path} is unreadable ({err}); delete it to retrain") from None
+        else:
+            model = train()
+            scratch = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(model.state_dict(), scratch)
+            os.replace(scratch, path)  # atomic: a killed run leaves no half-written trunk
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+@dataclass
+class ImageRois:
+    """One image's proposals as the frozen trunk sees them.
+
+    Attributes:
+        pooled: RoI-pooled features of every proposal (P, C, 7, 7), float16 to halve memory.
+        proposals: the proposals (P, 4), xyxy in the resized image (ground-truth boxes appended
+            for training images, as torchvision does).
+        labels: each proposal's matched class (0: background), training images only.
+        regression_targets: each proposal's encoded box target, training images only.
+        image_size: the resized image's (H, W); original_size: the image's own.
+        image_id: the COCO image id.
+    """
+
+    pooled: torch.Tensor
+    proposals: torch.Tensor
+    labels: torch.Tensor | None
+    regression_targets: torch.Tensor | None
+    image_size: tuple[int, int]
+    original_size: tuple[int, int]
+    image_id: int
+
+    @property
+    def nbytes(self) -> int:
+        tensors = (self.pooled, self.proposals, self.labels, self.regression_targets)
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+@torch.no_grad()
+def image_rois(
+    model: FasterRCNN, images: list[torch.Tensor], targets: list[dict], training: bool
+) -> list[ImageRois]:
+    """The trunk's proposals of a batch, pooled, with their assigned targets when ``training``."""
+    original = [tuple(image.shape[-2:]) for image in images]
+    ids = [t["image_id"] for t in targets]
+    image_list, targets = model.transform(
+        images, [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+    )
+    features = model.backbone(image_list.tensors)
+    if isinstance(features, torch.Tensor):
+        features = OrderedDict([("0", features)])
+    proposals, _ = model.rpn(image_list, features)
+    heads: SearchedRoIHeads = model.roi_heads
+    labels = regression = [None] * len(proposals)
+    if training:
+        boxes = [t["boxes"] for t in targets]
+        proposals = heads.add_gt_proposals(proposals, boxes)
+        # an image without objects is all background, matched to a dummy box (as torchvision does)
+        boxes = [b if b.numel() else torch.zeros((1, 4), dtype=b.dtype, device=b.device) for b in boxes]
+        given = [t["labels"] if t["labels"].numel() else torch.zeros(1, dtype=torch.int64) for t in targets]
+        matched, labels = heads.assign_targets_to_proposals(proposals, boxes, given)
+        regression = heads.box_coder.encode([b[m] for b, m in zip(boxes, matched)], proposals)
+    pooled = heads.box_roi_pool(features, proposals, image_list.image_sizes)
+    pooled = pooled.to(torch.float16).split([len(p) for p in proposals])
+    return [
+        ImageRois(
+            pooled[i],
+            proposals[i],
+            labels[i],
+            regression[i],
+            tuple(image_list.image_sizes[i]),
+            original[i],
+            ids[i],
+        )
+        for i in range(len(proposals))
+    ]
+
+
+class RoiCache:
+    """Every image's :class:`ImageRois`, computed in batches and kept in memory when the whole
+    split fits in ``bound_mb`` (estimated from the first batch); otherwise each image is
+    computed again when asked for (the trunk forward only: no gradient)."""
+
+    def __init__(
+        self,
+        model: FasterRCNN,
+        dataset: CocoDetection,
+        device: torch.device,
+        *,
+        training: bool,
+        bound_mb: float,
+        batch_size: int = 16,
+    ) -> None:
+        self.model, self.dataset, self.device, self.training = model, dataset, device, training
+        self.batch_size = batch_size
+        first = self._compute(range(min(batch_size, len(dataset))))
+        per_image = sum(r.nbytes for r in first) / max(1, len(first))
+        self.nbytes = per_image * len(dataset)
+        self.cached: list[ImageRois] | None = None
+        if self.nbytes <= bound_mb * 2**20:
+            self.cached = first
+            for start in range(len(first), len(dataset), batch_size):
+                self.cached += self._compute(range(start, min(start + batch_size, len(dataset))))
+
+    def _compute(self, indices: range | list[int]) -> list[ImageRois]:
+        images, targets = collate([self.dataset[i] for i in indices])
+        images = [image.to(self.device) for image in images]
+        targets = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+        return image_rois(self.model, images, targets, self.training)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, indices: list[int]) -> list[ImageRois]:
+        """The RoIs of these images."""
+        if self.cached is not None:
+            return [self.cached[i] for i in indices]
+        return self._compute(indices)
+
+
+def fresh_head(trunk: FasterRCNN, cls_loss: LossFn | None, reg_loss: LossFn | None) -> SearchedRoIHeads:
+    """A copy of the trunk's RoI heads with a freshly initialised, trainable box head and
+    predictor (seeded by the caller) and the candidate's losses."""
+    heads = copy.deepcopy(trunk.roi_heads)
+    for part in (heads.box_head, heads.box_predictor):
+        for module in part.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        for parameter in part.parameters():
+            parameter.requires_grad_(True)
+    heads.set_losses(cls_loss, reg_loss)
+    return heads.train()
+
+
+def head_step(heads: SearchedRoIHeads, rois: list[ImageRois]) -> dict[str, torch.Tensor]:
+    """One training step's losses of the box head on these images: torchvision's sampler picks
+    the proposals (``box_batch_size_per_image``, its positive fraction), the head scores them."""
+    positive, negative = heads.fg_bg_sampler([r.labels for r in rois])
+    picks = [torch.where(p | n)[0] for p, n in zip(positive, negative)]
+    pooled = torch.cat([r.pooled[k] for r, k in zip(rois, picks)]).float()
+    class_logits, box_regression = heads.box_predictor(heads.box_head(pooled))
+    loss_classifier, loss_box_reg = heads.head_losses(
+        class_logits,
+        box_regression,
+        [r.labels[k] for r, k in zip(rois, picks)],
+        [r.regression_targets[k] for r, k in zip(rois, picks)],
+        [r.proposals[k] for r, k in zip(rois, picks)],
+    )
+    return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+
+
+@torch.no_grad()
+def head_detections(heads: SearchedRoIHeads, trunk: FasterRCNN, rois: list[ImageRois]) -> list[dict]:
+    """The detector's inference outputs on these images with ``heads`` as its box head
+    (torchvision's ``postprocess_detections`` and resizing back to the original size)."""
+    heads.eval()
+    pooled = torch.cat([r.pooled for r in rois]).float()
+    class_logits, box_regression = heads.box_predictor(heads.box_head(pooled))
+    sizes = [r.image_size for r in rois]
+    boxes, scores, labels = heads.postprocess_detections(
+        class_logits, box_regression, [r.proposals for r in rois], sizes
+    )
+    outputs = [{"boxes": b, "scores": s, "labels": label} for b, s, label in zip(boxes, scores, labels)]
+    return trunk.transform.postprocess(outputs, sizes, [r.original_size for r in rois])
