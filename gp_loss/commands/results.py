@@ -34,6 +34,10 @@ def tasks_cmd(as_json: bool, imports: tuple[str, ...]) -> None:
         click.echo(f"  baselines: {', '.join(info['baselines'])} (trees)")
         if info["custom_losses"]:
             click.echo(f"             {', '.join(info['custom_losses'])} (hand-written)")
+        click.echo(
+            f"  search:    {info['default_budget']} budget, population {info['default_population']}, "
+            f"rungs {','.join(f'{r:g}' for r in info['default_rungs'])}"
+        )
 
 
 def _task_info(name: str, factory) -> dict:
@@ -46,6 +50,9 @@ def _task_info(name: str, factory) -> dict:
         },
         "baselines": sorted(factory.baselines),
         "custom_losses": sorted(factory.custom_losses),
+        "default_budget": factory.default_budget,
+        "default_population": factory.default_population,
+        "default_rungs": list(factory.default_rungs),
     }
 
 

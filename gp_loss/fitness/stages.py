@@ -62,7 +62,10 @@ class ProxyTraining:
         self.task = task
         self.stop_invalid = stop_invalid
         self.constant_one = constant_one
-        self.steps = rung_steps(task, tuple(rungs or task.default_rungs))
+        fractions = tuple(rungs or task.default_rungs)
+        if max(fractions, default=0) != 1:
+            raise GpLossError(f"rungs {list(fractions)}: the last rung must be 1 (the full proxy training)")
+        self.steps = rung_steps(task, fractions)
 
     def __call__(self, item: Any) -> Evaluation:
         candidate = as_candidate(self.task, item)
