@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -12,8 +10,7 @@ from gp_loss.evolution import EvolutionConfig, Limits
 from gp_loss.parse import parse_tree
 from gp_loss.runner import RunSettings, start
 from tasks import get_task
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.test_cli import run_cli
 
 
 def _events(path: Path) -> list[dict]:
@@ -68,14 +65,9 @@ def test_baselines_outside_the_space_are_left_out():
 
 
 def test_cli_init_is_recorded(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable, "cli.py", "evolve", "--task", "cls_digits", "--task-option", "steps=20",
-            "--init", "baselines", "--max-explored", "4", "--quiet", "--out", str(tmp_path / "run"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_cli(
+        "evolve", "--task", "cls_digits", "--task-option", "steps=20",
+        "--init", "baselines", "--max-explored", "4", "--quiet", "--out", str(tmp_path / "run"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     config = json.loads((tmp_path / "run" / "run.json").read_text())

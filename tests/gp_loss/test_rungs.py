@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,8 @@ from gp_loss.fitness.rungs import clears, hurdle, hurdles, parse_fractions, rung
 from gp_loss.fitness.stages import ProxyTraining
 from gp_loss.runner import RunSettings, resume, start
 from tasks import get_task
+from tests.test_cli import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 CE = get_baseline("cross_entropy").tree
 
 
@@ -124,32 +122,12 @@ def _one_rung(n: int) -> RunSettings:
 
 
 def test_cli_rungs_flag(tmp_path):
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "cli.py",
-            "evolve",
-            "--task",
-            "cls_digits",
-            "--rungs",
-            "0.5,2",
-            "--out",
-            str(tmp_path / "r"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    bad = run_cli("evolve", "--task", "cls_digits", "--rungs", "0.5,2", "--out", str(tmp_path / "r"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--rungs" in bad.stderr
     assert not (tmp_path / "r").exists()
-    good = subprocess.run(
-        [
-            sys.executable, "cli.py", "evolve", "--task", "cls_digits", "--task-option", "steps=40",
-            "--rungs", "0.5,1", "--promote", "0.5", "--max-explored", "15", "--quiet", "--out", str(tmp_path / "g"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    good = run_cli(
+        "evolve", "--task", "cls_digits", "--task-option", "steps=40", "--rungs", "0.5,1",
+        "--promote", "0.5", "--max-explored", "15", "--quiet", "--out", str(tmp_path / "g"),
     )  # fmt: skip
     assert good.returncode == 0, good.stderr
     config = json.loads((tmp_path / "g" / "run.json").read_text())
