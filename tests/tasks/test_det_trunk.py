@@ -90,5 +90,9 @@ def test_roi_targets_are_torchvisions_and_the_memory_bound_only_changes_where_th
     cached = RoiCache(model, task.val_set, task.device, training=False, bound_mb=1024)
     uncached = RoiCache(model, task.val_set, task.device, training=False, bound_mb=0)
     assert cached.cached is not None and uncached.cached is None
-    for a, b in zip(cached.batch([0, 5]), uncached.batch([0, 5])):
+    first = list(range(16))  # the batch the cache pooled together: bit-identical recomputation
+    for a, b in zip(cached.batch(first), uncached.batch(first)):
         assert torch.equal(a.pooled, b.pooled) and torch.equal(a.proposals, b.proposals)
+    # another batch composition changes only float rounding (batched convolutions)
+    for a, b in zip(cached.batch([0, 5]), uncached.batch([0, 5])):
+        assert torch.allclose(a.pooled.float(), b.pooled.float(), rtol=1e-2, atol=1e-3)
