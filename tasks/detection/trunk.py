@@ -111,6 +111,7 @@ class ImageRois:
 
     @property
     def nbytes(self) -> int:
+        """Memory held by this image's tensors."""
         tensors = (self.pooled, self.proposals, self.labels, self.regression_targets)
         return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
