@@ -245,13 +245,21 @@ class AgingEvolution:
         name, genome = random.choice(seeds)
         slot = random.choice(list(self.signatures))
         tree = parse_tree(genome[slot], self.signatures[slot])
-        limits = {"max_height": self.space.max_height, "max_nodes": self.space.max_nodes}
-        child, how = tree, None
+        child, how = self._changed(tree, tree, None, slot)
+        return {**genome, slot: str(child)}, {**meta, "seed": name, "mutation": how, "slot": slot}
+
+    def _changed(self, tree, child, how: str | None, slot: str) -> tuple[Any, str | None]:
+        """``child`` (made from ``tree`` by ``how``), mutated from ``tree`` again while it equals
+        ``tree`` (at most 20 times)."""
         for _ in range(20):
-            child, how = mutate(tree, self.signatures[slot], None, **limits)
             if str(child) != str(tree):
                 break
-        return {**genome, slot: str(child)}, {**meta, "seed": name, "mutation": how, "slot": slot}
+            child, how = mutate(tree, self.signatures[slot], None, **self._limits)
+        return child, how
+
+    @property
+    def _limits(self) -> dict[str, int]:
+        return {"max_height": self.space.max_height, "max_nodes": self.space.max_nodes}
 
     def _tournament(self) -> Member:
         size = min(self.config.tournament, len(self.state.population))
@@ -272,16 +280,12 @@ class AgingEvolution:
         slot = random.choice(list(self.signatures))
         signature = self.signatures[slot]
         tree = parse_tree(parent.genome[slot], signature)
-        limits = {"max_height": self.space.max_height, "max_nodes": self.space.max_nodes}
         child, how, second = tree, None, None
         if self.config.crossover_prob > 0 and random.random() < self.config.crossover_prob:
             other = self._tournament()
-            child, _ = crossover(tree, parse_tree(other.genome[slot], signature), **limits)
+            child, _ = crossover(tree, parse_tree(other.genome[slot], signature), **self._limits)
             how, second = "crossover", other.id
-        for _ in range(20):  # a child identical to its parent is mutated again
-            if str(child) != str(tree):
-                break
-            child, how = mutate(tree, signature, None, **limits)
+        child, how = self._changed(tree, child, how, slot)  # never the parent itself
         genome = {**parent.genome, slot: str(child)}
         return genome, {
             "phase": "evolve",
