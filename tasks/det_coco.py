@@ -34,7 +34,7 @@ from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, choice, holdou
 from tasks.data.cache import generated
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
-from tasks.detection.coco_data import CocoDetection, collate
+from tasks.detection.coco_data import CocoDetection, collate, to_device
 from tasks.detection.evaluation import coco_box_ap, coco_results, detections
 from tasks.detection.model import (
     ProposalDecoder,
@@ -194,9 +194,7 @@ class DetCoco(Task):
         return self._probe_tensors[images]
 
     def _on_device(self, images: list, targets: list[dict]) -> tuple[list, list[dict]]:
-        images = [i.to(self.device) for i in images]
-        targets = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
-        return images, targets
+        return to_device(images, targets, self.device)
 
     def probe_batches(self) -> dict[str, ProbeBatch]:
         probe = self._probe(self.probe_images)

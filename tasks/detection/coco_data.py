@@ -85,3 +85,10 @@ class CocoDetection(torch.utils.data.Dataset):
 def collate(batch):
     """Detection batches are lists (images differ in size and box count)."""
     return tuple(zip(*batch))
+
+
+def to_device(images, targets, device: torch.device) -> tuple[list[torch.Tensor], list[dict]]:
+    """A collated batch's images and targets (their tensors) moved to ``device``."""
+    images = [image.to(device) for image in images]
+    targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+    return images, targets

@@ -29,7 +29,7 @@ from torchvision.models.detection import FasterRCNN
 
 from gp_loss.errors import GpLossError
 from tasks.data.cache import cache_root
-from tasks.detection.coco_data import CocoDetection, collate
+from tasks.detection.coco_data import CocoDetection, collate, to_device
 from tasks.detection.model import LossFn, SearchedRoIHeads
 
 #: Bump when the trunk's training changes in a way its key does not show.
@@ -183,9 +183,7 @@ class RoiCache:
                 self.cached += self._compute(range(start, min(start + batch_size, len(dataset))))
 
     def _compute(self, indices: range | list[int]) -> list[ImageRois]:
-        images, targets = collate([self.dataset[i] for i in indices])
-        images = [image.to(self.device) for image in images]
-        targets = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+        images, targets = to_device(*collate([self.dataset[i] for i in indices]), self.device)
         return image_rois(self.model, images, targets, self.training)
 
     def __len__(self) -> int:
