@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import OUTCOMES, Candidate, Evaluation
 from gp_loss.parse import parse_tree
 from gp_loss.space import random_tree
@@ -228,7 +229,7 @@ class AgingEvolution:
             try:
                 for slot, signature in self.signatures.items():
                     parse_tree(genome[slot], signature)
-            except Exception:  # a primitive outside this space (e.g. `one` without --constant-one)
+            except GpLossError:  # a primitive outside this space (e.g. `one` without --constant-one)
                 continue
             seeds.append((name, genome))
         return seeds
