@@ -87,3 +87,15 @@ register_baseline(
     "add(sqrt(add(one, square(r))), neg(one))",
     "pseudo-Huber (delta 1) sqrt(1 + r^2) - 1: within 0.5 of F.smooth_l1_loss(beta=1), same slopes",
 )
+register_baseline(
+    "bce",
+    "sigmoid_binary",
+    "neg(mul(y, log(y_hat)))",
+    "F.binary_cross_entropy_with_logits(mask_logits, mask_targets) / 2 (the cross-entropy tree)",
+)
+register_baseline(
+    "binary_dice",
+    "sigmoid_binary",
+    "neg(mul(mean_nhw(mul(y_hat, y)), inv(mean_nhw(add(y_hat, y)))))",
+    "soft Dice over the batch, mean of the foreground's and background's 1 - 2 sum(p*y)/sum(p+y), halved, minus 1/2",
+)

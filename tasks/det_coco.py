@@ -57,7 +57,6 @@ from tasks.registry import register_task
 from tasks.training import Training, note
 
 BUILTIN_COUNTS = {"train": 600, "val": 100, "test": 200}
-MODELS = ("small", "fasterrcnn_resnet50_fpn")
 #: ``trunk``: fresh box heads on a frozen trunk trained once (the default, seconds per
 #: candidate); ``full``: the whole detector trained end to end (as the final training)
 PROXIES = ("trunk", "full")
@@ -93,6 +92,10 @@ class DetCoco(Task):
     """Object detection on COCO-layout data with searched RCNN-head losses."""
 
     name = "det_coco"
+    #: ``--task-option model=NAME`` -> ``builder(num_classes, weights_path)``
+    models: ClassVar[dict] = {"small": small_faster_rcnn, "fasterrcnn_resnet50_fpn": resnet50_faster_rcnn}
+    #: the targets carry instance masks (a Mask R-CNN task)
+    with_masks: ClassVar[bool] = False
     slots = (
         Slot("cls", "softmax_onehot", spatial=False, probe_metric="class-balanced proposal accuracy"),
         Slot("reg", "box_iou_areas", spatial=False, probe_metric="iou"),
@@ -146,7 +149,7 @@ class DetCoco(Task):
     ) -> None:
         super().__init__(metric, seed, device)
         self._set_training_options(steps, final_steps, batch_size, lr, probe_images, final_factor=2)
-        self.model_name, self.weights = choice("detection model", model, MODELS), weights
+        self.model_name, self.weights = choice("detection model", model, tuple(self.models)), weights
         self.head_probe_images = option("head_probe_images", head_probe_images, int, 1)
         self.proxy = choice("det_coco proxy", proxy, PROXIES)
         self.trunk_steps = option("trunk_steps", trunk_steps, int, 1)
@@ -154,30 +157,39 @@ class DetCoco(Task):
         self.head_lr = option("head_lr", head_lr, float, 0)
         self._probe_tensors: dict[int, dict] = {}
         self._trunk: dict[str, object] = {}
+        masks = self.with_masks
         if data_root is None:
-            root = builtin_coco()
-            self.train_set = CocoDetection(root, "train")
-            self.val_set = CocoDetection(root, "val")
-            self.final_train, self.test_set = self.train_set, CocoDetection(root, "test")
+            root = self.builtin_root()
+            self.train_set = CocoDetection(root, "train", masks=masks)
+            self.val_set = CocoDetection(root, "val", masks=masks)
+            self.final_train, self.test_set = self.train_set, CocoDetection(root, "test", masks=masks)
         else:
             root = Path(data_root)
             if not root.is_dir():
                 raise GpLossError(f"--data-root {root} is not a folder")
-            full = CocoDetection(root, "train")
+            full = CocoDetection(root, "train", masks=masks)
             search_ids, val_ids = holdout_split(full.image_ids, holdout, f"{root} train2017")
-            self.train_set = CocoDetection(root, "train", search_ids)
-            self.val_set = CocoDetection(root, "train", val_ids)
-            self.final_train, self.test_set = full, CocoDetection(root, "val")
+            self.train_set = CocoDetection(root, "train", search_ids, masks=masks)
+            self.val_set = CocoDetection(root, "train", val_ids, masks=masks)
+            self.final_train, self.test_set = full, CocoDetection(root, "val", masks=masks)
         self.num_classes = self.train_set.num_classes
+
+    def builtin_root(self) -> Path:
+        """The built-in data's COCO tree (generated on first use)."""
+        return builtin_coco()
+
+    def score(self, dataset: CocoDetection, results: list[dict]) -> dict[str, float]:
+        """Every metric of COCO ``results`` on ``dataset`` (COCOeval)."""
+        return coco_box_ap(dataset, results)
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self, seed: int):
         """A fresh detector, seeded."""
         torch.manual_seed(seed)
-        if self.model_name == "small":
-            model = small_faster_rcnn(self.num_classes)
-        else:
-            model = resnet50_faster_rcnn(self.num_classes, self.weights)
+        build = self.models[self.model_name]
+        model = (
+            build(self.num_classes) if self.model_name == "small" else build(self.num_classes, self.weights)
+        )
         return model.to(self.device)
 
     # -- LRP / GEC -----------------------------------------------------------------------------
@@ -236,7 +248,7 @@ class DetCoco(Task):
             return model(*self._on_device(*collate([data[i] for i in idx])))
 
         return Training(
-            lambda: inject(self.build_model(seed), losses.get("cls"), losses.get("reg")),
+            lambda: inject(self.build_model(seed), *self._slot_losses(losses)),
             step_losses,
             steps=steps,
             seed=seed,
@@ -259,7 +271,7 @@ class DetCoco(Task):
             return head_step(heads, rois.batch(idx))
 
         return Training(
-            lambda: fresh_head(trunk, losses.get("cls"), losses.get("reg")),
+            lambda: fresh_head(trunk, *self._slot_losses(losses)),
             step_losses,
             steps=self.steps,
             seed=self.seed,
@@ -268,16 +280,20 @@ class DetCoco(Task):
             label=f"{self.name} head training",
         )
 
+    def _slot_losses(self, losses: Mapping[str, LossFn | None]) -> list[LossFn | None]:
+        """The losses in :func:`inject`'s order (cls, reg, mask); ``None`` keeps a stock loss."""
+        return [losses.get(slot) for slot in ("cls", "reg", "mask")]
+
     def proxy_metrics(self, model: torch.nn.Module) -> dict[str, float]:
         if self.proxy == "full":
-            return coco_box_ap(self.val_set, detections(model, self.val_set, self.device))
+            return self.score(self.val_set, detections(model, self.val_set, self.device))
         trunk, rois = self.trunk(), self.trunk_rois("val")
         results = []
         for start in range(0, len(rois), 32):
             batch = rois.batch(list(range(start, min(start + 32, len(rois)))))
             outputs = head_detections(model, trunk, batch)
             results += coco_results(self.val_set, [r.image_id for r in batch], outputs)
-        return coco_box_ap(self.val_set, results)
+        return self.score(self.val_set, results)
 
     # -- the proxy's frozen trunk ---------------------------------------------------------------
     def trunk_settings(self) -> dict[str, object]:
@@ -328,4 +344,4 @@ class DetCoco(Task):
         run = self._training(losses, self.final_train, self.final_steps, seed, True).advance()
         run.raise_if_diverged(seed)
         note(f"{self.name}: evaluating on {len(self.test_set)} test images")
-        return coco_box_ap(self.test_set, detections(run.model, self.test_set, self.device))
+        return self.score(self.test_set, detections(run.model, self.test_set, self.device))

@@ -22,15 +22,20 @@ from tasks.data.splits import SPLITS, stratified_split
 
 NUM_DIGIT_CLASSES = 10
 IGNORE = 255
+#: ``owner`` value of crowd pixels (regular digits are 0, 1, ...; background -1)
+CROWD = -2
 
 
 @dataclass
 class Instance:
-    """One digit in a scene: its class (0-9), its visible mask and its xyxy box."""
+    """One digit in a scene (or a crowd of them): its class (0-9), its visible mask, its xyxy
+    box and whether it is a crowd region (COCO's ``iscrowd``: many small objects of one class
+    annotated as one region, which COCO evaluation neither rewards nor punishes)."""
 
     label: int
     mask: np.ndarray
     box: tuple[float, float, float, float]
+    crowd: bool = False
 
 
 @dataclass
@@ -55,6 +60,10 @@ class DigitScenes:
         digits: (min, max) digits per scene.
         digit_size: (min, max) side of an upscaled digit in pixels.
         seed: generator seed (also fixes the source split).
+        crowd_rate: share of scenes that also hold a crowd region: 4-7 small digits of one
+            class packed together under the regular digits, one :class:`Instance` with
+            ``crowd=True``. Drawn from a random stream of its own, so the regular digits are the
+            same with or without crowds (0, the default, gives exactly the scenes of before).
     """
 
     def __init__(
@@ -63,10 +72,14 @@ class DigitScenes:
         digits: tuple[int, int] = (1, 4),
         digit_size: tuple[int, int] = (16, 30),
         seed: int = 0,
+        crowd_rate: float = 0.0,
     ) -> None:
         if size < digit_size[1] or digits[0] < 1 or digits[0] > digits[1]:
             raise ValueError("scene size must hold the largest digit and 1 <= min digits <= max digits")
+        if not 0.0 <= crowd_rate <= 1.0:
+            raise ValueError("crowd_rate must lie in [0, 1]")
         self.size, self.digits, self.digit_size, self.seed = size, digits, digit_size, seed
+        self.crowd_rate = crowd_rate
 
     @cached_property
     def _digits(self) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +106,7 @@ class DigitScenes:
             h, w = rng.integers(2, size // 3, 2)
             canvas[y0 : y0 + h, x0 : x0 + w] += rng.uniform(0.05, 0.3, 3)
         owner = np.full((size, size), -1, dtype=np.int64)  # which digit is visible where
+        crowd_label = self._draw_crowd(canvas, owner, split, index)
         placed: list[tuple[int, np.ndarray]] = []  # (digit class, full glyph shape)
         for _ in range(rng.integers(self.digits[0], self.digits[1] + 1)):
             source = int(rng.choice(self.sources[split]))
@@ -113,19 +127,49 @@ class DigitScenes:
         image = (np.clip(canvas + 0.04 * rng.standard_normal(canvas.shape), 0, 1) * 255).astype(np.uint8)
         semantic = np.zeros((size, size), dtype=np.uint8)
         instances = []
+        crowd = owner == CROWD
+        if crowd_label is not None and crowd.sum() >= 4:
+            semantic[crowd] = crowd_label + 1
+            instances.append(Instance(crowd_label, crowd, _box(crowd), crowd=True))
         for k, (label, _) in enumerate(placed):
             mask = owner == k
             if mask.sum() < 4:
                 continue  # hidden under later digits
             semantic[mask] = label + 1
-            ys, xs = np.nonzero(mask)
-            instances.append(
-                Instance(
-                    label, mask, (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-                )
-            )
+            instances.append(Instance(label, mask, _box(mask)))
         semantic[_borders(semantic)] = IGNORE
         return Scene(image, semantic, instances)
+
+    def _draw_crowd(self, canvas: np.ndarray, owner: np.ndarray, split: str, index: int) -> int | None:
+        """With probability ``crowd_rate``, paint a crowd of small digits of one class into
+        ``canvas`` and mark its pixels :data:`CROWD` in ``owner``; returns its class or ``None``."""
+        if self.crowd_rate == 0.0:
+            return None
+        rng = np.random.default_rng([self.seed, SPLITS.index(split), index, 1])  # a stream of its own
+        if rng.random() >= self.crowd_rate:
+            return None
+        images, labels = self._digits
+        label = int(rng.integers(0, NUM_DIGIT_CLASSES))
+        sources = self.sources[split][labels[self.sources[split]] == label]
+        y0, x0 = rng.integers(0, self.size - 24, 2)
+        for _ in range(rng.integers(4, 8)):
+            side = int(rng.integers(7, 12))
+            glyph = np.asarray(
+                Image.fromarray(images[int(rng.choice(sources))]).resize((side, side), Image.BILINEAR)
+            )
+            shape = glyph > 0.3
+            y, x = y0 + rng.integers(0, 24 - side + 1), x0 + rng.integers(0, 24 - side + 1)
+            region = canvas[y : y + side, x : x + side]
+            color = rng.uniform(0.55, 1.0, 3)
+            region[shape] = glyph[shape, None] * color + (1 - glyph[shape, None]) * region[shape]
+            owner[y : y + side, x : x + side][shape] = CROWD
+        return label
+
+
+def _box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """The xyxy box of a non-empty mask (pixel edges)."""
+    ys, xs = np.nonzero(mask)
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
 def _borders(semantic: np.ndarray) -> np.ndarray:

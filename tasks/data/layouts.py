@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.spatial import ConvexHull, QhullError
 
 from tasks.data.digit_scenes import NUM_DIGIT_CLASSES, SPLITS, DigitScenes
+from tasks.data.polygons import mask_polygons, mask_rle
 
 #: COCO category ids of the ten digits: deliberately not contiguous, as in real COCO (1-90 with
 #: gaps), so the id mapping of the loaders is exercised by the built-in data too.
@@ -81,24 +81,11 @@ def write_voc(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str,
     return final / "VOC2012"
 
 
-def mask_polygon(mask: np.ndarray) -> list[float]:
-    """A COCO polygon (x1, y1, x2, y2, ...) around a mask: the convex hull of its pixel corners."""
-    ys, xs = np.nonzero(mask)
-    corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(
-        float
-    )
-    try:
-        hull = corners[ConvexHull(corners).vertices]
-    except QhullError:  # degenerate (a line of pixels): its box
-        x0, y0 = corners.min(0)
-        x1, y1 = corners.max(0)
-        hull = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-    return [round(float(v), 2) for v in hull.flatten()]
-
-
 def write_coco(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str, int]) -> Path:
     """``root/`` with {train,val,test}2017/ images and annotations/instances_{split}2017.json
-    (xywh boxes, mask areas, iscrowd 0, polygon segmentations, non-contiguous category ids)."""
+    (xywh boxes, mask areas, non-contiguous category ids; single digits as stroke-exact
+    polygons with ``iscrowd`` 0, crowd regions as uncompressed RLE with ``iscrowd`` 1, as COCO
+    writes them)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".coco-", dir=root))
@@ -128,8 +115,10 @@ def write_coco(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str
                         "category_id": COCO_CATEGORY_IDS[instance.label],
                         "bbox": [x0, y0, x1 - x0, y1 - y0],
                         "area": float(instance.mask.sum()),
-                        "iscrowd": 0,
-                        "segmentation": [mask_polygon(instance.mask)],
+                        "iscrowd": int(instance.crowd),
+                        "segmentation": mask_rle(instance.mask)
+                        if instance.crowd
+                        else mask_polygons(instance.mask),
                     }
                 )
                 annotation_id += 1

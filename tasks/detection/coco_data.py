@@ -1,9 +1,14 @@
-"""A COCO 2017 detection dataset read through pycocotools: real COCO and the built-in scenes.
+"""A COCO 2017 instances dataset read through pycocotools: real COCO and the built-in scenes.
 
 Category ids are not contiguous in COCO (1-90 with gaps); the model sees labels 1..K
 (0 = background) and :meth:`CocoDetection.category_id` maps them back for COCOeval. Crowd
-regions and degenerate boxes are left out of the targets; images without annotations are kept
-(empty targets), since torchvision's detectors train on them as pure background.
+regions and degenerate boxes are left out of the targets (COCOeval still sees crowds, as
+regions where detections are neither rewarded nor punished); images without annotations are
+kept (empty targets), since torchvision's detectors train on them as pure background. With
+``masks=True`` each target also holds the objects' masks, rasterised from their polygons or
+RLE at the image's size; an object whose mask is empty there (a polygon thinner than a pixel)
+is left out of the targets too, since a Mask R-CNN cannot be taught a mask without pixels, and
+counted in :attr:`CocoDetection.empty_masks`.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ class CocoDetection(torch.utils.data.Dataset):
     """``root/{split}2017/`` images and ``root/annotations/instances_{split}2017.json``.
 
     Items are ``(image, target)``: a float (3, H, W) tensor in [0, 1] and a dict with ``boxes``
-    (K, 4) xyxy float32, ``labels`` (K,) int64 in 1..num_classes, ``image_id`` (int).
+    (K, 4) xyxy float32, ``labels`` (K,) int64 in 1..num_classes, ``image_id`` (int) and, with
+    ``masks``, ``masks`` (K, H, W) uint8.
     """
 
-    def __init__(self, root: str | Path, split: str, image_ids: list[int] | None = None) -> None:
+    def __init__(
+        self, root: str | Path, split: str, image_ids: list[int] | None = None, *, masks: bool = False
+    ) -> None:
         from pycocotools.coco import COCO
 
         self.root = Path(root)
@@ -45,6 +53,9 @@ class CocoDetection(torch.utils.data.Dataset):
         self.category_ids = sorted(self.coco.getCatIds())
         self._label_of = {cid: i + 1 for i, cid in enumerate(self.category_ids)}
         self.image_ids = sorted(self.coco.getImgIds()) if image_ids is None else list(image_ids)
+        self.masks = masks
+        #: Objects left out because their mask is empty at the image's size (``masks`` only).
+        self.empty_masks: set[int] = set()
 
     @property
     def num_classes(self) -> int:
@@ -66,11 +77,17 @@ class CocoDetection(torch.utils.data.Dataset):
             image = Image.open(path).convert("RGB")
         except OSError as err:
             raise GpLossError(f"cannot read image {path}: {err}") from None
-        boxes, labels = [], []
+        boxes, labels, masks = [], [], []
         for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=image_id, iscrowd=False)):
             x, y, w, h = ann["bbox"]
             if w <= 0 or h <= 0 or ann["category_id"] not in self._label_of:
                 continue
+            if self.masks:
+                mask = self._mask(ann, info, image.size)
+                if not mask.any():
+                    self.empty_masks.add(int(ann["id"]))
+                    continue
+                masks.append(mask)
             boxes.append([x, y, x + w, y + h])
             labels.append(self._label_of[ann["category_id"]])
         tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
@@ -79,7 +96,27 @@ class CocoDetection(torch.utils.data.Dataset):
             "labels": torch.tensor(labels, dtype=torch.int64),
             "image_id": int(image_id),
         }
+        if self.masks:
+            width, height = image.size
+            target["masks"] = (
+                torch.from_numpy(np.stack(masks))
+                if masks
+                else torch.zeros((0, height, width), dtype=torch.uint8)
+            )
         return tensor, target
+
+    def _mask(self, ann: dict, info: dict, size: tuple[int, int]) -> np.ndarray:
+        """The object's mask at the image's size, (H, W) uint8; a one-line error if the
+        annotation's segmentation cannot be read or the image is not the size it declares."""
+        if (info.get("width"), info.get("height")) != size:
+            raise GpLossError(
+                f"image {info['file_name']} is {size[0]}x{size[1]}, its annotation says "
+                f"{info.get('width')}x{info.get('height')}"
+            )
+        try:
+            return self.coco.annToMask(ann)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise GpLossError(f"annotation {ann.get('id')}: unreadable segmentation ({err})") from None
 
 
 def collate(batch):

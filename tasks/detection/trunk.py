@@ -1,14 +1,17 @@
-"""det_coco's cheap proxy: a frozen trunk trained once, and fresh box heads trained on it.
+"""det_coco's and inst_coco's cheap proxy: a frozen trunk trained once, fresh heads trained on it.
 
-The searched slots only train the RCNN box head. So the proxy trains the trunk (backbone + RPN
-+ a box head) once with the stock losses, keeps it on disk under a key of everything that
-shapes it (data, model, seed, steps, batch size, learning rate), and each proxy training
-then trains a freshly initialised box head (``box_head`` + ``box_predictor``) with the
-candidate's losses on the frozen trunk's RoI features. Those features do not change between
-candidates: they are pooled once per process for every proposal of every proxy image, with
-the proposals' matched labels and regression targets (as ``RoIHeads.select_training_samples``
-assigns them), and kept in memory within a stated bound; each step only samples proposals
-with torchvision's own sampler and runs the head.
+The searched slots only train the RCNN heads. So the proxy trains the trunk (backbone + RPN
++ heads) once with the stock losses, keeps it on disk under a key of everything that shapes it
+(data, model, seed, steps, batch size, learning rate), and each proxy training then trains
+freshly initialised heads (``box_head`` + ``box_predictor``, and ``mask_head`` +
+``mask_predictor`` for a Mask R-CNN) with the candidate's losses on the frozen trunk's
+features. Those features do not change between candidates: they are pooled once per process
+for every proposal of every proxy image, with the proposals' matched labels and regression
+targets (as ``RoIHeads.select_training_samples`` assigns them), and kept in memory within a
+stated bound; each step only samples proposals with torchvision's own sampler and runs the
+heads. The mask branch pools its RoIs of the sampled positives from the image's cached
+feature maps at each step (a feature map is far smaller than every proposal's pooled RoI) and
+projects the ground-truth masks onto them as torchvision does.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import torch
 from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.roi_heads import maskrcnn_inference
 
 from gp_loss.errors import GpLossError
 from tasks.data.cache import cache_root
@@ -99,6 +103,10 @@ class ImageRois:
         regression_targets: each proposal's encoded box target, training images only.
         image_size: the resized image's (H, W); original_size: the image's own.
         image_id: the COCO image id.
+        features: a Mask R-CNN trunk's feature maps of this image (1, C, h, w) per level,
+            float16, for the mask branch's RoIs.
+        matched: each proposal's matched ground-truth object (training images of a Mask R-CNN).
+        gt_masks: the ground-truth masks (K, H, W) in the resized image; gt_labels: their classes.
     """
 
     pooled: torch.Tensor
@@ -108,12 +116,22 @@ class ImageRois:
     image_size: tuple[int, int]
     original_size: tuple[int, int]
     image_id: int
+    features: dict[str, torch.Tensor] | None = None
+    matched: torch.Tensor | None = None
+    gt_masks: torch.Tensor | None = None
+    gt_labels: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
         """Memory held by this image's tensors."""
-        tensors = (self.pooled, self.proposals, self.labels, self.regression_targets)
+        tensors = [self.pooled, self.proposals, self.labels, self.regression_targets, self.matched]
+        tensors += [self.gt_masks, self.gt_labels, *(self.features or {}).values()]
         return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+    def mask_features(self) -> dict[str, torch.Tensor]:
+        """The feature maps in float32, for ``mask_roi_pool``."""
+        assert self.features is not None, "a Faster R-CNN trunk keeps no feature maps"
+        return {name: f.float() for name, f in self.features.items()}
 
 
 @torch.no_grad()
@@ -123,15 +141,14 @@ def image_rois(
     """The trunk's proposals of a batch, pooled, with their assigned targets when ``training``."""
     original = [tuple(image.shape[-2:]) for image in images]
     ids = [t["image_id"] for t in targets]
-    image_list, targets = model.transform(
-        images, [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
-    )
+    heads: SearchedRoIHeads = model.roi_heads
+    keys = ("boxes", "labels", "masks") if heads.has_mask() and training else ("boxes", "labels")
+    image_list, targets = model.transform(images, [{k: t[k] for k in keys} for t in targets])
     features = model.backbone(image_list.tensors)
     if isinstance(features, torch.Tensor):
         features = OrderedDict([("0", features)])
     proposals, _ = model.rpn(image_list, features)
-    heads: SearchedRoIHeads = model.roi_heads
-    labels = regression = [None] * len(proposals)
+    labels = regression = matched = [None] * len(proposals)
     if training:
         boxes = [t["boxes"] for t in targets]
         proposals = heads.add_gt_proposals(proposals, boxes)
@@ -142,8 +159,9 @@ def image_rois(
         regression = heads.box_coder.encode([b[m] for b, m in zip(boxes, matched)], proposals)
     pooled = heads.box_roi_pool(features, proposals, image_list.image_sizes)
     pooled = pooled.to(torch.float16).split([len(p) for p in proposals])
-    return [
-        ImageRois(
+    rois = []
+    for i in range(len(proposals)):
+        image = ImageRois(
             pooled[i],
             proposals[i],
             labels[i],
@@ -152,8 +170,13 @@ def image_rois(
             original[i],
             ids[i],
         )
-        for i in range(len(proposals))
-    ]
+        if heads.has_mask():
+            image.features = {name: f[i : i + 1].to(torch.float16) for name, f in features.items()}
+            if training:
+                image.matched = matched[i]
+                image.gt_masks, image.gt_labels = targets[i]["masks"], targets[i]["labels"]
+        rois.append(image)
+    return rois
 
 
 class RoiCache:
@@ -196,17 +219,23 @@ class RoiCache:
         return self._compute(indices)
 
 
-def fresh_head(trunk: FasterRCNN, cls_loss: LossFn | None, reg_loss: LossFn | None) -> SearchedRoIHeads:
+def fresh_head(
+    trunk: FasterRCNN, cls_loss: LossFn | None, reg_loss: LossFn | None, mask_loss: LossFn | None = None
+) -> SearchedRoIHeads:
     """A copy of the trunk's RoI heads with a freshly initialised, trainable box head and
-    predictor (seeded by the caller) and the candidate's losses."""
+    predictor (and mask head and predictor, for a Mask R-CNN; seeded by the caller) and the
+    candidate's losses."""
     heads = copy.deepcopy(trunk.roi_heads)
-    for part in (heads.box_head, heads.box_predictor):
+    parts = [heads.box_head, heads.box_predictor]
+    if heads.has_mask():
+        parts += [heads.mask_head, heads.mask_predictor]
+    for part in parts:
         for module in part.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
         for parameter in part.parameters():
             parameter.requires_grad_(True)
-    heads.set_losses(cls_loss, reg_loss)
+    heads.set_losses(cls_loss, reg_loss, mask_loss)
     return heads.train()
 
 
@@ -224,7 +253,26 @@ def head_step(heads: SearchedRoIHeads, rois: list[ImageRois]) -> dict[str, torch
         [r.regression_targets[k] for r, k in zip(rois, picks)],
         [r.proposals[k] for r, k in zip(rois, picks)],
     )
-    return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+    losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+    if heads.has_mask():  # the sampled positives, in the order torchvision's forward takes them
+        positives = [k[r.labels[k] > 0] for r, k in zip(rois, picks)]
+        proposals = [r.proposals[k] for r, k in zip(rois, positives)]
+        mask_logits = heads.mask_predictor(heads.mask_head(_mask_pool(heads, rois, proposals)))
+        losses["loss_mask"] = heads.mask_loss(
+            mask_logits,
+            proposals,
+            [r.gt_masks for r in rois],
+            [r.gt_labels for r in rois],
+            [r.matched[k] for r, k in zip(rois, positives)],
+        )
+    return losses
+
+
+def _mask_pool(heads: SearchedRoIHeads, rois: list[ImageRois], boxes: list[torch.Tensor]) -> torch.Tensor:
+    """The mask branch's RoIs of ``boxes`` (one tensor per image), pooled from each image's
+    cached feature maps."""
+    pooled = [heads.mask_roi_pool(r.mask_features(), [b], [r.image_size]) for r, b in zip(rois, boxes)]
+    return torch.cat(pooled)
 
 
 @torch.no_grad()
@@ -239,4 +287,8 @@ def head_detections(heads: SearchedRoIHeads, trunk: FasterRCNN, rois: list[Image
         class_logits, box_regression, [r.proposals for r in rois], sizes
     )
     outputs = [{"boxes": b, "scores": s, "labels": label} for b, s, label in zip(boxes, scores, labels)]
+    if heads.has_mask():
+        mask_logits = heads.mask_predictor(heads.mask_head(_mask_pool(heads, rois, boxes)))
+        for output, probabilities in zip(outputs, maskrcnn_inference(mask_logits, labels)):
+            output["masks"] = probabilities
     return trunk.transform.postprocess(outputs, sizes, [r.original_size for r in rois])

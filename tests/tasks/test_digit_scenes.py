@@ -73,7 +73,29 @@ def test_coco_layout_reads_with_pycocotools(tmp_path, scenes):
             assert (x, y, x + w, y + h) == instance.box
             assert ann["category_id"] == COCO_CATEGORY_IDS[instance.label] and ann["iscrowd"] == 0
             assert ann["area"] == instance.mask.sum()
-            polygon = coco.annToMask(ann).astype(bool)  # rasterised hull covers the digit
-            assert (polygon & instance.mask).sum() >= 0.9 * instance.mask.sum()
+            assert np.array_equal(coco.annToMask(ann).astype(bool), instance.mask)  # stroke-exact
     data = json.loads((tmp_path / "annotations" / "instances_train2017.json").read_text())
     assert len(data["images"]) == 6
+
+
+def test_crowds_leave_the_regular_digits_unchanged_and_are_written_as_rle(tmp_path):
+    plain, crowded = DigitScenes(seed=0), DigitScenes(seed=0, crowd_rate=0.5)
+    crowd_scenes = 0
+    for index in range(30):
+        a, b = plain.scene("train", index), crowded.scene("train", index)
+        regular = [i for i in b.instances if not i.crowd]
+        assert [i.box for i in regular] == [i.box for i in a.instances]
+        assert all(np.array_equal(i.mask, j.mask) for i, j in zip(regular, a.instances))
+        crowd_scenes += len(b.instances) > len(regular)
+    assert 5 <= crowd_scenes <= 25
+    from pycocotools.coco import COCO
+
+    write_coco(tmp_path, crowded, {"train": 30})
+    coco = COCO(str(tmp_path / "annotations" / "instances_train2017.json"))
+    crowds = coco.loadAnns(coco.getAnnIds(iscrowd=True))
+    assert len(crowds) == crowd_scenes
+    for ann in crowds:
+        assert isinstance(ann["segmentation"]["counts"], list)  # uncompressed RLE, as COCO's crowds
+        scene = crowded.scene("train", ann["image_id"] - 1)
+        (region,) = [i for i in scene.instances if i.crowd]
+        assert np.array_equal(coco.annToMask(ann).astype(bool), region.mask)
