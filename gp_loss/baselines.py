@@ -99,3 +99,10 @@ register_baseline(
     "neg(mul(mean_nhw(mul(y_hat, y)), inv(mean_nhw(add(y_hat, y)))))",
     "soft Dice over the batch, mean of the foreground's and background's 1 - 2 sum(p*y)/sum(p+y), halved, minus 1/2",
 )
+register_baseline(
+    "heatmap_mse",
+    "heatmap",
+    "square(r)",
+    "MSE over the labelled keypoints' heatmaps: 2 x SimpleBaseline's JointsMSELoss x (N K / labelled keypoints)",
+)
+register_baseline("heatmap_l1", "heatmap", "abs(r)", "L1 over the labelled keypoints' heatmaps")

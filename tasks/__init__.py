@@ -6,7 +6,7 @@ Tasks never import the search (``gp_loss`` talks to them only through :class:`Ta
 
 from __future__ import annotations
 
-from tasks import cls_digits, det_coco, inst_coco, seg_voc  # noqa: F401  (registration side effect)
+from tasks import cls_digits, det_coco, inst_coco, pose_coco, seg_voc  # noqa: F401  (registration side effect)
 from tasks.base import HeadProbe, ProbeBatch, Slot, Task, TrainResult
 from tasks.registry import TASKS, get_task, register_task
 

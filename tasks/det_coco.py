@@ -43,18 +43,10 @@ from tasks.detection.model import (
     resnet50_faster_rcnn,
     small_faster_rcnn,
 )
-from tasks.detection.trunk import (
-    RoiCache,
-    cached_trunk,
-    data_identity,
-    fresh_head,
-    head_detections,
-    head_step,
-    trunk_key,
-    trunk_path,
-)
+from tasks.detection.trunk import RoiCache, data_identity, fresh_head, head_detections, head_step
 from tasks.registry import register_task
 from tasks.training import Training, note
+from tasks.trunk_cache import cached_trunk, trunk_key, trunk_path
 
 BUILTIN_COUNTS = {"train": 600, "val": 100, "test": 200}
 #: ``trunk``: fresh box heads on a frozen trunk trained once (the default, seconds per

@@ -35,6 +35,12 @@ def test_tasks_lists_registered_tasks():
     assert infos["det_coco"]["metrics"] == ["AP", "AP50", "AP75"]
     assert infos["seg_voc"]["metrics"] == ["mIoU", "FWIoU", "gAcc", "mAcc", "BIoU", "BF1"]
     assert infos["seg_voc"]["slots"]["seg"]["spatial"] is True
+    assert set(infos["inst_coco"]["slots"]) == {"cls", "reg", "mask"}
+    assert infos["inst_coco"]["slots"]["mask"]["adapter"] == "sigmoid_binary"
+    assert infos["inst_coco"]["metrics"] == ["mask_AP", "mask_AP50", "mask_AP75", "box_AP"]
+    assert (
+        infos["pose_coco"]["slots"]["hm"]["adapter"] == "heatmap" and infos["pose_coco"]["metrics"][0] == "AP"
+    )
 
 
 def test_export_python_and_latex(tmp_path):

@@ -16,6 +16,7 @@ from gp_loss.adapters.base import (
 )
 from gp_loss.adapters.binary import SigmoidBinary, sigmoid_binary
 from gp_loss.adapters.box_areas import BoxIouAreas, box_iou_areas
+from gp_loss.adapters.heatmap import Heatmap, heatmap
 from gp_loss.adapters.probabilities import SoftmaxOneHot, softmax_onehot
 from gp_loss.adapters.regression import Regression, regression
 
@@ -23,12 +24,14 @@ __all__ = [
     "ADAPTERS",
     "Adapter",
     "BoxIouAreas",
+    "Heatmap",
     "Regression",
     "SigmoidBinary",
     "SoftmaxOneHot",
     "adapter_class",
     "box_iou_areas",
     "get_adapter",
+    "heatmap",
     "register_adapter",
     "regression",
     "sigmoid_binary",

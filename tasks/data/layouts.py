@@ -1,4 +1,4 @@
-"""Write digit scenes in the *real* PASCAL VOC 2012 and COCO 2017 file layouts.
+"""Write the built-in scenes in the *real* PASCAL VOC 2012 and COCO 2017 file layouts.
 
 The tasks read the built-in data through the same loaders as the real datasets, so the
 real-data path is exercised on every run. Writing is atomic per dataset: files go to a temporary
@@ -20,6 +20,7 @@ from PIL import Image
 
 from tasks.data.digit_scenes import NUM_DIGIT_CLASSES, SPLITS, DigitScenes
 from tasks.data.polygons import mask_polygons, mask_rle
+from tasks.data.stick_figures import KEYPOINTS, SKELETON, StickFigures
 
 #: COCO category ids of the ten digits: deliberately not contiguous, as in real COCO (1-90 with
 #: gaps), so the id mapping of the loaders is exercised by the built-in data too.
@@ -130,6 +131,67 @@ def write_coco(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str
             "categories": categories,
         }
         (tmp / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
+    for entry in tmp.iterdir():
+        _publish(entry, root / entry.name)
+    tmp.rmdir()
+    return root
+
+
+def write_coco_keypoints(root: str | os.PathLike, figures: StickFigures, counts: Mapping[str, int]) -> Path:
+    """``root/`` with {train,val,test}2017/ images and annotations/person_keypoints_{split}2017.json:
+    one ``person`` category with COCO's 17 ``keypoints`` and ``skeleton``; per person its
+    ``keypoints`` (x, y, v triples), ``num_keypoints``, xywh ``bbox`` and ``area`` of its visible
+    pixels, ``iscrowd`` 0 and polygon ``segmentation``, as COCO writes person keypoints."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".coco-keypoints-", dir=root))
+    (tmp / "annotations").mkdir()
+    category = {
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(KEYPOINTS),
+        "skeleton": [list(pair) for pair in SKELETON],
+    }
+    annotation_id = 1
+    for split in SPLITS:
+        folder = tmp / f"{split}2017"
+        folder.mkdir()
+        images, annotations = [], []
+        for index in range(counts.get(split, 0)):
+            scene = figures.scene(split, index)
+            image_id = index + 1
+            file_name = f"{image_id:012d}.jpg"
+            Image.fromarray(scene.image).save(folder / file_name, quality=95)
+            height, width = scene.image.shape[:2]
+            images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+            for person in scene.persons:
+                x0, y0, x1, y1 = person.box
+                keypoints = [
+                    v if i % 3 < 2 else int(v) for i, v in enumerate(person.keypoints.flatten().tolist())
+                ]
+                annotations.append(
+                    {
+                        "id": annotation_id,
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "keypoints": keypoints,
+                        "num_keypoints": person.num_keypoints,
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "area": float(person.mask.sum()),
+                        "iscrowd": 0,
+                        "segmentation": mask_polygons(person.mask),
+                    }
+                )
+                annotation_id += 1
+        data = {
+            "info": {"description": "gp-loss stick figures", "version": "1"},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": [category],
+        }
+        (tmp / "annotations" / f"person_keypoints_{split}2017.json").write_text(json.dumps(data))
     for entry in tmp.iterdir():
         _publish(entry, root / entry.name)
     tmp.rmdir()

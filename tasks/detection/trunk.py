@@ -16,79 +16,24 @@ projects the ground-truth masks onto them as torchvision does.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import fcntl
 import hashlib
 import json
-import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.roi_heads import maskrcnn_inference
 
-from gp_loss.errors import GpLossError
-from tasks.data.cache import cache_root
 from tasks.detection.coco_data import CocoDetection, collate, to_device
 from tasks.detection.model import LossFn, SearchedRoIHeads
-
-#: Bump when the trunk's training changes in a way its key does not show.
-TRUNK_VERSION = 1
 
 
 def data_identity(dataset: CocoDetection) -> dict[str, object]:
     """What identifies a split's data in a trunk key: its folder, split and image ids."""
     ids = hashlib.sha256(json.dumps(list(dataset.image_ids)).encode()).hexdigest()[:16]
     return {"root": str(dataset.root.resolve()), "split": dataset.split, "images": len(dataset), "ids": ids}
-
-
-def trunk_key(settings: dict[str, object]) -> str:
-    """A short hash of the trunk's settings (``settings`` must be plain JSON)."""
-    text = json.dumps({"version": TRUNK_VERSION, **settings}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def trunk_path(key: str) -> Path:
-    """Where the trunk with ``key`` is kept: the cache folder, beside the built-in data."""
-    return cache_root() / "det_trunks" / f"{key}.pt"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` + ``.lock``: parallel workers train a missing trunk once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def cached_trunk(key: str, build: Callable[[], FasterRCNN], train: Callable[[], FasterRCNN]) -> FasterRCNN:
-    """The trunk stored under ``key``, trained by ``train()`` and saved on first use, loaded into
-    ``build()`` otherwise; returned frozen, in eval mode."""
-    path = trunk_path(key)
-    with _locked(path):
-        if path.exists():
-            model = build()
-            try:
-                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            except (RuntimeError, OSError, EOFError) as err:
-                raise GpLossError(f"proxy trunk {path} is unreadable ({err}); delete it to retrain") from None
-        else:
-            model = train()
-            scratch = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(model.state_dict(), scratch)
-            os.replace(scratch, path)  # atomic: a killed run leaves no half-written trunk
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model
 
 
 @dataclass

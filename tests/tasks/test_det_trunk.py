@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import tasks.detection.trunk as trunk_module
+import tasks.trunk_cache as trunk_cache
 from gp_loss.train import resolve_losses
 from tasks import get_task
 from tasks.det_coco import DetCoco
 from tasks.detection.coco_data import collate
-from tasks.detection.trunk import RoiCache, image_rois, trunk_key
+from tasks.detection.trunk import RoiCache, image_rois
+from tasks.trunk_cache import trunk_key
 
 SMALL = {"steps": 6, "batch_size": 2, "trunk_steps": 3}
 
@@ -19,7 +20,7 @@ SMALL = {"steps": 6, "batch_size": 2, "trunk_steps": 3}
 @pytest.fixture
 def trunk_trainings(tmp_path, monkeypatch):
     """Trunks go to a fresh folder; the list counts the trunk trainings that ran."""
-    monkeypatch.setattr(trunk_module, "cache_root", lambda: tmp_path)
+    monkeypatch.setattr(trunk_cache, "cache_root", lambda: tmp_path)
     trained: list[int] = []
     original = DetCoco._training
 

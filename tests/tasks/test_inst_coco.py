@@ -12,6 +12,7 @@ from pycocotools import mask as mask_utils
 from torchvision.models.detection.roi_heads import RoIHeads
 
 import tasks.detection.trunk as trunk_module
+import tasks.trunk_cache as trunk_cache
 from gp_loss import load_loss
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
@@ -215,7 +216,7 @@ def test_probe_batches_and_lrp_calibration():
 
 @pytest.fixture
 def trunk_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(trunk_module, "cache_root", lambda: tmp_path)
+    monkeypatch.setattr(trunk_cache, "cache_root", lambda: tmp_path)
     return tmp_path
 
 

@@ -1,0 +1,71 @@
+"""``heatmap``: predicted keypoint heatmaps against Gaussian targets, unlabelled keypoints left out."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typing generics)
+
+import torch
+
+from gp_loss.adapters.base import Adapter, register_adapter
+from gp_loss.baselines import get_baseline
+
+Tensor = torch.Tensor
+
+
+def heatmap(prediction: Tensor, target: Tensor) -> Tuple[List[Tensor], Tensor]:  # noqa: UP006
+    """``y_hat`` = the predicted heatmaps, ``y`` = the targets and ``r`` = ``y_hat - y``, all
+    (N, K, H, W).
+
+    Args:
+        prediction: (N, K, H, W) raw heatmaps (unbounded reals).
+        target: (N, K, H, W) Gaussian targets in [0, 1]; a keypoint without a label (weight 0:
+            not annotated, or outside the crop) holds negative values (-1) in its whole map.
+
+    Positions with a negative target are left out: they hold zeros in every input, detached
+    from ``prediction``, so they change neither the loss value nor its gradient.
+    """
+    valid = target >= 0
+    if not bool(valid.all()):
+        target = torch.where(valid, target, torch.zeros_like(target))
+        prediction = torch.where(valid, prediction, torch.zeros_like(prediction))
+    target = target.to(prediction.dtype)
+    return [prediction, target, prediction - target], valid
+
+
+@register_adapter
+class Heatmap(Adapter):
+    """Pose heatmaps: ``loss(heatmaps, target_heatmaps)``; ``y_hat`` the prediction (any real),
+    ``y`` the target in [0, 1] and ``r`` the residual; keypoints whose target is negative are
+    left out.
+
+    The residual is an input of its own for the reason the ``regression`` adapter gives one:
+    random trees over ``y_hat`` and ``y`` alone almost never have their minimum at
+    ``y_hat = y``, while most even functions of ``r`` do.
+    """
+
+    name = "heatmap"
+    inputs = ("y_hat", "y", "r")
+    required_inputs = (frozenset({"y_hat", "r"}), frozenset({"y", "r"}))
+    # predicted heatmaps are raw network outputs: unbounded, so a safe primitive may meet any real
+    ranges: ClassVar[dict] = {"y_hat": (-math.inf, math.inf), "y": (0.0, 1.0), "r": (-math.inf, math.inf)}
+    symbols: ClassVar[dict] = {
+        "y_hat": (r"\hat{y}", {"real": True}),
+        "y": ("y", {"nonnegative": True}),
+        "r": ("r", {"real": True}),
+    }
+    arguments = ("heatmaps", "target_heatmaps")
+    calibration: ClassVar[dict] = {
+        "good": {
+            "heatmap_mse": get_baseline("heatmap_mse").tree,
+            "heatmap_l1": get_baseline("heatmap_l1").tree,
+            "target-weighted MSE (1 + y) r^2": "add(square(r), mul(y, square(r)))",
+        },
+        "bad": {
+            "target-blind: square(y_hat)": "square(y_hat)",
+            "prediction-blind: square(y)": "square(y)",
+            "rewards under-prediction: r": "r",
+            "constant-like: the residual's sign": "mul(r, inv(abs(r)))",
+        },
+    }
+    function = staticmethod(heatmap)

@@ -1,0 +1,76 @@
+"""Proxy trunks kept on disk: a model trained once with a task's stock loss, then loaded.
+
+The cheap proxies of det_coco, inst_coco and pose_coco train fresh heads on a frozen trunk. The
+trunk is stored in the cache folder under a key of everything that shapes it (a hash of its
+settings), written atomically and under a file lock, so parallel workers train a missing trunk
+once and a killed run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+from gp_loss.errors import GpLossError
+from tasks.data.cache import cache_root
+
+#: Bump when a trunk's training changes in a way its key does not show.
+TRUNK_VERSION = 1
+
+Model = TypeVar("Model", bound=torch.nn.Module)
+
+
+def trunk_key(settings: dict[str, object]) -> str:
+    """A short hash of the trunk's settings (``settings`` must be plain JSON)."""
+    text = json.dumps({"version": TRUNK_VERSION, **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def trunk_path(key: str, folder: str = "det_trunks") -> Path:
+    """Where the trunk with ``key`` is kept: ``folder`` of the cache folder, beside the built-in
+    data."""
+    return cache_root() / folder / f"{key}.pt"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` + ``.lock``: parallel workers train a missing trunk once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_trunk(
+    key: str, build: Callable[[], Model], train: Callable[[], Model], folder: str = "det_trunks"
+) -> Model:
+    """The trunk stored under ``key``, trained by ``train()`` and saved on first use, loaded into
+    ``build()`` otherwise; returned frozen, in eval mode."""
+    path = trunk_path(key, folder)
+    with _locked(path):
+        if path.exists():
+            model = build()
+            try:
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            except (RuntimeError, OSError, EOFError) as err:
+                raise GpLossError(f"proxy trunk {path} is unreadable ({err}); delete it to retrain") from None
+        else:
+            model = train()
+            scratch = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(model.state_dict(), scratch)
+            os.replace(scratch, path)  # atomic: a killed run leaves no half-written trunk
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
