@@ -12,7 +12,8 @@ import click
 
 from gp_loss.commands.bench import bench
 from gp_loss.commands.evolve import evolve_cmd
-from gp_loss.commands.results import export_cmd, report_cmd, show_cmd, tasks_cmd, train_cmd
+from gp_loss.commands.finalize import finalize_cmd
+from gp_loss.commands.results import export_cmd, report_cmd, show_cmd, tasks_cmd, train_cmd, verify_cmd
 from gp_loss.errors import GpLossError
 
 
@@ -21,14 +22,26 @@ def cli() -> None:
     """Search loss functions from scratch (AutoLoss-Zero) with DEAP and torch."""
 
 
-for command in (tasks_cmd, evolve_cmd, train_cmd, show_cmd, report_cmd, export_cmd, bench):
+for command in (
+    tasks_cmd,
+    evolve_cmd,
+    finalize_cmd,
+    train_cmd,
+    show_cmd,
+    report_cmd,
+    export_cmd,
+    verify_cmd,
+    bench,
+):
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the click group and turns user errors into one line + exit code 2."""
     try:
-        cli.main(args=argv, prog_name="gp-loss", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="gp-loss", standalone_mode=False)
+        if isinstance(code, int):  # a command's click.exceptions.Exit(code), returned in this mode
+            return code
     except GpLossError as err:
         click.echo(f"gp-loss: {err}", err=True)
         return 2

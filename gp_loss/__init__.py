@@ -6,6 +6,8 @@ Public API:
     make_toolbox: a DEAP toolbox (expr, individual, population, mutate, mate, select, evaluate,
         map) so that ``deap.algorithms`` run unchanged with our search space and fitness pipeline.
     load_loss: a found loss (``best.json``) as a ``torch.nn.Module`` / ``ModuleDict``.
+    finalize: retrain a run's top losses over seeds beside the baseline; paired verdicts.
+    write_bundle, verify: export a found loss as a self-checking folder; check one.
     compile_tree: a tree string as a straight-line torch function.
     parse_tree: a tree string as a DEAP ``PrimitiveTree`` (safe: never evaluated).
     primitive_set: the DEAP ``PrimitiveSet`` of a slot signature.
@@ -30,6 +32,9 @@ _PUBLIC = {
     "SlotLoss": "gp_loss.exchange",
     "SlotSignature": "gp_loss.signature",
     "compile_tree": "gp_loss.codegen",
+    "finalize": "gp_loss.finalists",
+    "verify": "gp_loss.verification",
+    "write_bundle": "gp_loss.bundle",
     "load_loss": "gp_loss.module",
     "make_toolbox": "gp_loss.toolbox",
     "parse_tree": "gp_loss.parse",
@@ -67,6 +72,7 @@ __all__ = [
     "SlotLoss",
     "SlotSignature",
     "compile_tree",
+    "finalize",
     "load_loss",
     "make_toolbox",
     "parse_tree",
@@ -76,5 +82,7 @@ __all__ = [
     "resume",
     "retrain",
     "search",
+    "verify",
     "write_best",
+    "write_bundle",
 ]

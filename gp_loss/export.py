@@ -1,4 +1,5 @@
-"""Export a ``best.json`` as standalone Python, a TorchScript file or a LaTeX formula."""
+"""Export a ``best.json``: standalone Python, TorchScript, a ``torch.export`` program, a LaTeX
+formula, or the verified bundle of all of them (:mod:`gp_loss.bundle`)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ from gp_loss.errors import GpLossError
 from gp_loss.exchange import BestLoss
 from gp_loss.module import describe, file_module
 from gp_loss.parse import parse_tree
-from gp_loss.standalone import class_name, module_source
+from gp_loss.standalone import module_source
 from gp_loss.symbolic import to_latex
 
-FORMATS = ("python", "torchscript", "latex")
+FORMATS = ("python", "torchscript", "exported", "latex", "bundle")
 
 
-def export_python(best: BestLoss) -> str:
-    """Source of a file that needs only torch: one module class per slot and ``build_losses()``."""
-    return module_source(best.slots, describe(best))
+def export_python(best: BestLoss, module: str = "loss") -> str:
+    """Source of a file that needs only torch (``Loss`` for one slot; one class per slot and
+    ``build_losses()`` for several); ``module``: the name it will be imported by."""
+    return module_source(best.slots, describe(best), module)
 
 
 def export_torchscript(best: BestLoss, path: str | os.PathLike) -> None:
@@ -35,8 +37,7 @@ def export_torchscript(best: BestLoss, path: str | os.PathLike) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still loads
             if len(best.slots) == 1:
-                (slot,) = best.slots
-                scripted = torch.jit.script(getattr(module, class_name(slot))())
+                scripted = torch.jit.script(module.Loss())
             else:
                 scripted = torch.jit.script(module.SearchedLosses())
             torch.jit.save(scripted, str(path))
@@ -56,16 +57,25 @@ def export_latex(best: BestLoss) -> str:
     return "\n".join(lines)
 
 
-def export(best: BestLoss, fmt: str, out: str | os.PathLike | None = None) -> str | None:
-    """Export ``best`` in ``fmt``; text formats return the text (and write it to ``out`` if given)."""
+def export(
+    best: BestLoss, fmt: str, out: str | os.PathLike | None = None, source: str | os.PathLike | None = None
+) -> str | None:
+    """Export ``best`` in ``fmt``; text formats return the text (and write it to ``out`` if given).
+    ``source``: the best.json or run directory ``best`` came from (the bundle's provenance)."""
     if fmt not in FORMATS:
         raise GpLossError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
-    if fmt == "torchscript":
+    if fmt in ("torchscript", "exported", "bundle"):
         if out is None:
-            raise GpLossError("--format torchscript needs -o OUT (a binary file)")
-        export_torchscript(best, out)
+            what = "a folder" if fmt == "bundle" else "a binary file"
+            raise GpLossError(f"--format {fmt} needs -o OUT ({what})")
+        from gp_loss.bundle import export_program, write_bundle
+
+        {"torchscript": export_torchscript, "exported": export_program}.get(
+            fmt, lambda b, o: write_bundle(b, o, source)
+        )(best, out)
         return None
-    text = export_python(best) if fmt == "python" else export_latex(best) + "\n"
+    module = Path(out).stem if out is not None and Path(out).stem.isidentifier() else "loss"
+    text = export_python(best, module) if fmt == "python" else export_latex(best) + "\n"
     if out is not None:
         try:
             Path(out).write_text(text, encoding="utf-8")

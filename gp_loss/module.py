@@ -15,7 +15,7 @@ import torch
 
 from gp_loss.adapters import get_adapter, valid_mean
 from gp_loss.exchange import BestLoss, SlotLoss, read_best
-from gp_loss.standalone import class_name, module_source
+from gp_loss.standalone import module_source
 
 
 def describe(best: BestLoss) -> str:
@@ -57,8 +57,7 @@ def load_loss(source: str | os.PathLike | BestLoss) -> torch.nn.Module:
     best = source if isinstance(source, BestLoss) else read_best(source)
     module = source_module(best.slots, describe(best))
     if len(best.slots) == 1:
-        (slot,) = best.slots
-        return getattr(module, class_name(slot))()
+        return module.Loss()
     return module.build_losses()
 
 

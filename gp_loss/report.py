@@ -71,13 +71,26 @@ def rung_of(event: dict[str, Any]) -> int:
     return max(0, len(event.get("rungs") or ()) - 1)
 
 
+def finalists_of(run: str | Path) -> dict[str, Any] | None:
+    """The finalists' table ``finalize`` wrote into the run's best.json, if any."""
+    path = Path(run) / "best.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("finalists")
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return None  # show and report work on what is readable
+
+
 def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
-    """``show --json``: the run's outcome counts and its best ``top`` trained losses."""
+    """``show --json``: the run's outcome counts, its best ``top`` trained losses and the
+    finalists' table where ``finalize`` ran."""
     config, events = load_events(run)
     signatures = _signatures(config)
 
     metric = _metric(config)
     return {
+        "finalists": finalists_of(run),
         "run": str(run),
         "task": config["task"],
         "metric": metric,
@@ -99,8 +112,8 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
     }
 
 
-def leaderboard(run: str | Path, top: int = 10) -> str:
-    """The text of ``show``."""
+def leaderboard(run: str | Path, top: int = 10, finalists: bool = True) -> str:
+    """The text of ``show``: the leaderboard, then the finalists' table where ``finalize`` ran."""
     config, events = load_events(run)
     signatures = _signatures(config)
 
@@ -121,6 +134,11 @@ def leaderboard(run: str | Path, top: int = 10) -> str:
         lines.append(f"{rank:>4}  {event['id']:>6}  {event['fitness']:>10.4f}  {steps!s:>5}  {text}")
     if not ranked(events):
         lines.append("   (no trained loss yet)")
+    table = finalists_of(run) if finalists else None
+    if table:
+        from gp_loss.finalists import finalists_markdown
+
+        lines += ["", finalists_markdown(table)]
     return "\n".join(lines)
 
 
@@ -175,6 +193,15 @@ def _plots(run: Path, events: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+def _finalists_section(run: Path) -> list[str]:
+    table = finalists_of(run)
+    if not table:
+        return []
+    from gp_loss.finalists import finalists_markdown
+
+    return ["## Finalists (is the found loss really better?)", "", finalists_markdown(table), ""]
+
+
 def write_report(run: str | Path) -> Path:
     """Write ``report.md`` and the plots into the run directory; returns the report's path."""
     run = Path(run)
@@ -190,9 +217,10 @@ def write_report(run: str | Path) -> Path:
         f"created {config.get('created')}",
         "",
         "```",
-        leaderboard(run),
+        leaderboard(run, finalists=False),
         "```",
         "",
+        *_finalists_section(run),
         "## Time per stage (seconds)",
         "",
         "| stage | seconds |",

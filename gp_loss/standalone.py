@@ -33,8 +33,14 @@ def _source(fn: Callable) -> str:
     return text
 
 
-def class_name(slot: str) -> str:
-    """Module class name of a slot: ``cls`` -> ``ClsLoss``."""
+#: The class of a one-slot file: the one name to import.
+ONE_SLOT_CLASS = "Loss"
+
+
+def class_name(slot: str, slots: int = 2) -> str:
+    """Module class name of a slot: ``Loss`` in a one-slot file, else ``cls`` -> ``ClsLoss``."""
+    if slots == 1:
+        return ONE_SLOT_CLASS
     return "".join(part.capitalize() for part in slot.split("_")) + "Loss"
 
 
@@ -42,7 +48,7 @@ def _forward_params(adapter: Adapter) -> str:
     return ", ".join(f"{name}: Tensor" for name in adapter.arguments)
 
 
-def _slot_class(slot: str, loss: SlotLoss, tree_fn: str, n_inputs: int) -> str:
+def _slot_class(slot: str, loss: SlotLoss, tree_fn: str, n_inputs: int, name: str) -> str:
     adapter = get_adapter(loss.adapter, loss.options)
     tree_args = ", ".join(f"inputs[{i}]" for i in range(n_inputs))
     options = adapter.options
@@ -50,7 +56,7 @@ def _slot_class(slot: str, loss: SlotLoss, tree_fn: str, n_inputs: int) -> str:
     init_body = "".join(f"        self.{k} = {k}\n" for k in options)
     call_args = ", ".join([*adapter.arguments, *(f"self.{k}" for k in options)])
     return (
-        f"class {class_name(slot)}(torch.nn.Module):\n"
+        f"class {name}(torch.nn.Module):\n"
         f'    """Searched loss for slot {slot!r}, adapter {loss.adapter!r}: mean of {loss.tree}."""\n\n'
         f"    def __init__({init_sig}) -> None:\n"
         f"        super().__init__()\n{init_body}"
@@ -65,32 +71,62 @@ def _slot_class(slot: str, loss: SlotLoss, tree_fn: str, n_inputs: int) -> str:
 
 
 def _container_class(slots: Mapping[str, SlotLoss]) -> str:
-    """``SearchedLosses``: every slot as a method, the shape TorchScript can save in one file."""
+    """``SearchedLosses``: every slot's loss in one module, the shape TorchScript and
+    ``torch.export`` save in one file. ``forward`` takes every slot's two arguments in slot order
+    and returns the slots' losses in that order; ``m.<slot>(prediction, target)`` is one slot's."""
     init = "".join(f"        self.{slot}_loss = {class_name(slot)}()\n" for slot in slots)
-    methods = []
+    methods, params, calls = [], [], []
     for slot, loss in slots.items():
         adapter = get_adapter(loss.adapter, loss.options)
-        params = _forward_params(adapter)
-        args = ", ".join(adapter.arguments)
+        names = [f"{slot}_{argument}" for argument in adapter.arguments]
+        params += [f"{name}: Tensor" for name in names]
+        calls.append(f"self.{slot}_loss({', '.join(names)})")
         methods.append(
             f"    @torch.jit.export\n"
-            f"    def {slot}(self, {params}) -> Tensor:\n"
-            f"        return self.{slot}_loss({args})\n"
+            f"    def {slot}(self, {_forward_params(adapter)}) -> Tensor:\n"
+            f"        return self.{slot}_loss({', '.join(adapter.arguments)})\n"
         )
+    forward = (
+        f"    def forward(self, {', '.join(params)}) -> Tuple[{', '.join('Tensor' for _ in slots)}]:\n"
+        f"        return ({', '.join(calls)},)\n"
+    )
     return (
         "class SearchedLosses(torch.nn.Module):\n"
-        '    """Every slot\'s loss as a method: ``m.<slot>(prediction, target)``."""\n\n'
+        '    """Every slot\'s loss: ``m(*arguments of each slot, in slot order)`` returns them all,\n'
+        '    ``m.<slot>(prediction, target)`` one."""\n\n'
         "    def __init__(self) -> None:\n"
-        "        super().__init__()\n" + init + "\n" + "\n".join(methods)
+        "        super().__init__()\n" + init + "\n" + forward + "\n" + "\n".join(methods)
     )
 
 
-def module_source(slots: Mapping[str, SlotLoss], header: str = "") -> str:
-    """Python source defining one ``torch.nn.Module`` class per slot and ``build_losses()``.
+def usage(slots: Mapping[str, SlotLoss], module: str = "loss") -> list[str]:
+    """Two lines showing how to use the file (its header; the model card quotes them)."""
+    if len(slots) == 1:
+        ((_, loss),) = slots.items()
+        adapter = get_adapter(loss.adapter, loss.options)
+        return [
+            f"from {module} import {ONE_SLOT_CLASS}; loss = {ONE_SLOT_CLASS}()  # needs only torch",
+            f"value = loss({', '.join(adapter.arguments)})  # a scalar with a graph: value.backward()",
+        ]
+    terms = " + ".join(
+        f'losses["{slot}"]({", ".join(get_adapter(loss.adapter, loss.options).arguments)})'
+        for slot, loss in slots.items()
+    )
+    return [
+        f"from {module} import build_losses; losses = build_losses()  # needs only torch",
+        f"value = {terms}",
+    ]
+
+
+def module_source(slots: Mapping[str, SlotLoss], header: str = "", module: str = "loss") -> str:
+    """Python source of the loss: a one-slot file defines ``Loss``; a multi-slot file one class
+    per slot, ``build_losses()`` (a ``ModuleDict``) and ``SearchedLosses`` (all slots in one
+    module).
 
     Args:
         slots: slot name -> :class:`SlotLoss`.
         header: text for the module docstring (task, metric, fitness...).
+        module: the file's module name, for the usage lines of the docstring.
     """
     trees: list[str] = []
     used: set[str] = set()
@@ -102,10 +138,13 @@ def module_source(slots: Mapping[str, SlotLoss], header: str = "") -> str:
         code = tree_code(nodes, signature, name=f"{slot}_tree")
         trees.append(code.source)
         used.update(code.primitives)
-        classes.append(_slot_class(slot, loss, code.name, len(signature.inputs)))
+        classes.append(
+            _slot_class(slot, loss, code.name, len(signature.inputs), class_name(slot, len(slots)))
+        )
+    lines = usage(slots, module)
     header = (header or "Loss found by gp-loss.").replace("\\", "\\\\").replace('"', '\\"')
     parts = [
-        f'"""{header}\n\nGenerated by gp-loss; needs only torch."""\n',
+        f'"""{header}\n\nUse:  {lines[0]}\n      {lines[1]}\n\nGenerated by gp-loss; needs only torch."""\n',
         "from typing import List, Tuple\n\nimport torch\nimport torch.nn.functional as F\n\nTensor = torch.Tensor\n",
     ]
     if any(PRIMITIVES[p].kind == "aggregation" for p in used):
@@ -116,6 +155,8 @@ def module_source(slots: Mapping[str, SlotLoss], header: str = "") -> str:
     parts.append(_source(valid_mean))
     parts += trees
     parts += classes
+    if len(slots) == 1:
+        return "\n\n".join(part.rstrip("\n") + "\n" for part in parts)
     parts.append(_container_class(slots))
     entries = ", ".join(f"{slot!r}: {class_name(slot)}()" for slot in slots)
     parts.append(

@@ -88,3 +88,19 @@ def to_text(nodes: Sequence, adapter: type[Adapter] | None = None) -> str:
     for sym, name in _text_names(adapter).items():
         text = text.replace(sym, name)
     return text
+
+
+def to_words(nodes: Sequence, adapter: type[Adapter] | None = None) -> str:
+    """The tree in words, from the primitives' word templates and the adapter's words for its
+    inputs (``minus (the one-hot target times the signed log of |the predicted class
+    probability|)``): a reader need not know the primitives' names."""
+    inputs = dict(adapter.words) if adapter is not None else {}
+    stack: list[str] = []
+    for node in reversed(nodes):
+        if isinstance(node, gp.Terminal):
+            stack.append("1" if node.value == CONSTANT_ONE else inputs.get(node.value, node.value))
+        else:
+            args = [stack.pop() for _ in range(node.arity)]
+            stack.append(PRIMITIVES[node.name].words.format(*args))
+    (text,) = stack
+    return text

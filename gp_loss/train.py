@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from gp_loss.errors import GpLossError
 from gp_loss.exchange import read_best
@@ -16,9 +16,20 @@ from gp_loss.module import TreeLoss
 #: Short names users type for common baselines.
 ALIASES = {"ce": "cross_entropy", "soft_dice": "dice", "iou_loss": "iou", "giou_loss": "giou"}
 
+#: What a training is given: a baseline name of the task, a best.json / run directory, or the
+#: trees themselves, slot -> tree string.
+LossSpec = Union[str, Mapping[str, str]]  # noqa: UP007  (a runtime alias on Python 3.9 syntax rules)
 
-def resolve_losses(task, spec: str) -> tuple[str, dict]:
-    """``spec`` is a baseline name of the task (or an alias) or a best.json / run directory."""
+
+def resolve_losses(task, spec: LossSpec) -> tuple[str, dict]:
+    """``spec`` is a baseline name of the task (or an alias), a best.json / run directory, or a
+    ``{slot: tree}`` mapping."""
+    if isinstance(spec, Mapping):
+        missing = sorted({s.name for s in task.slots} - set(spec))
+        if missing:
+            raise GpLossError(f"trees {dict(spec)} lack slot(s) {missing} of task {task.name!r}")
+        label = ", ".join(f"{slot}: {tree}" for slot, tree in spec.items())
+        return label, {slot.name: TreeLoss.for_slot(slot, spec[slot.name], True) for slot in task.slots}
     path = Path(spec)
     if spec.endswith(".json") or path.is_dir() or path.exists():
         best = read_best(path)
@@ -63,6 +74,11 @@ def train_seed(task, losses: Mapping, seed: int) -> SeedRun:
     return SeedRun(seed, dict(metrics), None, time.perf_counter() - start)
 
 
+def headline(run: SeedRun) -> str:
+    """A progress line's summary of one training: why it diverged, or its first two metrics."""
+    return run.diverged or ", ".join(f"{k} {v:.3f}" for k, v in list(run.metrics.items())[:2])
+
+
 def summarise(runs: Sequence[SeedRun], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per metric: mean (``None`` if no seed trained), std (0 for one value) and the number of
     seeds that trained."""
@@ -91,6 +107,57 @@ def diverged_note(runs: Sequence[SeedRun]) -> str:
     if not bad or len(bad) == len(runs):
         return ""
     return f" (seed{'s' if len(bad) > 1 else ''} {', '.join(bad)} diverged)"
+
+
+def job_task(task_name: str, options: dict, imports: tuple[str, ...] = ()):
+    """The task in a spawned job process: one torch thread, the user's modules imported again
+    (they register the task there too)."""
+    import torch
+
+    from gp_loss.imports import import_modules
+    from tasks import get_task
+
+    torch.set_num_threads(1)
+    import_modules(imports)
+    return get_task(task_name, **options)
+
+
+def _job(task_name: str, options: dict, spec: LossSpec, seed: int, imports: tuple[str, ...] = ()) -> SeedRun:
+    """One final training in a spawned job process (one torch thread)."""
+    task = job_task(task_name, options, imports)
+    _, losses = resolve_losses(task, spec)
+    return train_seed(task, losses, seed)
+
+
+def train_many(
+    task,
+    options: Mapping[str, Any],
+    jobs: Sequence[tuple[Any, LossSpec, int]],
+    workers: int = 1,
+    imports: tuple[str, ...] = (),
+    processes: bool | None = None,
+) -> Iterator[tuple[Any, int, SeedRun]]:
+    """Final trainings ``(key, spec, seed)``, yielded as ``(key, seed, run)`` as each finishes.
+
+    In this process (the default for one worker) they train one after the other and their
+    progress shows; in processes (the default for several) ``workers`` spawned processes with
+    one torch thread each rebuild ``task`` by its name from ``options`` (and ``imports``)."""
+    if not (workers > 1 if processes is None else processes):
+        for key, spec, seed in jobs:
+            _, losses = resolve_losses(task, spec)
+            yield key, seed, train_seed(task, losses, seed)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(_job, task.name, dict(options), spec, seed, tuple(imports)): (key, seed)
+            for key, spec, seed in jobs
+        }
+        for future in as_completed(futures):
+            key, seed = futures[future]
+            yield key, seed, future.result()
 
 
 @dataclass

@@ -23,6 +23,7 @@ class Primitive:
         sympy_fn: builds the symbolic form from sympy arguments.
         latex: LaTeX template with ``{0}``, ``{1}`` placeholders for the arguments.
         kind: ``"elementwise"`` or ``"aggregation"``.
+        words: the operator in words with ``{0}``, ``{1}`` placeholders (model cards).
     """
 
     name: str
@@ -32,6 +33,7 @@ class Primitive:
     sympy_fn: Callable[..., sympy.Expr]
     latex: str
     kind: str
+    words: str = ""
 
     def __call__(self, *args: Tensor) -> Tensor:
         return self.fn(*args)
@@ -48,13 +50,16 @@ def register(
     latex: str,
     kind: str,
     spatial: bool = False,
+    words: str = "",
 ) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
     """Decorator adding a torch function to :data:`PRIMITIVES`; refuses duplicate names."""
 
     def wrap(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         if name in PRIMITIVES:
             raise ValueError(f"primitive {name!r} registered twice")
-        PRIMITIVES[name] = Primitive(name, arity, fn, spatial, sympy_fn, latex, kind)
+        PRIMITIVES[name] = Primitive(
+            name, arity, fn, spatial, sympy_fn, latex, kind, words or f"{name}({{0}})"
+        )
         return fn
 
     return wrap

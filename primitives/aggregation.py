@@ -23,6 +23,7 @@ def _is_nchw(x: Tensor) -> bool:
     "mean_nhw",
     1,
     sympy_fn=sympy.Function("mean_NHW"),
+    words="the mean over samples and positions of {0}",
     latex=r"\operatorname{{mean}}_{{NHW}}\left({0}\right)",
     kind="aggregation",
 )
@@ -35,6 +36,7 @@ def mean_nhw(x: Tensor) -> Tensor:
     "mean_c",
     1,
     sympy_fn=sympy.Function("mean_C"),
+    words="the mean over channels of {0}",
     latex=r"\operatorname{{mean}}_{{C}}\left({0}\right)",
     kind="aggregation",
 )
@@ -48,6 +50,7 @@ def mean_c(x: Tensor) -> Tensor:
     1,
     spatial=True,
     sympy_fn=sympy.Function("maxpool_3"),
+    words="the 3x3 maximum of {0}",
     latex=r"\operatorname{{maxpool}}_{{3}}\left({0}\right)",
     kind="aggregation",
 )
@@ -61,6 +64,7 @@ def maxpool3(x: Tensor) -> Tensor:
     1,
     spatial=True,
     sympy_fn=sympy.Function("minpool_3"),
+    words="the 3x3 minimum of {0}",
     latex=r"\operatorname{{minpool}}_{{3}}\left({0}\right)",
     kind="aggregation",
 )

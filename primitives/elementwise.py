@@ -15,25 +15,41 @@ from primitives.numerics import EPS, EXP_MAX, MAX_MAGNITUDE, SQRT_EPS
 Tensor = torch.Tensor
 
 
-@register("add", 2, sympy_fn=lambda x, y: x + y, latex=r"\left({0} + {1}\right)", kind="elementwise")
+@register(
+    "add",
+    2,
+    sympy_fn=lambda x, y: x + y,
+    latex=r"\left({0} + {1}\right)",
+    kind="elementwise",
+    words="({0} plus {1})",
+)
 def add(x: Tensor, y: Tensor) -> Tensor:
     """x + y."""
     return x + y
 
 
-@register("mul", 2, sympy_fn=lambda x, y: x * y, latex=r"{0} \cdot {1}", kind="elementwise")
+@register(
+    "mul", 2, sympy_fn=lambda x, y: x * y, latex=r"{0} \cdot {1}", kind="elementwise", words="({0} times {1})"
+)
 def mul(x: Tensor, y: Tensor) -> Tensor:
     """x * y, saturated at +-MAX_MAGNITUDE so that the product of two large values stays finite."""
     return torch.clamp(x * y, -MAX_MAGNITUDE, MAX_MAGNITUDE)
 
 
-@register("neg", 1, sympy_fn=lambda x: -x, latex=r"-{0}", kind="elementwise")
+@register("neg", 1, sympy_fn=lambda x: -x, latex=r"-{0}", kind="elementwise", words="minus {0}")
 def neg(x: Tensor) -> Tensor:
     """-x."""
     return -x
 
 
-@register("abs", 1, sympy_fn=sympy.Abs, latex=r"\left|{0}\right|", kind="elementwise")
+@register(
+    "abs",
+    1,
+    sympy_fn=sympy.Abs,
+    latex=r"\left|{0}\right|",
+    kind="elementwise",
+    words="the absolute value of {0}",
+)
 def abs_(x: Tensor) -> Tensor:
     """|x|."""
     return torch.abs(x)
@@ -58,37 +74,60 @@ class safe_inv(sympy.Function):  # lower case: it prints as the formula's functi
         return r"\operatorname{inv}\left(" + printer._print(self.args[0]) + r"\right)"
 
 
-@register("inv", 1, sympy_fn=safe_inv, latex=r"\frac{{1}}{{{0}}}", kind="elementwise")
+@register("inv", 1, sympy_fn=safe_inv, latex=r"\frac{{1}}{{{0}}}", kind="elementwise", words="one over {0}")
 def inv(x: Tensor) -> Tensor:
     """Safe 1/x: sign(x) / max(|x|, EPS) (0 at exactly 0)."""
     return torch.sign(x) / torch.clamp(torch.abs(x), min=EPS)
 
 
-@register("log", 1, sympy_fn=sympy.log, latex=r"\log\left({0}\right)", kind="elementwise")
+@register(
+    "log",
+    1,
+    sympy_fn=sympy.log,
+    latex=r"\log\left({0}\right)",
+    kind="elementwise",
+    words="the signed log of |{0}|",
+)
 def log(x: Tensor) -> Tensor:
     """Safe signed log: sign(x) * log(max(|x|, EPS)) (0 at exactly 0)."""
     return torch.sign(x) * torch.log(torch.clamp(torch.abs(x), min=EPS))
 
 
-@register("exp", 1, sympy_fn=sympy.exp, latex=r"e^{{{0}}}", kind="elementwise")
+@register("exp", 1, sympy_fn=sympy.exp, latex=r"e^{{{0}}}", kind="elementwise", words="e to the {0}")
 def exp(x: Tensor) -> Tensor:
     """e^x with the input clamped at EXP_MAX, so the output stays finite in fp32."""
     return torch.exp(torch.clamp(x, max=EXP_MAX))
 
 
-@register("tanh", 1, sympy_fn=sympy.tanh, latex=r"\tanh\left({0}\right)", kind="elementwise")
+@register(
+    "tanh", 1, sympy_fn=sympy.tanh, latex=r"\tanh\left({0}\right)", kind="elementwise", words="tanh of {0}"
+)
 def tanh(x: Tensor) -> Tensor:
     """tanh(x)."""
     return torch.tanh(x)
 
 
-@register("square", 1, sympy_fn=lambda x: x**2, latex=r"\left({0}\right)^{{2}}", kind="elementwise")
+@register(
+    "square",
+    1,
+    sympy_fn=lambda x: x**2,
+    latex=r"\left({0}\right)^{{2}}",
+    kind="elementwise",
+    words="the square of {0}",
+)
 def square(x: Tensor) -> Tensor:
     """x^2, saturated at MAX_MAGNITUDE."""
     return torch.clamp(x * x, max=MAX_MAGNITUDE)
 
 
-@register("sqrt", 1, sympy_fn=sympy.sqrt, latex=r"\sqrt{{{0}}}", kind="elementwise")
+@register(
+    "sqrt",
+    1,
+    sympy_fn=sympy.sqrt,
+    latex=r"\sqrt{{{0}}}",
+    kind="elementwise",
+    words="the signed square root of |{0}|",
+)
 def sqrt(x: Tensor) -> Tensor:
     """Signed square root sign(x) * sqrt(|x|); linear below EPS so the gradient stays finite at 0."""
     return torch.where(

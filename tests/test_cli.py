@@ -59,7 +59,7 @@ def test_export_python_and_latex(tmp_path):
     done = run_cli("export", str(best), "--format", "latex")
     assert done.returncode == 0 and r"\log" in done.stdout
     done = run_cli("export", str(best), "--format", "python", "-o", str(tmp_path / "loss.py"))
-    assert done.returncode == 0 and "class ClsLoss" in (tmp_path / "loss.py").read_text()
+    assert done.returncode == 0 and "class Loss(" in (tmp_path / "loss.py").read_text()
     done = run_cli("export", str(best), "--format", "torchscript", "-o", str(tmp_path / "loss.pt"))
     assert done.returncode == 0 and (tmp_path / "loss.pt").stat().st_size > 0
 

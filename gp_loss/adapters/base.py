@@ -47,8 +47,13 @@ class Adapter:
         calibration: the panels ``bench lrp`` calibrates the Loss-Rejection Protocol on, label
             -> tree: ``good`` (must pass), ``bad`` (must be rejected; negations of the good ones
             are added) and ``collapsing`` (pass the paper's protocol yet cannot train a network).
+        words: per input, its meaning in words (model cards).
         function: ``(prediction, target, *options) -> ([inputs...], valid)``, TorchScript
-            compatible and depending on torch alone: the standalone export copies its source.
+            compatible, free of data-dependent branches (``torch.export`` traces it) and
+            depending on torch alone: the standalone export copies its source.
+
+    :meth:`example`, :meth:`dynamic_dims` and :meth:`edge_cases` describe the adapter's input
+    domain for the export bundle (its test vectors, its ``torch.export`` program) and ``verify``.
     """
 
     name: ClassVar[str] = ""
@@ -59,6 +64,7 @@ class Adapter:
     arguments: ClassVar[tuple[str, str]] = ("prediction", "target")
     defaults: ClassVar[Mapping[str, int | float | bool]] = {}
     calibration: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    words: ClassVar[Mapping[str, str]] = {}
     function: ClassVar[Callable[..., Any]]
 
     def __init__(self, **options: Any) -> None:
@@ -82,6 +88,26 @@ class Adapter:
     def changed_options(self) -> dict[str, int | float | bool]:
         """Options that differ from the defaults (what ``best.json`` records)."""
         return {k: v for k, v in self.options.items() if v != self.defaults[k]}
+
+    def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
+        """Seeded ``(prediction, target)`` in the adapter's domain, small: a bundle's test vectors
+        and the example ``torch.export`` traces."""
+        raise GpLossError(f"adapter {self.name!r} declares no example inputs (Adapter.example)")
+
+    def dynamic_dims(self, spatial: bool) -> tuple[dict[int, str], dict[int, str]]:
+        """Per argument, the dims whose size may change (index -> name; one name, one size):
+        the exported program accepts any size there."""
+        return {0: "batch"}, {0: "batch"}
+
+    def edge_cases(self, generator: torch.Generator, spatial: bool) -> dict[str, tuple[Tensor, Tensor]]:
+        """Named inputs at the edges of the domain (huge and tiny values, ties, empty and
+        all-ignored batches), where a loss must stay finite in value and gradient."""
+        return {}
+
+    def curve(self) -> tuple[str, Tensor, Callable[[float], tuple[Tensor, Tensor]]] | None:
+        """The loss over its main input, for a model card's plot: the axis label, the values of
+        x and ``x -> (prediction, target)`` of one sample. ``None``: no such curve."""
+        return None
 
     def input_range(self, name: str) -> Interval:
         """The interval of input ``name`` (unbounded where undeclared)."""
@@ -124,12 +150,9 @@ def valid_mean(out: Tensor, valid: Tensor, like: Tensor) -> Tensor:
 
     The output may be smaller than the inputs after aggregations; it is broadcast back first.
     With nothing valid (an empty batch, everything ignored) the loss is 0 and still has a graph.
+    No branch depends on the data, so ``torch.export`` can trace it with dynamic shapes.
     """
     full = out.expand(like.shape)
     mask = valid.expand(like.shape)
-    if full.numel() == 0:
-        return out.sum() * 0.0
-    if bool(mask.all()):
-        return out.mean()  # broadcasting replicates uniformly: same mean as the full tensor
     total = torch.where(mask, full, torch.zeros_like(full)).sum()
     return total / mask.sum().clamp(min=1).to(full.dtype)

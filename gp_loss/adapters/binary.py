@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typing generics)
 
 import torch
@@ -59,4 +60,30 @@ class SigmoidBinary(Adapter):
         },
         "bad": SoftmaxOneHot.calibration["bad"],
     }
+    words: ClassVar[dict] = {"y_hat": "the predicted probability", "y": "the target's"}
     function = staticmethod(sigmoid_binary)
+
+    def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
+        shape = (5, 14, 14) if spatial else (12,)
+        logits = 3 * torch.randn(shape, generator=generator)
+        return logits, (torch.rand(shape, generator=generator) > 0.5).float()
+
+    def curve(self):
+        def point(p: float) -> tuple[Tensor, Tensor]:  # one foreground pixel
+            return torch.tensor([math.log(p / (1 - p))]), torch.tensor([1.0])
+
+        return "predicted probability at a foreground pixel", torch.linspace(0.01, 0.99, 99), point
+
+    def dynamic_dims(self, spatial: bool) -> tuple[dict[int, str], dict[int, str]]:
+        dims = {0: "batch", 1: "height", 2: "width"} if spatial else {0: "batch"}
+        return dims, dict(dims)
+
+    def edge_cases(self, generator: torch.Generator, spatial: bool) -> dict[str, tuple[Tensor, Tensor]]:
+        logits, targets = self.example(generator, spatial)
+        return {
+            "huge logits (+-1e4)": (1e4 * torch.sign(logits), targets),
+            "ties (all logits 0)": (torch.zeros_like(logits), targets),
+            "empty masks (all targets 0)": (logits, torch.zeros_like(targets)),
+            "full masks (all targets 1)": (logits, torch.ones_like(targets)),
+            "an empty batch": (logits[:0], targets[:0]),
+        }

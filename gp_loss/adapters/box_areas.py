@@ -73,4 +73,31 @@ class BoxIouAreas(Adapter):
             "grows boxes: 1/inter": "inv(inter)",
         },
     }
+    words: ClassVar[dict] = {
+        "inter": "the intersection area",
+        "union": "the union area",
+        "enclose": "the smallest enclosing box's area",
+    }
     function = staticmethod(box_iou_areas)
+
+    def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
+        corner = 50 * torch.rand(6, 2, generator=generator)
+        target = torch.cat([corner, corner + 1 + 30 * torch.rand(6, 2, generator=generator)], dim=1)
+        return target + 4 * torch.randn(6, 4, generator=generator), target
+
+    def curve(self):
+        def point(iou: float) -> tuple[Tensor, Tensor]:  # a box of the target's height, iou of its width
+            return torch.tensor([[0.0, 0.0, 10.0 * iou, 10.0]]), torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+
+        return "IoU of the predicted box with its target", torch.linspace(0.02, 1.0, 99), point
+
+    def edge_cases(self, generator: torch.Generator, spatial: bool) -> dict[str, tuple[Tensor, Tensor]]:
+        pred, target = self.example(generator, spatial)
+        point = torch.cat([target[:, :2], target[:, :2]], dim=1)
+        return {
+            "perfect boxes (inter = union)": (target.clone(), target),
+            "disjoint boxes (inter 0)": (target + 1000, target),
+            "zero-area predictions": (point, target),
+            "huge coordinates (1e6)": (pred * 1e6, target * 1e6),
+            "an empty set of boxes": (pred[:0], target[:0]),
+        }

@@ -26,10 +26,10 @@ def heatmap(prediction: Tensor, target: Tensor) -> Tuple[List[Tensor], Tensor]: 
     from ``prediction``, so they change neither the loss value nor its gradient.
     """
     valid = target >= 0
-    if not bool(valid.all()):
-        target = torch.where(valid, target, torch.zeros_like(target))
-        prediction = torch.where(valid, prediction, torch.zeros_like(prediction))
-    target = target.to(prediction.dtype)
+    target = torch.where(valid, target, torch.zeros_like(target)).to(
+        prediction.dtype
+    )  # no data-dependent branch
+    prediction = torch.where(valid, prediction, torch.zeros_like(prediction))
     return [prediction, target, prediction - target], valid
 
 
@@ -68,4 +68,34 @@ class Heatmap(Adapter):
             "constant-like: the residual's sign": "mul(r, inv(abs(r)))",
         },
     }
+    words: ClassVar[dict] = {
+        "y_hat": "the predicted heatmap",
+        "y": "the target heatmap",
+        "r": "the residual (prediction - target)",
+    }
     function = staticmethod(heatmap)
+
+    def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
+        prediction = torch.randn(2, 17, 8, 6, generator=generator)
+        target = torch.rand(2, 17, 8, 6, generator=generator) ** 4
+        target[0, 3] = -1.0  # a keypoint without a label
+        return prediction, target
+
+    def curve(self):
+        def point(r: float) -> tuple[Tensor, Tensor]:  # one pixel whose target is 0.5
+            return torch.full((1, 1, 1, 1), 0.5 + r), torch.full((1, 1, 1, 1), 0.5)
+
+        return "residual at a pixel whose target is 0.5", torch.linspace(-1.0, 1.0, 101), point
+
+    def dynamic_dims(self, spatial: bool) -> tuple[dict[int, str], dict[int, str]]:
+        dims = {0: "batch", 1: "keypoints", 2: "height", 3: "width"}
+        return dims, dict(dims)
+
+    def edge_cases(self, generator: torch.Generator, spatial: bool) -> dict[str, tuple[Tensor, Tensor]]:
+        prediction, target = self.example(generator, spatial)
+        return {
+            "huge predictions (+-1e4)": (1e4 * torch.sign(prediction), target),
+            "ties (all predictions 0)": (torch.zeros_like(prediction), target),
+            "every keypoint without a label": (prediction, torch.full_like(target, -1.0)),
+            "an empty batch": (prediction[:0], target[:0]),
+        }

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typing generics)
 
 import torch
-import torch.nn.functional as F
 
 from gp_loss.adapters.base import Adapter, register_adapter
 from gp_loss.baselines import get_baseline
@@ -29,13 +29,12 @@ def softmax_onehot(logits: Tensor, labels: Tensor, ignore_index: int) -> Tuple[L
         labels = labels[:, None, None]
     valid = (labels != ignore_index)[:, None]
     safe = torch.where(valid[:, 0], labels, torch.zeros_like(labels)).long()
-    y = F.one_hot(safe, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
-    y_hat = torch.softmax(logits, dim=1)
-    if not bool(valid.all()):
-        weight = valid.to(logits.dtype)
-        y = y * weight
-        y_hat = y_hat * weight
-    return [y_hat, y], valid
+    # one-hot by comparison with the class indices: F.one_hot would fix the class count when
+    # torch.export traces the loss
+    classes = torch.arange(logits.shape[1], device=logits.device).view(1, -1, 1, 1)
+    y = (safe[:, None] == classes).to(logits.dtype)
+    weight = valid.to(logits.dtype)  # no data-dependent branch: torch.export traces it
+    return [torch.softmax(logits, dim=1) * weight, y * weight], valid
 
 
 @register_adapter
@@ -68,4 +67,36 @@ class SoftmaxOneHot(Adapter):
             "follows class frequencies": "mul(neg(add(y_hat, y_hat)), mean_nhw(tanh(y)))",
         },
     }
+    words: ClassVar[dict] = {"y_hat": "the predicted class probability", "y": "the one-hot target"}
     function = staticmethod(softmax_onehot)
+
+    def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
+        shape = (4, 5, 6, 6) if spatial else (8, 5)
+        logits = 3 * torch.randn(shape, generator=generator)
+        labels = torch.randint(0, 5, (shape[0], *shape[2:]), generator=generator)
+        labels.view(-1)[::7] = int(self.options["ignore_index"])  # some positions ignored
+        return logits, labels
+
+    def curve(self):
+        def point(p: float) -> tuple[Tensor, Tensor]:  # two classes, the first is the truth
+            return torch.tensor([[math.log(p), math.log(1 - p)]]), torch.tensor([0])
+
+        return "predicted probability of the true class", torch.linspace(0.01, 0.99, 99), point
+
+    def dynamic_dims(self, spatial: bool) -> tuple[dict[int, str], dict[int, str]]:
+        if spatial:
+            return {0: "batch", 1: "classes", 2: "height", 3: "width"}, {0: "batch", 1: "height", 2: "width"}
+        return {0: "batch", 1: "classes"}, {0: "batch"}
+
+    def edge_cases(self, generator: torch.Generator, spatial: bool) -> dict[str, tuple[Tensor, Tensor]]:
+        logits, labels = self.example(generator, spatial)
+        ignored = torch.full_like(labels, int(self.options["ignore_index"]))
+        wrong = (labels.clamp(0, 4) + 1) % 5
+        confident = 30 * torch.nn.functional.one_hot(wrong, 5).movedim(-1, 1).float()
+        return {
+            "huge logits (+-1e4)": (1e4 * torch.sign(logits), labels),
+            "confident mistakes (30 on a wrong class)": (confident, labels.clamp(0, 4)),
+            "ties (all logits 0)": (torch.zeros_like(logits), labels),
+            "every position ignored": (logits, ignored),
+            "an empty batch": (logits[:0], labels[:0]),
+        }

@@ -33,9 +33,8 @@ def regression(prediction: Tensor, target: Tensor, ignore_nan: bool) -> Tuple[Li
         valid = ~torch.isnan(target)
     else:
         valid = torch.ones_like(target, dtype=torch.bool)
-    if not bool(valid.all()):
-        target = torch.where(valid, target, torch.zeros_like(target))
-        prediction = torch.where(valid, prediction, torch.zeros_like(prediction))
+    target = torch.where(valid, target, torch.zeros_like(target))  # no data-dependent branch
+    prediction = torch.where(valid, prediction, torch.zeros_like(prediction))
     return [prediction, target, prediction - target], valid
 
 
@@ -74,4 +73,34 @@ class Regression(Adapter):
             "constant-like: the residual's sign": "mul(r, inv(abs(r)))",
         },
     }
+    words: ClassVar[dict] = {
+        "y_hat": "the prediction",
+        "y": "the target",
+        "r": "the residual (prediction - target)",
+    }
     function = staticmethod(regression)
+
+    def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
+        shape = (2, 3, 4, 4) if spatial else (8, 3)
+        return torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+
+    def curve(self):
+        def point(r: float) -> tuple[Tensor, Tensor]:
+            return torch.tensor([[r]]), torch.tensor([[0.0]])
+
+        return "residual (prediction - target)", torch.linspace(-3.0, 3.0, 121), point
+
+    def dynamic_dims(self, spatial: bool) -> tuple[dict[int, str], dict[int, str]]:
+        dims = {0: "batch", 1: "channels", 2: "height", 3: "width"} if spatial else {0: "batch", 1: "outputs"}
+        return dims, dict(dims)
+
+    def edge_cases(self, generator: torch.Generator, spatial: bool) -> dict[str, tuple[Tensor, Tensor]]:
+        prediction, target = self.example(generator, spatial)
+        cases = {
+            "huge residuals (1e30)": (prediction * 1e30, target),
+            "ties (prediction = target)": (target.clone(), target),
+            "an empty batch": (prediction[:0], target[:0]),
+        }
+        if self.options["ignore_nan"]:
+            cases["every target missing (NaN)"] = (prediction, torch.full_like(target, float("nan")))
+        return cases

@@ -19,11 +19,10 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-from gp_loss.bench.table import job_task
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.rungs import rung_steps
-from gp_loss.train import SeedRun, resolve_losses, train_seed
+from gp_loss.train import SeedRun, job_task, resolve_losses, train_seed
 
 #: Give up drawing a slot's passing random tree after this many draws.
 MAX_DRAWS = 20_000

@@ -11,16 +11,12 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from typing import Any
-
-import torch
 
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
-from gp_loss.train import SeedRun, diverged_note, mean_std, resolve_losses, summarise, train_seed
+from gp_loss.train import SeedRun, diverged_note, headline, mean_std, resolve_losses, summarise, train_many
 
 
 def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -32,23 +28,6 @@ def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:
             raise GpLossError(f"bad --loss {item!r}; use SPEC or LABEL=SPEC")
         rows.append((label, spec))
     return rows
-
-
-def job_task(task_name: str, options: dict, imports: tuple[str, ...] = ()):
-    """The task in a spawned job process: one torch thread, the user's modules imported again
-    (they register the task there too)."""
-    from gp_loss.imports import import_modules
-    from tasks import get_task
-
-    torch.set_num_threads(1)
-    import_modules(imports)
-    return get_task(task_name, **options)
-
-
-def _job(task_name: str, options: dict, spec: str, seed: int, imports: tuple[str, ...] = ()) -> SeedRun:
-    task = job_task(task_name, options, imports)
-    _, losses = resolve_losses(task, spec)
-    return train_seed(task, losses, seed)
 
 
 @dataclass
@@ -120,22 +99,16 @@ def run(
     for _, spec in rows:  # bad specs fail here, before any training
         resolve_losses(task, spec)
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {
-            (label, seed): pool.submit(_job, task_name, options, spec, seed, tuple(imports))
-            for label, spec in rows
-            for seed in range(seeds)
-        }
-        results: dict[tuple[str, int], SeedRun] = {}
-        keys = {future: key for key, future in futures.items()}
-        for done, future in enumerate(as_completed(keys), 1):
-            label, seed = keys[future]
-            results[label, seed] = found = future.result()
-            headline = found.diverged or ", ".join(f"{k} {v:.3f}" for k, v in list(found.metrics.items())[:2])
-            print(
-                f"[{done}/{len(futures)}] {label}, seed {seed}: {headline} ({found.seconds:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+    work = [(label, spec, seed) for label, spec in rows for seed in range(seeds)]
+    results: dict[tuple[str, int], SeedRun] = {}
+    # in job processes even one at a time: every row trains with one torch thread
+    trainings = train_many(task, options, work, jobs, imports, processes=True)
+    for done, (label, seed, found) in enumerate(trainings, 1):
+        results[label, seed] = found
+        print(
+            f"[{done}/{len(work)}] {label}, seed {seed}: {headline(found)} ({found.seconds:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     runs = {label: [results[label, seed] for seed in range(seeds)] for label, _ in rows}
     return Table(task.name, list(task.metrics), rows, runs, seeds, jobs, time.perf_counter() - start)

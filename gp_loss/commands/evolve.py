@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from gp_loss.commands.finalize import finalize_options
 from gp_loss.commands.options import import_modules, import_option, lrp_protocol_option, task_option_values
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.rungs import PROMOTE
@@ -109,6 +110,13 @@ from gp_loss.fitness.rungs import PROMOTE
 )
 @click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@click.option(
+    "--finalize",
+    "then_finalize",
+    is_flag=True,
+    help="At the end, retrain the top losses over seeds beside the baseline (see `finalize`).",
+)
+@finalize_options("finalize-")
 def evolve_cmd(**kw) -> None:
     """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
     from gp_loss.api import run
@@ -188,3 +196,10 @@ def evolve_cmd(**kw) -> None:
     if result.interrupted:
         sys.exit(130)
     click.echo(result.summary())
+    if kw["then_finalize"]:
+        from gp_loss.finalists import finalize
+
+        table = finalize(
+            search.directory.path, top=kw["finalize_top"], seeds=kw["finalize_seeds"], quiet=kw["quiet"]
+        )
+        click.echo(table.markdown())

@@ -126,18 +126,19 @@ def report_cmd(run: str, imports: tuple[str, ...]) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["python", "torchscript", "latex"]),
+    type=click.Choice(["python", "torchscript", "exported", "latex", "bundle"]),
     default="python",
     show_default=True,
-    help="python: standalone file needing only torch; torchscript: scripted "
-    "module for torch.jit.load; latex: the simplified formula.",
+    help="python: standalone file needing only torch; torchscript: scripted module for "
+    "torch.jit.load; exported: torch.export program (.pt2) for torch.export.load; latex: the "
+    "simplified formula; bundle: a folder with all of them, test vectors and a model card.",
 )
 @click.option(
     "-o",
     "--out",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     default=None,
-    help="Write here instead of stdout (required for torchscript).",
+    help="Write here instead of stdout (required for torchscript, exported and bundle).",
 )
 @import_option()
 def export_cmd(file: str, fmt: str, out: str | None, imports: tuple[str, ...]) -> None:
@@ -146,8 +147,23 @@ def export_cmd(file: str, fmt: str, out: str | None, imports: tuple[str, ...]) -
     from gp_loss.export import export
 
     import_modules(imports, file)
-    text = export(read_best(file), fmt, out)
+    text = export(read_best(file), fmt, out, source=file)
     if out is None and text is not None:
         click.echo(text, nl=False)
     elif out is not None:
         click.echo(f"wrote {out}", err=True)
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path())
+@json_flag()
+def verify_cmd(bundle: str, as_json: bool) -> None:
+    """Check an export bundle: files unchanged since export (SHA-256), loss.py, loss.pt and
+    loss.pt2 reproduce the test vectors in a fresh process, gradcheck in float64, finite on the
+    adapter's edge cases and in half precision. Exit code 0 when every check passes, else 1."""
+    from gp_loss.verification import verify
+
+    result = verify(bundle)
+    emit(result, as_json)
+    if not result.passed:
+        raise click.exceptions.Exit(1)

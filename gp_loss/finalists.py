@@ -1,0 +1,334 @@
+"""``finalize``: retrain a run's best losses over seeds beside the task's baseline, and say
+whether the winner is really better (DESIGN section 3, "After the search").
+
+The finalists are the run's top K distinct trained losses by proxy fitness (as the search ranks
+them: proxy rung first, then fitness; genomes with the same gradient-equivalence key count
+once). Each finalist and each baseline is trained at final fidelity (``task.final_evaluate``)
+with the same seeds 0..N-1, so that results pair by seed; :mod:`gp_loss.stats` gives every
+finalist's paired difference to every baseline with a 95% t interval. The winner is the
+finalist with the best mean target metric; ``best.json`` then holds the winner's trees and the
+table, with the verdict against the task's default baseline stated plainly.
+
+Every finished training is appended to ``finalize.jsonl`` in the run directory (fsynced), keyed
+by its losses, seed and task options: a finalize killed at any moment and run again redoes only
+the trainings that had not finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gp_loss.errors import GpLossError
+from gp_loss.exchange import BestLoss, SlotLoss, read_best, write_best
+from gp_loss.stats import PairedDifference, paired_difference
+from gp_loss.train import LossSpec, SeedRun, headline, resolve_losses, train_many
+
+LOG = "finalize.jsonl"
+
+
+@dataclass
+class Row:
+    """A finalist or a baseline, and its trainings (one per seed, in seed order).
+
+    Attributes:
+        label: ``#<event id>`` for a finalist, the baseline's name otherwise.
+        kind: ``finalist`` or ``baseline``.
+        spec: the trees (slot -> tree) or the baseline's name.
+        event: the finalist's event id in the run.
+        proxy: the finalist's proxy fitness.
+    """
+
+    label: str
+    kind: str
+    spec: LossSpec
+    event: int | None = None
+    proxy: float | None = None
+    runs: list[SeedRun] = field(default_factory=list)
+
+    def key(self, task_options: Mapping[str, Any]) -> str:
+        """What identifies this row's trainings in the log: its losses and the task's options."""
+        return json.dumps({"losses": self.spec, "task_options": dict(task_options)}, sort_keys=True)
+
+    def values(self, metric: str) -> list[float | None]:
+        """``metric`` per seed (``None`` where the training diverged)."""
+        return [None if r.metrics is None else r.metrics[metric] for r in self.runs]
+
+    def summary(self, metric: str) -> dict[str, Any]:
+        """mean, std and the number of seeds that trained."""
+        values = [v for v in self.values(metric) if v is not None]
+        return {
+            "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "trained": len(values),
+        }
+
+
+@dataclass
+class Finalists:
+    """The finalize table: every row's trainings and the paired comparisons."""
+
+    task: str
+    metric: str
+    metrics: list[str]
+    seeds: int
+    rows: list[Row]
+    level: float = 0.95
+
+    @property
+    def finalists(self) -> list[Row]:
+        return [r for r in self.rows if r.kind == "finalist"]
+
+    @property
+    def baselines(self) -> list[Row]:
+        return [r for r in self.rows if r.kind == "baseline"]
+
+    def difference(self, row: Row, baseline: Row, metric: str) -> PairedDifference:
+        """``row`` - ``baseline`` on ``metric``, paired by seed."""
+        return paired_difference(row.values(metric), baseline.values(metric), self.level)
+
+    @property
+    def winner(self) -> Row | None:
+        """The finalist with the best mean target metric (``None`` if none trained)."""
+        trained = [r for r in self.finalists if r.summary(self.metric)["mean"] is not None]
+        return max(trained, key=lambda r: r.summary(self.metric)["mean"], default=None)
+
+    def verdict(self) -> dict[str, Any] | None:
+        """The winner against the default baseline (the first) on the target metric."""
+        winner = self.winner
+        if winner is None or not self.baselines:
+            return None
+        baseline = self.baselines[0]
+        diff = self.difference(winner, baseline, self.metric)
+        return {
+            "winner": winner.label,
+            "baseline": baseline.label,
+            "metric": self.metric,
+            **diff.to_json(),
+            "statement": statement(winner.label, baseline.label, self.metric, diff),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The table as ``best.json`` records it."""
+        rows = []
+        for row in self.rows:
+            entry: dict[str, Any] = {
+                "label": row.label,
+                "kind": row.kind,
+                "losses": row.spec,
+                "summary": {m: row.summary(m) for m in self.metrics},
+                "runs": [asdict(r) for r in row.runs],
+            }
+            if row.kind == "finalist":
+                entry.update(event=row.event, proxy_fitness=row.proxy)
+                entry["vs"] = {
+                    b.label: {m: self.difference(row, b, m).to_json() for m in self.metrics}
+                    for b in self.baselines
+                }
+            rows.append(entry)
+        return {
+            "metric": self.metric,
+            "seeds": self.seeds,
+            "interval": f"{self.level:.0%} paired t interval over seeds",
+            "rows": rows,
+            "verdict": self.verdict(),
+        }
+
+    def markdown(self) -> str:
+        """The table (metrics x100) and the verdict, as ``finalize`` and ``show`` print it."""
+        return finalists_markdown(self.to_json(), self.metrics)
+
+
+def statement(winner: str, baseline: str, metric: str, diff: PairedDifference) -> str:
+    """The verdict in one sentence."""
+    if diff.verdict == "undetermined":
+        return f"{winner} vs {baseline} on {metric}: {100 * diff.mean:+.1f} over {diff.n} seed(s); undetermined (needs 2 seeds)"
+    span = f"{100 * diff.mean:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]"
+    words = {"beats": "beats", "ties": "ties with", "loses": "loses to"}[diff.verdict]
+    return (
+        f"{winner} {words} {baseline} on {metric}: {span} (x100, 95% paired t interval over {diff.n} seeds)"
+    )
+
+
+def finalists_markdown(table: Mapping[str, Any], metrics: Sequence[str] | None = None) -> str:
+    """Markdown of a finalists table as ``best.json`` stores it (``show`` reads it from there)."""
+    rows = table["rows"]
+    metrics = list(metrics or rows[0]["summary"])
+    baselines = [r["label"] for r in rows if r["kind"] == "baseline"]
+    first = baselines[0] if baselines else None
+    head = ["loss", "proxy", *metrics]
+    if first:
+        head.append(f"{table['metric']} vs {first}")
+    lines = [
+        f"finalists: {table['seeds']} seed(s) each, metrics x100 on the final split, mean +- std; {table['interval']}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for row in rows:
+        cells = [row["label"], "" if row.get("proxy_fitness") is None else f"{row['proxy_fitness']:.3f}"]
+        for metric in metrics:
+            s = row["summary"][metric]
+            cells.append(
+                "diverged" if s["mean"] is None else f"{100 * s['mean']:.1f} +- {100 * s['std']:.1f}"
+            )
+        if first:
+            d = row.get("vs", {}).get(first, {}).get(table["metric"])
+            if d is None:
+                cells.append("")
+            elif d["low"] is None:
+                cells.append(f"{100 * d['mean']:+.1f} ({d['verdict']})")
+            else:
+                cells.append(
+                    f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] {d['verdict']}"
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    for row in rows:
+        if row["kind"] == "finalist":
+            lines.append(f"- {row['label']}: " + "; ".join(f"{s}: `{t}`" for s, t in row["losses"].items()))
+    if table.get("verdict"):
+        lines += ["", f"**verdict: {table['verdict']['statement']}**"]
+    return "\n".join(lines)
+
+
+def select_finalists(events: Sequence[Mapping[str, Any]], top: int) -> list[Mapping[str, Any]]:
+    """The ``top`` distinct trained events, best first: proxy rung reached, then fitness; a genome
+    seen before (same trees, or the same gradient-equivalence key) is left out."""
+    from gp_loss.report import ranked
+
+    chosen, seen = [], set()
+    for event in ranked(list(events)):
+        keys = {json.dumps(event["trees"], sort_keys=True)} | (
+            {event["gec_key"]} if event.get("gec_key") else set()
+        )
+        if keys & seen:
+            continue
+        seen |= keys
+        chosen.append(event)
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+class TrainingLog:
+    """``finalize.jsonl``: one line per finished training, appended and fsynced; a torn last line
+    (a kill mid-write) is cut off when the log is read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[tuple[str, int], SeedRun] = {}
+        if path.exists():
+            raw = path.read_bytes()
+            if raw and not raw.endswith(b"\n"):
+                raw = raw[: raw.rfind(b"\n") + 1]
+                with open(path, "r+b") as handle:
+                    handle.truncate(len(raw))
+            for line in raw.decode("utf-8").splitlines():
+                entry = json.loads(line)
+                self.done[entry["key"], entry["seed"]] = SeedRun(**entry["run"])
+
+    def add(self, key: str, seed: int, run: SeedRun) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"key": key, "seed": seed, "run": asdict(run)}) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.done[key, seed] = run
+
+
+def finalize(
+    run: str | os.PathLike,
+    *,
+    top: int = 3,
+    seeds: int = 3,
+    baselines: Sequence[str] = (),
+    jobs: int = 1,
+    task_options: Mapping[str, Any] | None = None,
+    task=None,
+    quiet: bool = False,
+) -> Finalists:
+    """Retrain the ``top`` losses of ``run`` and the baselines over ``seeds`` seeds; record the
+    table and the verdict in the run's ``best.json``.
+
+    Args:
+        run: the run directory.
+        top: finalists (distinct losses, best proxy fitness first).
+        seeds: trainings per loss, seeds 0..N-1, the same for every row.
+        baselines: baseline names to train beside the task's default baseline.
+        jobs: trainings at a time (several: spawned processes with one torch thread each).
+        task_options: task settings that differ from the run's (``final_steps=...``).
+        task: the task object, for a run whose task cannot be rebuilt by name.
+        quiet: no progress on stderr.
+    """
+    from gp_loss.report import load_events
+    from gp_loss.runner import RunSettings, build_task
+    from gp_loss.runner import task_options as options_of
+    from tasks.training import progress
+
+    if top < 1 or seeds < 1:
+        raise GpLossError("finalize needs --top and --seeds of at least 1")
+    directory = Path(run)
+    config, events = load_events(directory)
+    settings = RunSettings.from_json(config)
+    settings.task_options.update(task_options or {})
+    if task is None:
+        if settings.task_object:
+            raise GpLossError(
+                f"{directory}: its task is a Python object; finalize it with gp_loss.finalize(run, task=...)"
+            )
+        task = build_task(settings)
+    chosen = select_finalists(events, top)
+    if not chosen:
+        raise GpLossError(f"{directory}: no trained loss to finalize yet")
+    names = [task.reference_baseline, *(b for b in baselines if b != task.reference_baseline)]
+    rows = [Row(f"#{e['id']}", "finalist", dict(e["trees"]), e["id"], e["fitness"]) for e in chosen]
+    for name in names:
+        resolve_losses(task, name)  # an unknown baseline fails here, before any training
+        rows.append(Row(name, "baseline", name))
+    options = options_of(settings)
+    if settings.task_object and jobs > 1:
+        jobs = 1  # a task object cannot be rebuilt by name in job processes
+    log = TrainingLog(directory / LOG)
+    keys = {row.label: row.key(options) for row in rows}
+    todo = [
+        (row.label, row.spec, s) for row in rows for s in range(seeds) if (keys[row.label], s) not in log.done
+    ]
+    say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    reused = len(rows) * seeds - len(todo)
+    say(
+        f"finalize {directory}: {len(rows)} losses x {seeds} seeds, {len(todo)} training(s) to run"
+        + (f", {reused} finished before" if reused else "")
+    )
+    with nullcontext() if quiet or jobs > 1 else progress():
+        trainings = train_many(task, options, todo, jobs, settings.imports)
+        for done, (label, seed, result) in enumerate(trainings, 1):
+            log.add(keys[label], seed, result)
+            say(f"[{done}/{len(todo)}] {label}, seed {seed}: {headline(result)} ({result.seconds:.0f} s)")
+    for row in rows:
+        row.runs = [log.done[keys[row.label], s] for s in range(seeds)]
+    table = Finalists(task.name, task.metric, list(task.metrics), seeds, rows)
+    _record(directory, table, chosen)
+    return table
+
+
+def _record(directory: Path, table: Finalists, chosen: Sequence[Mapping[str, Any]]) -> None:
+    """``best.json`` becomes the winner's, with the finalists' table and the verdict."""
+    winner = table.winner
+    best_path = directory / "best.json"
+    if winner is None or not best_path.exists():
+        return
+    best = read_best(best_path)
+    event = next(e for e in chosen if e["id"] == winner.event)
+    slots = {
+        name: SlotLoss(event["trees"][name], entry.adapter, entry.options)
+        for name, entry in best.slots.items()
+    }
+    extra = {k: v for k, v in best.extra.items() if k not in ("id", "metrics", "finalists")}
+    extra.update(id=event["id"], metrics=event.get("metrics", {}), finalists=table.to_json())
+    write_best(best_path, BestLoss(best.task, best.metric, event["fitness"], slots, extra))

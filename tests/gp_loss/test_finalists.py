@@ -1,0 +1,145 @@
+"""finalize: the top losses of a run retrained beside the baseline over the same seeds, paired
+verdicts written into best.json, resumable after a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gp_loss import finalize, search
+from gp_loss.baselines import get_baseline
+from gp_loss.finalists import LOG, select_finalists
+from gp_loss.report import leaderboard
+from tests.test_cli import ROOT, run_cli
+
+CE = get_baseline("cross_entropy").tree
+TINY = {"steps": 25}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A cls_digits run seeded with the baseline trees: its finalists include the CE tree."""
+    out = tmp_path_factory.mktemp("fin") / "run"
+    search(
+        "cls_digits",
+        out=out,
+        max_trained=4,
+        progress=False,
+        init="baselines",
+        population=3,
+        task_options=TINY,
+    )
+    return out
+
+
+def test_finalists_are_distinct_and_ranked_like_the_search():
+    events = [
+        {
+            "id": 0,
+            "outcome": "trained",
+            "fitness": 0.5,
+            "trees": {"cls": "a"},
+            "gec_key": "k1",
+            "rungs": [{}, {}],
+        },
+        {
+            "id": 1,
+            "outcome": "trained",
+            "fitness": 0.9,
+            "trees": {"cls": "b"},
+            "gec_key": "k2",
+            "rungs": [{}],
+        },
+        {
+            "id": 2,
+            "outcome": "trained",
+            "fitness": 0.4,
+            "trees": {"cls": "c"},
+            "gec_key": "k1",
+            "rungs": [{}, {}],
+        },
+        {"id": 3, "outcome": "equivalent", "fitness": 0.5, "trees": {"cls": "d"}, "gec_key": "k1"},
+        {
+            "id": 4,
+            "outcome": "trained",
+            "fitness": 0.3,
+            "trees": {"cls": "e"},
+            "gec_key": "k3",
+            "rungs": [{}, {}],
+        },
+    ]
+    # the last rung first (0.5, 0.3: 2 is gradient-equivalent to 0, so out), then the first rung
+    assert [e["id"] for e in select_finalists(events, 3)] == [0, 4, 1]
+
+
+def test_a_tie_is_reported_as_a_tie_and_recorded_in_best_json(run):
+    table = finalize(run, top=2, seeds=2, task_options=TINY, quiet=True)
+    labels = [row.label for row in table.rows]
+    assert labels[-1] == "cross_entropy" and len(labels) == 3
+    ce = next(row for row in table.finalists if row.spec == {"cls": CE})  # the CE tree itself
+    diff = table.difference(ce, table.baselines[0], "accuracy")
+    assert (diff.mean, diff.low, diff.high, diff.verdict) == (
+        0.0,
+        0.0,
+        0.0,
+        "ties",
+    )  # same seeds, same training
+    best = json.loads((run / "best.json").read_text())
+    verdict = best["finalists"]["verdict"]
+    assert verdict["winner"] == table.winner.label and verdict["verdict"] in ("beats", "ties", "loses")
+    assert best["slots"]["cls"]["tree"] == table.winner.spec["cls"]  # best.json is now the winner's
+    assert "verdict:" in leaderboard(run) and "accuracy vs cross_entropy" in leaderboard(run)
+    again = finalize(run, top=2, seeds=2, task_options=TINY, quiet=True)  # everything reused
+    assert [r.runs for r in again.rows] == [r.runs for r in table.rows]
+    assert len((run / LOG).read_text().splitlines()) == 6
+
+
+@pytest.mark.slow
+def test_finalize_resumes_after_a_kill_without_redoing_finished_trainings(tmp_path):
+    out = tmp_path / "run"
+    search(
+        "cls_digits",
+        out=out,
+        max_trained=3,
+        progress=False,
+        init="baselines",
+        population=3,
+        task_options=TINY,
+    )
+    command = [sys.executable, str(ROOT / "cli.py"), "finalize", str(out), "--top", "2", "--seeds", "3"]
+    command += ["--task-option", "steps=150"]  # seconds each: long enough to be killed between trainings
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / LOG
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = log.read_text().splitlines()
+    assert 2 <= len(finished) < 9
+    done = run_cli(*command[2:])
+    assert done.returncode == 0, done.stderr
+    assert f"{len(finished)} finished before" in done.stderr
+    lines = log.read_text().splitlines()
+    assert lines[: len(finished)] == finished and len(lines) == 9  # kept, then only the rest
+    keys = [(json.loads(line)["key"], json.loads(line)["seed"]) for line in lines]
+    assert len(set(keys)) == 9
+
+
+def test_evolve_finalize_through_the_cli(tmp_path):
+    out = tmp_path / "run"
+    done = run_cli(
+        "evolve", "--task", "cls_digits", "--max-trained", "3", "--population", "3", "--task-option", "steps=20",
+        "--out", str(out), "--quiet", "--finalize", "--finalize-top", "1", "--finalize-seeds", "2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "verdict:" in done.stdout and "accuracy vs cross_entropy" in done.stdout
+    assert json.loads((out / "best.json").read_text())["finalists"]["seeds"] == 2
+    bad = run_cli("finalize", str(out), "--baseline", "nonsense")
+    assert bad.returncode == 2 and bad.stderr.startswith("gp-loss: unknown loss 'nonsense'")
