@@ -11,6 +11,7 @@ import sys
 import click
 
 from gp_loss.commands.bench import bench
+from gp_loss.commands.cache import cache_cmd
 from gp_loss.commands.evolve import evolve_cmd
 from gp_loss.commands.finalize import finalize_cmd
 from gp_loss.commands.results import export_cmd, report_cmd, show_cmd, tasks_cmd, train_cmd, verify_cmd
@@ -31,6 +32,7 @@ for command in (
     report_cmd,
     export_cmd,
     verify_cmd,
+    cache_cmd,
     bench,
 ):
     cli.add_command(command)

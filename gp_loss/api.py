@@ -126,7 +126,7 @@ def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> Ru
         "evolution": {f.name for f in fields(EvolutionConfig)} | set(_EVOLUTION_NAMES),
         "pipeline": {f.name for f in fields(PipelineOptions)},
         "execution": {f.name for f in fields(ExecutionOptions)},
-        "run": {"torch_threads", "imports"},
+        "run": {"torch_threads", "imports", "cache"},
     }
     parts: dict[str, dict[str, Any]] = {name: {} for name in targets}
     for key, value in settings.items():
@@ -138,6 +138,8 @@ def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> Ru
     evolution = {"population_size": task.default_population, **parts["evolution"]}
     if "imports" in parts["run"]:
         parts["run"]["imports"] = tuple(parts["run"]["imports"])
+    if "cache" in parts["run"] and parts["run"]["cache"] is not None:
+        parts["run"]["cache"] = str(parts["run"]["cache"])
     return settings_for_task(
         task,
         pipeline=PipelineOptions(**parts["pipeline"]),
@@ -172,7 +174,8 @@ def search(
         settings: what ``evolve``'s flags set, by field name: ``population``, ``tournament``,
             ``crossover``, ``replace``, ``random_search``, ``seed``, ``gec``, ``lrp``,
             ``lrp_protocol``, ``stop_invalid``, ``max_height``, ``max_nodes``, ``constant_one``,
-            ``backend``, ``workers``, ``eval_timeout``, ``torch_threads``...
+            ``backend``, ``workers``, ``eval_timeout``, ``torch_threads``, ``cache`` (a path,
+            ``"off"``; default: the persistent search cache in the cache folder)...
     """
     from gp_loss.runner import start
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gp_loss import pareto
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import OUTCOMES, Candidate, Evaluation
 from gp_loss.parse import parse_tree
@@ -41,6 +42,9 @@ class EvolutionConfig:
         init: ``scratch`` (the paper's): the initial population is random trees; ``baselines``:
             the task's baseline trees first, then mutants of them (as the Evolved Transformer
             was seeded with the Transformer).
+        objectives: a Pareto search over these (task metrics, or ``size``: the genome's node
+            count, smaller better); empty: the task's target metric alone. Survivors and
+            tournaments then go by non-domination and crowding distance (:mod:`gp_loss.pareto`).
     """
 
     population_size: int = 20
@@ -52,6 +56,7 @@ class EvolutionConfig:
     seed: int = 0
     per_slot_init: bool = True
     init: str = "scratch"
+    objectives: tuple[str, ...] = ()
 
     @property
     def tournament(self) -> int:
@@ -67,6 +72,7 @@ class EvolutionConfig:
         """Inverse of :meth:`to_json`."""
         data = dict(data)
         data["init_depth"] = tuple(data.get("init_depth", (1, 3)))
+        data["objectives"] = tuple(data.get("objectives", ()))
         data.setdefault("per_slot_init", False)  # runs from before it drew whole genomes
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
@@ -80,11 +86,18 @@ class Member:
     genome: dict[str, str]
     fitness: float
     rung: int = 0
+    #: the objective values of a Pareto search (to maximise; ``None`` otherwise)
+    objectives: list[float] | None = None
 
     @property
     def rank(self) -> tuple[int, float]:
         """The selection key: a candidate that trained to a higher rung beats any stopped lower."""
         return (self.rung, self.fitness)
+
+    @property
+    def point(self) -> tuple[int, list[float]]:
+        """Rung and objective values, as :mod:`gp_loss.pareto` compares them."""
+        return (self.rung, self.objectives or [self.fitness])
 
 
 @dataclass
@@ -105,6 +118,9 @@ class SearchState:
     rung_scores: list[list[float]] = field(default_factory=list)
     #: initial genomes proposed so far (``--init baselines`` seeds the baselines first)
     seeded: int = 0
+    #: a Pareto search's first front over every loss trained so far: id, genome, fitness,
+    #: rung, objective values and metrics of each member
+    front: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -140,6 +156,15 @@ class Limits:
         if self.budget is not None and state.elapsed >= self.budget:
             return "time budget spent"
         return None
+
+
+def trained_here(result: Evaluation) -> bool:
+    """A trained result this run may count as its own: trained now, or by an earlier run (cached)."""
+    return (
+        result.effective_outcome == "trained"
+        and result.outcome in ("trained", "cached")
+        and result.fitness is not None
+    )
 
 
 class Hook:
@@ -265,6 +290,10 @@ class AgingEvolution:
     def _tournament(self) -> Member:
         size = min(self.config.tournament, len(self.state.population))
         entrants = random.sample(self.state.population, size)
+        if self.config.objectives:  # Pareto rank in the population, then crowding distance
+            ranks = pareto.ranking([m.point for m in self.state.population])
+            where = {id(m): i for i, m in enumerate(self.state.population)}
+            return min(entrants, key=lambda m: (ranks[where[id(m)]][0], -ranks[where[id(m)]][1]))
         return max(entrants, key=lambda m: m.rank)
 
     def propose(self) -> tuple[dict[str, str], dict[str, Any]]:
@@ -302,15 +331,56 @@ class AgingEvolution:
             return False
         population = self.state.population
         rung = result.rung if result.effective_outcome == "trained" else 0
-        population.append(Member(event_id, genome, float(result.fitness), rung))
+        values = self._objectives(genome, result)
+        population.append(Member(event_id, genome, float(result.fitness), rung, values))
         if len(population) > self.config.population_size and not self.config.random_search:
-            if self.config.replace == "worst":
+            if self.config.objectives:  # NSGA-II's survivor rule on the aging population
+                population.pop(pareto.worst([m.point for m in population]))
+            elif self.config.replace == "worst":
                 population.remove(min(population, key=lambda m: m.rank))
             else:
                 population.pop(0)
         elif self.config.random_search and len(population) > self.config.population_size:
             population.pop(0)
         return True
+
+    def _objectives(self, genome: dict[str, str], result: Evaluation) -> list[float] | None:
+        """A Pareto search's objective values of a result (the worst fitness where a metric is
+        missing: a diverged training has none)."""
+        if not self.config.objectives:
+            return None
+        nodes = sum(len(parse_tree(tree, self.signatures[slot])) for slot, tree in genome.items())
+        worst = self.task.worst_fitness()
+        metrics = {name: result.metrics.get(name, worst) for name in self.config.objectives}
+        return pareto.objective_values(self.config.objectives, metrics, nodes)
+
+    def _enter_front(self, event_id: int, genome: dict[str, str], result: Evaluation) -> bool:
+        """Add a trained result to the run's first front; whether the front changed."""
+        values = self._objectives(genome, result)
+        entry = {
+            "id": event_id,
+            "genome": genome,
+            "fitness": result.fitness,
+            "rung": result.rung,
+            "objectives": values,
+            "metrics": dict(result.metrics),
+        }
+        points = [(m["rung"], m["objectives"]) for m in self.state.front] + [(result.rung, values)]
+        keep = set(pareto.first_front(points))
+        if len(self.state.front) not in keep:
+            return False
+        self.state.front = [m for i, m in enumerate(self.state.front) if i in keep] + [entry]
+        return True
+
+    def default_pick(self) -> dict[str, Any] | None:
+        """The front member ``best.json`` names by default: the best first objective (at the
+        highest rung), then the smallest genome."""
+        if not self.state.front:
+            return None
+        return max(self.state.front, key=lambda m: (m["rung"], m["objectives"][0], self._size_key(m)))
+
+    def _size_key(self, member: dict[str, Any]) -> float:
+        return -sum(len(parse_tree(t, self.signatures[s])) for s, t in member["genome"].items())
 
     def _finish(self, candidate: Candidate, meta: dict[str, Any], result: Evaluation) -> dict[str, Any]:
         """Account for one explored candidate and tell the hooks."""
@@ -329,14 +399,18 @@ class AgingEvolution:
                 state.rung_scores[index].append(rung["fitness"])
         entered = self._admit(event_id, candidate.genome, result)
         state.elapsed = self._elapsed()
-        improved = (
-            result.outcome == "trained"
-            and result.fitness is not None
-            and (
-                state.best is None
-                or (result.rung, result.fitness) > (state.best.get("rung", 0), state.best["fitness"])
-            )
+        improved = trained_here(result) and (
+            state.best is None
+            or (result.rung, result.fitness) > (state.best.get("rung", 0), state.best["fitness"])
         )
+        front_changed = (
+            bool(self.config.objectives)
+            and trained_here(result)
+            and self._enter_front(event_id, candidate.genome, result)
+        )
+        if self.config.objectives:  # the best is the front's default pick
+            pick = self.default_pick()
+            improved = front_changed and pick is not None and pick["id"] == event_id
         if improved:
             state.best = {
                 "id": event_id,
@@ -351,7 +425,7 @@ class AgingEvolution:
             "trees": candidate.genome,
             **result.to_json(),
             "entered": entered,
-            "new_best": improved,
+            "new_best": improved or front_changed,
             "time": round(state.elapsed, 3),
         }
         state.last_event = event

@@ -108,8 +108,37 @@ def parse_best(data: Any, source: str = "best.json") -> BestLoss:
     )
 
 
-def read_best(path: str | os.PathLike) -> BestLoss:
-    """Read and validate a ``best.json`` file."""
+def pick(best: BestLoss, index: int | None) -> BestLoss:
+    """Member ``index`` of a Pareto search's first front (``None``: the file's own slots, its
+    default pick); a one-line error for a file without a front or an index outside it."""
+    if index is None:
+        return best
+    front = best.extra.get("front")
+    if not isinstance(front, list) or not front:
+        raise GpLossError("this best.json holds no Pareto front (--pick needs an `evolve --objectives` run)")
+    if not 0 <= index < len(front):
+        raise GpLossError(f"--pick {index}: the front has members 0..{len(front) - 1}")
+    member = front[index]
+    trees = member.get("trees") if isinstance(member, dict) else None
+    if not isinstance(trees, dict) or set(trees) != set(best.slots):
+        raise GpLossError(f"front member {index} does not name a tree for every slot {sorted(best.slots)}")
+    slots = {}
+    for name, entry in best.slots.items():
+        slot = SlotLoss(str(trees[name]), entry.adapter, entry.options)
+        try:
+            parse_tree(slot.tree, slot.signature)
+        except GpLossError as err:
+            raise GpLossError(f"front member {index}, slot {name!r}: {err}") from None
+        slots[name] = slot
+    extra = {**best.extra, "id": member.get("id"), "metrics": member.get("metrics", {}), "pick": index}
+    fitness = member.get("fitness")
+    return BestLoss(
+        best.task, best.metric, fitness if isinstance(fitness, (int, float)) else None, slots, extra
+    )
+
+
+def read_best(path: str | os.PathLike, pick_index: int | None = None) -> BestLoss:
+    """Read and validate a ``best.json`` file (``pick_index``: a front member, see :func:`pick`)."""
     path = Path(path)
     if path.is_dir():
         path = path / "best.json"
@@ -123,7 +152,7 @@ def read_best(path: str | os.PathLike) -> BestLoss:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise GpLossError(f"{path}: malformed JSON ({err.msg} at line {err.lineno})") from None
-    return parse_best(data, str(path))
+    return pick(parse_best(data, str(path)), pick_index)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

@@ -46,15 +46,18 @@ def file_module(slots: Mapping[str, SlotLoss], header: str = "") -> ModuleType:
     return module
 
 
-def load_loss(source: str | os.PathLike | BestLoss) -> torch.nn.Module:
+def load_loss(source: str | os.PathLike | BestLoss, pick: int | None = None) -> torch.nn.Module:
     """Load a found loss from a ``best.json`` (or a run directory holding one).
 
     Returns a ``torch.nn.Module`` for a one-slot file, called as ``loss(logits, labels)`` or
     ``loss(pred_boxes, target_boxes)`` depending on the slot's adapter, and a
-    ``torch.nn.ModuleDict`` keyed by slot name for several slots. Nothing is unpickled or
+    ``torch.nn.ModuleDict`` keyed by slot name for several slots. ``pick``: member ``pick`` of a
+    Pareto search's first front (default: the file's default pick). Nothing is unpickled or
     evaluated: trees are parsed against the primitive set.
     """
-    best = source if isinstance(source, BestLoss) else read_best(source)
+    from gp_loss.exchange import pick as pick_member
+
+    best = pick_member(source, pick) if isinstance(source, BestLoss) else read_best(source, pick)
     module = source_module(best.slots, describe(best))
     if len(best.slots) == 1:
         return module.Loss()

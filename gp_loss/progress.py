@@ -10,6 +10,7 @@ from gp_loss.evolution import Hook, Limits, SearchState
 
 _SHORT = {
     "duplicate": "dup",
+    "cached": "cache",
     "invalid": "inv",
     "equivalent": "equiv",
     "rejected": "rej",

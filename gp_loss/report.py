@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import OUTCOMES
+from gp_loss.parse import parse_tree
 from gp_loss.rundir import RunDirectory
 from gp_loss.summary import formula
 
@@ -71,15 +73,48 @@ def rung_of(event: dict[str, Any]) -> int:
     return max(0, len(event.get("rungs") or ()) - 1)
 
 
-def finalists_of(run: str | Path) -> dict[str, Any] | None:
-    """The finalists' table ``finalize`` wrote into the run's best.json, if any."""
+def _best_entry(run: str | Path, key: str) -> Any:
+    """One entry of the run's best.json (``None`` where the file or entry is missing or broken:
+    show and report work on what is readable)."""
     path = Path(run) / "best.json"
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("finalists")
+        return json.loads(path.read_text(encoding="utf-8")).get(key)
     except (json.JSONDecodeError, OSError, AttributeError):
-        return None  # show and report work on what is readable
+        return None
+
+
+def finalists_of(run: str | Path) -> dict[str, Any] | None:
+    """The finalists' table ``finalize`` wrote into the run's best.json, if any."""
+    return _best_entry(run, "finalists")
+
+
+def front_of(run: str | Path) -> tuple[list[str], list[dict[str, Any]], int | None] | None:
+    """A Pareto search's objectives, first front and default pick, from its best.json."""
+    front = _best_entry(run, "front")
+    if not front:
+        return None
+    return _best_entry(run, "objectives") or [], front, _best_entry(run, "pick")
+
+
+def front_lines(run: str | Path, signatures: dict[str, Any]) -> list[str]:
+    """``show``'s table of the first front (``--pick N`` selects a member)."""
+    found = front_of(run)
+    if found is None:
+        return []
+    names, front, chosen = found
+    lines = ["", f"first front of {', '.join(names)} ({len(front)} members; --pick N selects one):", ""]
+    lines.append(f"{'pick':>4}  {'id':>6}  " + "  ".join(f"{n:>10}" for n in names) + "  formula")
+    for index, member in enumerate(front):
+        mark = "*" if index == chosen else " "
+        values = "  ".join(f"{member['objectives'][n]:>10.4g}" for n in names)
+        text = "; ".join(
+            f"{slot}: {formula(tree, signatures[slot])}" for slot, tree in member["trees"].items()
+        )
+        lines.append(f"{index:>3}{mark}  {member['id']:>6}  {values}  {text}")
+    lines.append("(* the default pick)")
+    return lines
 
 
 def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
@@ -89,8 +124,10 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
     signatures = _signatures(config)
 
     metric = _metric(config)
+    found = front_of(run)
     return {
         "finalists": finalists_of(run),
+        "front": None if found is None else {"objectives": found[0], "members": found[1], "pick": found[2]},
         "run": str(run),
         "task": config["task"],
         "metric": metric,
@@ -134,6 +171,7 @@ def leaderboard(run: str | Path, top: int = 10, finalists: bool = True) -> str:
         lines.append(f"{rank:>4}  {event['id']:>6}  {event['fitness']:>10.4f}  {steps!s:>5}  {text}")
     if not ranked(events):
         lines.append("   (no trained loss yet)")
+    lines += front_lines(run, signatures)
     table = finalists_of(run) if finalists else None
     if table:
         from gp_loss.finalists import finalists_markdown
@@ -193,6 +231,85 @@ def _plots(run: Path, events: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+def baseline_metrics(run: Path, config: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Proxy metrics of the task's baselines (tree and hand-written), trained once with the
+    run's proxy settings and kept in the run's ``baselines.json``: the reference points of the
+    front plot."""
+    path = run / "baselines.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    from gp_loss.fitness.stages import ProxyTraining
+    from gp_loss.runner import RunSettings, build_task
+    from gp_loss.train import resolve_losses
+
+    settings = RunSettings.from_json(config)
+    task = build_task(settings)
+    proxy = ProxyTraining(task, rungs=settings.pipeline.rungs)
+    found = {}
+    for name in sorted({*task.baselines, *task.custom_losses}):
+        print(f"report: proxy-training baseline {name} for the front plot", file=sys.stderr, flush=True)
+        _, losses = resolve_losses(task, name)
+        result = next(iter(proxy._rungs(losses)))
+        if result.outcome == "trained":
+            found[name] = dict(result.metrics)
+    from gp_loss.exchange import write_json_atomic
+
+    write_json_atomic(path, found)
+    return found
+
+
+def _front_plot(
+    run: Path, config: dict[str, Any], events: list[dict[str, Any]], baselines: bool
+) -> list[str]:
+    """``front.png``: every trained loss, the first front and the baselines, on the first two
+    objectives."""
+    found = front_of(run)
+    if found is None or len(found[0]) < 2:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gp_loss.pareto import SIZE
+
+    names, front, _ = found
+    x_name, y_name = names[:2]
+    signatures = _signatures(config)
+
+    def value(name: str, metrics: dict[str, float], trees: dict[str, str]) -> float:
+        if name == SIZE:
+            return float(sum(len(parse_tree(t, signatures[s])) for s, t in trees.items()))
+        return float(metrics.get(name, float("nan")))
+
+    trained = [e for e in events if e["outcome"] == "trained" and e.get("metrics")]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.scatter(
+        [value(x_name, e["metrics"], e["trees"]) for e in trained],
+        [value(y_name, e["metrics"], e["trees"]) for e in trained],
+        s=10, color="0.7", label="trained losses",
+    )  # fmt: skip
+    ordered = sorted(front, key=lambda m: m["objectives"][x_name])
+    ax.plot(
+        [m["objectives"][x_name] for m in ordered], [m["objectives"][y_name] for m in ordered],
+        "o-", color="tab:red", label="first front",
+    )  # fmt: skip
+    if baselines and SIZE not in (x_name, y_name):
+        for name, metrics in baseline_metrics(run, config).items():
+            ax.scatter(
+                [metrics.get(x_name)], [metrics.get(y_name)], marker="s", s=40, label=f"baseline {name}"
+            )
+    ax.set_xlabel(x_name + (" (nodes)" if x_name == SIZE else " (proxy)"))
+    ax.set_ylabel(y_name + (" (nodes)" if y_name == SIZE else " (proxy)"))
+    ax.set_title("Pareto front on the proxy validation split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(run / "front.png", dpi=110)
+    plt.close(fig)
+    return ["front.png"]
+
+
 def _finalists_section(run: Path) -> list[str]:
     table = finalists_of(run)
     if not table:
@@ -202,11 +319,13 @@ def _finalists_section(run: Path) -> list[str]:
     return ["## Finalists (is the found loss really better?)", "", finalists_markdown(table), ""]
 
 
-def write_report(run: str | Path) -> Path:
-    """Write ``report.md`` and the plots into the run directory; returns the report's path."""
+def write_report(run: str | Path, baselines: bool = True) -> Path:
+    """Write ``report.md`` and the plots into the run directory; returns the report's path.
+    ``baselines``: draw the task's baselines on a Pareto search's front plot (each is proxy
+    trained once and kept in ``baselines.json``)."""
     run = Path(run)
     config, events = load_events(run)
-    plots = _plots(run, events)
+    plots = _plots(run, events) + _front_plot(run, config, events, baselines)
     stages: Counter[str] = Counter()
     for event in events:
         stages.update(event.get("seconds") or {})

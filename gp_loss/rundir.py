@@ -55,6 +55,8 @@ class RunDirectory(Hook):
     def __init__(self, path: str | os.PathLike, task_info: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.task_info = task_info or {}
+        #: a Pareto search's objectives (best.json then records its first front)
+        self.objectives: tuple[str, ...] = ()
         self._events = None
 
     # -- files -----------------------------------------------------------------------------
@@ -159,6 +161,27 @@ class RunDirectory(Hook):
         if state.best is None:
             return
         slots = self.task_info.get("slots", {})
+        extra: dict[str, Any] = {"id": state.best["id"], "metrics": state.best.get("metrics", {})}
+        if self.objectives and state.front:
+            from gp_loss.pareto import SIZE
+
+            front = sorted(state.front, key=lambda m: [-v for v in m["objectives"]])
+            extra["objectives"] = list(self.objectives)
+            extra["front"] = [
+                {
+                    "id": m["id"],
+                    "trees": m["genome"],
+                    "fitness": m["fitness"],
+                    "rung": m["rung"],
+                    "objectives": {
+                        n: (-v if n == SIZE else v) for n, v in zip(self.objectives, m["objectives"])
+                    },
+                    "metrics": m["metrics"],
+                }
+                for m in front
+            ]
+            extra["pick"] = next(i for i, m in enumerate(front) if m["id"] == state.best["id"])
+            extra["pick_rule"] = f"the best {self.objectives[0]}, then the smallest genome"
         best = BestLoss(
             task=self.task_info.get("name"),
             metric=self.task_info.get("metric"),
@@ -167,7 +190,7 @@ class RunDirectory(Hook):
                 slot: SlotLoss(tree, slots[slot]["adapter"], _changed_options(slots[slot]))
                 for slot, tree in state.best["genome"].items()
             },
-            extra={"id": state.best["id"], "metrics": state.best.get("metrics", {})},
+            extra=extra,
         )
         write_best(self.best_path, best)
 

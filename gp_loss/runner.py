@@ -58,6 +58,8 @@ class RunSettings:
     #: name and JSON options (a :class:`tasks.generic.GenericTask` with its model and data):
     #: resuming such a run needs the object again, and workers receive it pickled.
     task_object: str | None = None
+    #: the persistent search cache (``--cache``): ``None`` the default file, ``off``, or a path
+    cache: str | None = None
 
     @property
     def threads(self) -> int:
@@ -79,6 +81,7 @@ class RunSettings:
             "execution": asdict(self.execution),
             "imports": list(self.imports),
             "task_object": self.task_object,
+            "cache": self.cache,
         }
 
     @classmethod
@@ -99,6 +102,7 @@ class RunSettings:
             execution=ExecutionOptions(**data.get("execution", {})),
             imports=tuple(data.get("imports", ())),
             task_object=data.get("task_object"),
+            cache=data.get("cache", "off"),  # runs from before the cache had none
         )
 
 
@@ -193,13 +197,33 @@ def _assemble(
                 "pass it again: gp_loss.resume(out, task=...)"
             )
         task = build_task(settings)
-    pipeline = FitnessPipeline(task, settings.pipeline)
+    pipeline = FitnessPipeline(task, settings.pipeline, search_memory(settings, task, directory))
     directory.task_info = task.describe()
+    directory.objectives = settings.evolution.objectives
     all_hooks: list[Hook] = [directory, *hooks]
     if progress:
         all_hooks.append(ProgressPrinter(settings.limits, task.metric))
     evolution = AgingEvolution(task, pipeline, settings.evolution, state, all_hooks, settings.pipeline.space)
     return Search(settings, directory, evolution, pipeline)
+
+
+def search_memory(settings: RunSettings, task, directory: RunDirectory):
+    """``(SearchCache, fingerprint, run name)`` for the pipeline, or ``None`` where the cache is
+    off or the task cannot say what its data is. The cache's path is fixed in the settings, so
+    that a resumed run keeps using the same file."""
+    from gp_loss import memory
+
+    path = memory.resolve(settings.cache)
+    settings.cache = "off" if path is None else str(path)
+    if path is None:
+        return None
+    found = memory.task_fingerprint(task, settings.pipeline)
+    if found is None:
+        return None
+    fingerprint, description = found
+    cache = memory.SearchCache(path)
+    cache.register(fingerprint, task.name, description)
+    return cache, fingerprint, directory.path.name
 
 
 def start(
@@ -235,6 +259,10 @@ def start(
         raise GpLossError(f"unknown --init {settings.evolution.init!r}; use {' or '.join(INITS)}")
     if settings.evolution.population_size < 2:
         raise GpLossError("--population must be at least 2")
+    if settings.evolution.objectives and settings.pipeline.rungs is None:
+        # a Pareto search compares every objective at one fidelity: hurdles on the first
+        # objective alone would stop the losses that are good at the others (--rungs overrides)
+        settings.pipeline.rungs = (1.0,)
     directory = RunDirectory(out or fresh_run_path(settings.task))
     search = _assemble(settings, directory, None, hooks or [], progress, task)  # validates the task first
     directory.create({**settings.to_json(), "task_info": search.evolution.task.describe()})

@@ -21,9 +21,9 @@ ALIASES = {"ce": "cross_entropy", "soft_dice": "dice", "iou_loss": "iou", "giou_
 LossSpec = Union[str, Mapping[str, str]]  # noqa: UP007  (a runtime alias on Python 3.9 syntax rules)
 
 
-def resolve_losses(task, spec: LossSpec) -> tuple[str, dict]:
-    """``spec`` is a baseline name of the task (or an alias), a best.json / run directory, or a
-    ``{slot: tree}`` mapping."""
+def resolve_losses(task, spec: LossSpec, pick: int | None = None) -> tuple[str, dict]:
+    """``spec`` is a baseline name of the task (or an alias), a best.json / run directory
+    (``pick``: a member of its Pareto front), or a ``{slot: tree}`` mapping."""
     if isinstance(spec, Mapping):
         missing = sorted({s.name for s in task.slots} - set(spec))
         if missing:
@@ -32,7 +32,7 @@ def resolve_losses(task, spec: LossSpec) -> tuple[str, dict]:
         return label, {slot.name: TreeLoss.for_slot(slot, spec[slot.name], True) for slot in task.slots}
     path = Path(spec)
     if spec.endswith(".json") or path.is_dir() or path.exists():
-        best = read_best(path)
+        best = read_best(path, pick)
         wanted = {s.name for s in task.slots}
         if set(best.slots) != wanted:
             raise GpLossError(
@@ -198,13 +198,16 @@ class TrainReport:
         return "\n".join(lines)
 
 
-def train(task, spec: str, seeds: int = 1, first_seed: int = 0) -> TrainReport:
-    """Train with ``seeds`` seeds (``first_seed`` onwards), progress on stderr."""
+def train(task, spec: str, seeds: int = 1, first_seed: int = 0, pick: int | None = None) -> TrainReport:
+    """Train with ``seeds`` seeds (``first_seed`` onwards), progress on stderr; ``pick``: a
+    member of a best.json's Pareto front."""
     from tasks.training import progress
 
     if seeds < 1:
         raise GpLossError("--seeds must be at least 1")
-    label, losses = resolve_losses(task, spec)
+    label, losses = resolve_losses(task, spec, pick)
+    if pick is not None:
+        label = f"{label} (front member {pick})"
     with progress():
         runs = [train_seed(task, losses, first_seed + i) for i in range(seeds)]
     return TrainReport(task.name, label, runs, list(task.metrics), task.final_split)

@@ -291,6 +291,13 @@ class Task(abc.ABC):
         self.lr = option("lr", lr, float, 0)
         self.probe_images = option("probe_images", probe_images, int, 1)
 
+    def data_identity(self) -> dict[str, Any] | None:
+        """What identifies the task's data beyond its options (the folders and image ids of a
+        real dataset): part of the persistent search cache's key (:mod:`gp_loss.memory`). ``{}``
+        (the default): the options alone fix the data; ``None``: unknown, the task is not
+        cached."""
+        return {}
+
     def worst_fitness(self) -> float:
         """Fitness given to diverged or timed-out trainings."""
         return 0.0
@@ -352,3 +359,13 @@ def _resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GpLossError("--device cuda asked for, but torch sees no CUDA device here")
     return device
+
+
+def split_identity(root: Any, split: str, ids: Sequence[Any]) -> dict[str, Any]:
+    """A split's data in a cache key: its folder, split name and a hash of its item ids."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    digest = hashlib.sha256(json.dumps([str(i) for i in ids]).encode()).hexdigest()[:16]
+    return {"root": str(Path(root).resolve()), "split": split, "items": len(ids), "ids": digest}

@@ -170,6 +170,10 @@ class DetCoco(Task):
         """The built-in data's COCO tree (generated on first use)."""
         return builtin_coco()
 
+    def data_identity(self) -> dict[str, object]:
+        """The search's training and validation images."""
+        return {"train": data_identity(self.train_set), "val": data_identity(self.val_set)}
+
     def score(self, dataset: CocoDetection, results: list[dict]) -> dict[str, float]:
         """Every metric of COCO ``results`` on ``dataset`` (COCOeval)."""
         return coco_box_ap(dataset, results)

@@ -27,7 +27,7 @@ import torch
 
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
-from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option
+from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option, split_identity
 from tasks.data.cache import generated
 from tasks.data.layouts import write_coco_keypoints
 from tasks.data.stick_figures import StickFigures
@@ -129,6 +129,13 @@ class PoseCoco(Task):
             self.final_train, self.test_set = full, CocoKeypoints(root, "val", **settings)
         if len(self.train_set) == 0:
             raise GpLossError(f"{root}: no labelled person in the search's training images")
+
+    def data_identity(self) -> dict[str, object]:
+        """The search's training and validation people."""
+        return {
+            name: split_identity(data.root, data.split, [p["id"] for p in data.persons])
+            for name, data in (("train", self.train_set), ("val", self.val_set))
+        }
 
     # -- model and batches ---------------------------------------------------------------------
     def build_model(self, seed: int) -> torch.nn.Module:
@@ -242,9 +249,8 @@ class PoseCoco(Task):
     def trunk_settings(self) -> dict[str, object]:
         """Everything that shapes the proxy trunk (its cache key)."""
         data = self.train_set
-        ids = trunk_key({"people": [p["id"] for p in data.persons]})
         return {
-            "data": {"root": str(data.root.resolve()), "split": data.split, "people": len(data), "ids": ids},
+            "data": split_identity(data.root, data.split, [p["id"] for p in data.persons]),
             "model": self.model_name,
             "weights": self.weights,
             "input_size": list(data.input_size),

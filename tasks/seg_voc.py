@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 
 from gp_loss.baselines import get_baseline
-from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option
+from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option, split_identity
 from tasks.registry import register_task
 from tasks.segmentation.losses import LovaszSoftmax, WeightedCrossEntropy, median_frequency_weights
 from tasks.segmentation.metrics import IGNORE, METRICS, SegmentationStats, per_image
@@ -138,6 +138,13 @@ class SegVoc(Task):
             self.train_set = VocSegmentation(root, "train", search_ids, c)
             self.val_set = VocSegmentation(root, "train", val_ids, c)
             self.final_train, self.test_set = full, VocSegmentation(root, "val", num_classes=c)
+
+    def data_identity(self) -> dict[str, object]:
+        """The search's training and validation images."""
+        return {
+            name: split_identity(data.base, data.split, data.ids)
+            for name, data in (("train", self.train_set), ("val", self.val_set))
+        }
 
     def class_weights(self) -> torch.Tensor:
         """Median-frequency class weights of the final training set (weighted CE)."""

@@ -12,6 +12,26 @@ from gp_loss.errors import GpLossError
 from gp_loss.fitness.rungs import PROMOTE
 
 
+def parse_objectives(text: str | None, task_class, metric: str | None) -> tuple[str, ...]:
+    """``--objectives`` as a tuple of names, checked against the task's metrics."""
+    from gp_loss.pareto import SIZE
+
+    if not text:
+        return ()
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    known = (*task_class.metrics, SIZE)
+    for name in names:
+        if name not in known:
+            raise GpLossError(f"unknown objective {name!r}; known: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise GpLossError(f"--objectives {text!r} names an objective twice")
+    if names[0] == SIZE:
+        raise GpLossError("the first objective must be a task metric (the proxy's hurdles use it), not size")
+    if metric and metric != names[0]:
+        raise GpLossError(f"--metric {metric} and --objectives {text} disagree on the target metric")
+    return names
+
+
 @click.command("evolve")
 @click.option("--task", help="Task to search losses for (see `tasks`).")
 @click.option("--metric", default=None, help="Target metric (default: the task's first).")
@@ -109,6 +129,21 @@ from gp_loss.fitness.rungs import PROMOTE
     "--data-root", default=None, help="Real dataset root (task-specific layout; default: built-in data)."
 )
 @click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
+@click.option(
+    "--objectives",
+    default=None,
+    metavar="M1,M2,...",
+    help="A Pareto search over these (task metrics, or size: the genome's node count); the first "
+    "is the fitness the proxy's hurdles use.",
+)
+@click.option(
+    "--cache",
+    "cache",
+    default=None,
+    metavar="PATH|off",
+    help="Persistent search cache (SQLite) shared by runs; default: search_cache.sqlite in the "
+    "cache folder ($GP_LOSS_SEARCH_CACHE overrides); off: none.",
+)
 @click.option("--quiet", is_flag=True, help="No progress line.")
 @click.option(
     "--finalize",
@@ -157,8 +192,9 @@ def evolve_cmd(**kw) -> None:
             budget = parse_budget(TASKS[kw["task"]].default_budget)
         options = task_option_values(kw["task_options"])
         options.update({k: kw[k] for k in ("data_root", "model") if kw[k] is not None})
-        if kw["metric"]:
-            options["metric"] = kw["metric"]
+        objectives = parse_objectives(kw["objectives"], TASKS[kw["task"]], kw["metric"])
+        if kw["metric"] or objectives:
+            options["metric"] = kw["metric"] or objectives[0]
         options["device"] = kw["device"]
         settings = RunSettings(
             task=kw["task"],
@@ -184,11 +220,13 @@ def evolve_cmd(**kw) -> None:
                 random_search=kw["random_search"],
                 seed=kw["seed"],
                 init=kw["init"],
+                objectives=objectives,
             ),
             limits=Limits(budget, kw["max_explored"], kw["max_trained"]),
             torch_threads=kw["torch_threads"],
             execution=ExecutionOptions(**execution),
             imports=tuple(kw["imports"]),
+            cache=kw["cache"],
         )
         search = start(settings, kw["out"], progress=not kw["quiet"])
         click.echo(f"run directory: {search.directory.path}", err=True)

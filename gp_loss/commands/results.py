@@ -65,6 +65,7 @@ def _task_info(name: str, factory) -> dict:
     help="A baseline name of the task (e.g. ce) or a best.json / run directory.",
 )
 @click.option("--seeds", default=1, show_default=True, help="Trainings with seeds 0..N-1: mean and std.")
+@click.option("--pick", type=int, default=None, help="A member of the best.json's Pareto front (index).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--data-root", default=None, help="Real dataset root (task-specific layout).")
 @click.option("--model", default=None, help="Task model (e.g. fasterrcnn_resnet50_fpn for det_coco).")
@@ -75,6 +76,7 @@ def train_cmd(
     task_name: str,
     loss_spec: str,
     seeds: int,
+    pick: int | None,
     device: str,
     data_root,
     model,
@@ -93,7 +95,7 @@ def train_cmd(
         task = get_task(task_name, device=device, **options)
     except TypeError as err:
         raise GpLossError(f"bad option for task {task_name!r}: {err}") from None
-    emit(train(task, loss_spec, seeds), as_json)
+    emit(train(task, loss_spec, seeds, pick=pick), as_json)
 
 
 @click.command("show")
@@ -111,13 +113,16 @@ def show_cmd(run: str, top: int, imports: tuple[str, ...], as_json: bool) -> Non
 
 @click.command("report")
 @click.argument("run", type=click.Path())
+@click.option(
+    "--no-baselines", is_flag=True, help="No baseline points on a Pareto front's plot (no proxy trainings)."
+)
 @import_option()
-def report_cmd(run: str, imports: tuple[str, ...]) -> None:
+def report_cmd(run: str, no_baselines: bool, imports: tuple[str, ...]) -> None:
     """Write report.md and PNG plots into the run directory."""
     from gp_loss.report import write_report
 
     import_modules(imports, run)
-    path = write_report(run)
+    path = write_report(run, baselines=not no_baselines)
     click.echo(f"wrote {path}")
 
 
@@ -140,14 +145,15 @@ def report_cmd(run: str, imports: tuple[str, ...]) -> None:
     default=None,
     help="Write here instead of stdout (required for torchscript, exported and bundle).",
 )
+@click.option("--pick", type=int, default=None, help="A member of the file's Pareto front (index).")
 @import_option()
-def export_cmd(file: str, fmt: str, out: str | None, imports: tuple[str, ...]) -> None:
+def export_cmd(file: str, fmt: str, out: str | None, pick: int | None, imports: tuple[str, ...]) -> None:
     """Export a found loss (FILE: a best.json or a run directory)."""
     from gp_loss.exchange import read_best
     from gp_loss.export import export
 
     import_modules(imports, file)
-    text = export(read_best(file), fmt, out, source=file)
+    text = export(read_best(file, pick), fmt, out, source=file)
     if out is None and text is not None:
         click.echo(text, nl=False)
     elif out is not None:

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Outcomes in pipeline order (DESIGN section 3), plus ``timeout`` for execution backends.
+#: Outcomes in pipeline order (DESIGN section 3), plus ``cached`` (judged by an earlier run:
+#: :mod:`gp_loss.memory`) and ``timeout`` / ``failed`` for execution backends.
 OUTCOMES: tuple[str, ...] = (
     "duplicate",
+    "cached",
     "invalid",
     "equivalent",
     "rejected",
@@ -52,7 +54,7 @@ class Evaluation:
         lrp_gain: per slot, the Loss-Rejection Protocol's metric gain g.
         gec_key: the Gradient-Equivalence-Check fingerprint.
         reused_from: for duplicate/equivalent, the id of the candidate whose result is reused.
-        source_outcome: for duplicate/equivalent, the reused candidate's own outcome.
+        source_outcome: for duplicate/equivalent/cached, the reused result's own outcome.
         reason: why a candidate is invalid.
         seconds: time spent per stage.
         worker: where a remote evaluation ran (process id, seconds, CUDA_VISIBLE_DEVICES).
@@ -88,7 +90,7 @@ class Evaluation:
 
     @property
     def effective_outcome(self) -> str:
-        """The outcome that counts: the reused one for duplicates and equivalents."""
+        """The outcome that counts: the reused one for duplicates, equivalents and cached."""
         return self.source_outcome or self.outcome
 
     def reuse(self, outcome: str, source_id: int | None, seconds: Mapping[str, float]) -> Evaluation:

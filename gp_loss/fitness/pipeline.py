@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.remembered import Remembered
 from gp_loss.fitness.rungs import PROMOTE, hurdles
 from gp_loss.fitness.stages import (
     Deduplicate,
@@ -65,7 +66,7 @@ class PipelineOptions:
 
 
 class FitnessPipeline:
-    """duplicate -> invalid -> equivalent -> rejected -> diverged / trained.
+    """duplicate -> cached -> invalid -> equivalent (or cached) -> rejected -> diverged / trained.
 
     Call it with a candidate (see :func:`as_candidate`); it returns an :class:`Evaluation`.
     Execution backends split the call in three: :meth:`screen` (stages 1-3, cheap, in the
@@ -73,7 +74,9 @@ class FitnessPipeline:
     :meth:`record` (back in the driver). :meth:`record` also replays a run's events on resume.
     """
 
-    def __init__(self, task, options: PipelineOptions | None = None) -> None:
+    def __init__(self, task, options: PipelineOptions | None = None, memory=None) -> None:
+        """``memory``: ``(SearchCache, fingerprint, run name)`` of the persistent search cache
+        (:mod:`gp_loss.memory`), consulted after this run's own duplicates; ``None``: off."""
         self.task = task
         self.options = options = options or PipelineOptions()
         one = options.constant_one
@@ -94,12 +97,21 @@ class FitnessPipeline:
         self.validity = Validity(
             self.gec, task, max_height=options.max_height, max_nodes=options.max_nodes, constant_one=one
         )
-        self.dedup = Deduplicate(self.validity, task)
+        self.memory = None
+        first = self.validity
+        if memory is not None:
+            cache, fingerprint, run = memory
+            self.memory = first = Remembered(
+                self.validity, task, cache=cache, fingerprint=fingerprint, run=run
+            )
+            self.gec.memory = self.memory
+        self.dedup = Deduplicate(first, task)
 
     @property
     def screening(self) -> tuple[Stage, ...]:
         """Stages 1-3 in order, those switched on: what :meth:`screen` runs."""
-        return tuple(stage for stage in (self.dedup, self.validity, self.gec) if stage.enabled)
+        stages = (self.dedup, self.memory, self.validity, self.gec)
+        return tuple(stage for stage in stages if stage is not None and stage.enabled)
 
     def screen(self, candidate: Candidate) -> Evaluation | None:
         """Stages 1-3: a final result (duplicate, invalid, equivalent) or ``None`` to go on."""
@@ -133,6 +145,8 @@ class FitnessPipeline:
         self.dedup.remember(candidate.key, candidate.id, result)
         if result.gec_key is not None and result.outcome not in ("duplicate", "equivalent"):
             self.gec.remember(result.gec_key, candidate.id, result)
+        if self.memory is not None:  # only computed results are stored (a reuse is not one)
+            self.memory.learn(candidate, result)
 
     remember = record
 

@@ -118,12 +118,22 @@ class GradientEquivalence(Stage):
     name = "gec"
 
     def __init__(
-        self, inner, task=None, *, digits: int = 2, constant_one: bool = False, enabled: bool = True
+        self,
+        inner,
+        task=None,
+        *,
+        digits: int = 2,
+        constant_one: bool = False,
+        enabled: bool = True,
+        memory=None,
     ) -> None:
         super().__init__(inner, task, enabled=enabled)
         self.digits = digits
         self.constant_one = constant_one
         self.seen: dict[str, tuple[int | None, Evaluation]] = {}
+        #: the persistent cache's stage (:class:`gp_loss.fitness.remembered.Remembered`), asked
+        #: for a stored loss with the same key when this run has seen none
+        self.memory = memory
 
     def fingerprint(self, candidate: Candidate) -> str:
         """The candidate's GEC key: per slot, the rounded per-sample gradient norms."""
@@ -139,7 +149,7 @@ class GradientEquivalence(Stage):
         if key in self.seen:
             source_id, source = self.seen[key]
             return source.reuse("equivalent", source_id, {})
-        return None
+        return self.memory.equivalent(key) if self.memory is not None else None
 
     def learn(self, candidate: Candidate, result: Evaluation) -> None:
         result.gec_key = candidate.context["gec_key"]
