@@ -20,11 +20,11 @@ from gp_loss.space import CONSTANT_ONE
 from primitives import EPS, PRIMITIVES
 
 #: Plain torch forms used when interval analysis proves the safety clamp is a no-op.
-_PLAIN = {"mul": "{0} * {1}", "square": "{0} * {0}", "exp": "torch.exp({0})"}
+_PLAIN = {"add": "{0} + {1}", "mul": "{0} * {1}", "square": "{0} * {0}", "exp": "torch.exp({0})"}
 #: Cheaper exact forms for operands proven non-negative (log needs no sign handling there).
 _NON_NEGATIVE = {"log": "torch.where({0} > 0, torch.log(torch.clamp({0}, min=" + repr(EPS) + ")), 0.0)"}
 #: Primitives that need no safety at all; written inline for readable exports.
-_ALWAYS_PLAIN = {"add": "{0} + {1}", "neg": "-{0}"}
+_ALWAYS_PLAIN = {"neg": "-{0}"}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ is safe to load (nothing is unpickled or evaluated).
 from __future__ import annotations
 
 import json
+import keyword
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,45 @@ from gp_loss.parse import parse_tree
 from gp_loss.signature import SlotSignature
 
 FORMAT = "gp-loss/1"
+#: Slot names become Python names in exported code: short identifiers, not keywords or methods.
+_SLOT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+_RESERVED = frozenset({"forward", "extra_repr", "build_losses", "training"})
+#: Exchange and run files larger than this are refused unread (a best.json is a few kB).
+MAX_FILE_BYTES = 64 * 2**20
+
+
+def load_json(text: str | bytes, source: str) -> Any:
+    """Decode JSON from anywhere: malformed, non-UTF-8, nested past Python's recursion limit,
+    or holding numbers past its integer limit, each is a one-line :class:`GpLossError`."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError as err:
+        raise GpLossError(f"{source}: not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise GpLossError(f"{source}: malformed JSON ({err.msg} at line {err.lineno})") from None
+    except RecursionError:
+        raise GpLossError(f"{source}: JSON nested too deeply to read") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise GpLossError(f"{source}: unreadable JSON ({str(err).splitlines()[0]})") from None
+
+
+def read_bytes(path: Path, what: str = "file") -> bytes:
+    """A file's bytes, refusing one larger than :data:`MAX_FILE_BYTES`; one-line errors."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise GpLossError(
+                f"{path}: {size / 2**20:.0f} MB is too large for a {what} (at most {MAX_FILE_BYTES // 2**20} MB)"
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise GpLossError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise GpLossError(f"{path} is a folder, not a {what}") from None
+    except OSError as err:
+        raise GpLossError(f"cannot read {path}: {err.strerror}") from None
 
 
 @dataclass(frozen=True)
@@ -77,8 +119,15 @@ def parse_best(data: Any, source: str = "best.json") -> BestLoss:
         raise GpLossError(f"{source}: 'slots' must be a non-empty object of slot name -> {{tree, adapter}}")
     parsed: dict[str, SlotLoss] = {}
     for name, entry in slots.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise GpLossError(f"{source}: slot name {name!r} is not an identifier")
+        if (
+            not isinstance(name, str)
+            or not _SLOT_NAME.fullmatch(name)
+            or keyword.iskeyword(name)
+            or name in _RESERVED
+        ):
+            raise GpLossError(
+                f"{source}: slot name {name[:40]!r} must be a short identifier (letters, digits, '_'), not a keyword"
+            )
         if not isinstance(entry, dict) or not isinstance(entry.get("tree"), str):
             raise GpLossError(f"{source}: slot {name!r} needs a string 'tree'")
         adapter = entry.get("adapter")
@@ -96,8 +145,10 @@ def parse_best(data: Any, source: str = "best.json") -> BestLoss:
             raise GpLossError(f"{source}: slot {name!r}: {err}") from None
         parsed[name] = slot
     fitness = data.get("fitness")
-    if fitness is not None and not isinstance(fitness, (int, float)):
-        raise GpLossError(f"{source}: 'fitness' must be a number or null")
+    if fitness is not None and (
+        not isinstance(fitness, (int, float)) or isinstance(fitness, bool) or not math.isfinite(fitness)
+    ):
+        raise GpLossError(f"{source}: 'fitness' must be a finite number or null")
     known_keys = {"format", "task", "metric", "fitness", "slots"}
     return BestLoss(
         task=data.get("task"),
@@ -142,16 +193,7 @@ def read_best(path: str | os.PathLike, pick_index: int | None = None) -> BestLos
     path = Path(path)
     if path.is_dir():
         path = path / "best.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GpLossError(f"no such file: {path}") from None
-    except OSError as err:
-        raise GpLossError(f"cannot read {path}: {err.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise GpLossError(f"{path}: malformed JSON ({err.msg} at line {err.lineno})") from None
+    data = load_json(read_bytes(path, "best.json"), str(path))
     return pick(parse_best(data, str(path)), pick_index)
 
 
@@ -159,11 +201,15 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write JSON so that a kill at any moment leaves either the old or the new file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the old file and no half-written copy
+        raise
     os.replace(tmp, path)
 
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gp_loss import runlock
 from gp_loss.errors import GpLossError
 from gp_loss.exchange import BestLoss, SlotLoss, read_best, write_best
 from gp_loss.stats import PairedDifference, paired_difference
@@ -267,14 +268,23 @@ def finalize(
         quiet: no progress on stderr.
     """
     from gp_loss.report import load_events
-    from gp_loss.runner import RunSettings, build_task
-    from gp_loss.runner import task_options as options_of
-    from tasks.training import progress
 
     if top < 1 or seeds < 1:
         raise GpLossError("finalize needs --top and --seeds of at least 1")
     directory = Path(run)
     config, events = load_events(directory)
+    runlock.acquire(directory)  # finalize writes best.json and its log: no search may run beside it
+    try:
+        return _finalize(directory, config, events, top, seeds, baselines, jobs, task_options, task, quiet)
+    finally:
+        runlock.release(directory)
+
+
+def _finalize(directory, config, events, top, seeds, baselines, jobs, task_options, task, quiet) -> Finalists:
+    from gp_loss.runner import RunSettings, build_task
+    from gp_loss.runner import task_options as options_of
+    from tasks.training import progress
+
     settings = RunSettings.from_json(config)
     settings.task_options.update(task_options or {})
     if task is None:

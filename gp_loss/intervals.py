@@ -1,6 +1,6 @@
 """Interval (range) analysis of trees, so code generation can drop no-op safety clamps.
 
-``mul``, ``square`` and ``exp`` saturate to stay finite; when the analysis proves the operands
+``add``, ``mul``, ``square`` and ``exp`` saturate to stay finite; when the analysis proves the operands
 cannot reach the saturation point, the clamp is the identity (values and gradients alike) and
 the generated code uses the plain torch expression. Bounds are conservative.
 """
@@ -60,7 +60,7 @@ def _square(a: Interval) -> Interval:
 
 
 RULES = {
-    "add": lambda a, b: (a[0] + b[0], a[1] + b[1]),
+    "add": lambda a, b: (max(a[0] + b[0], -MAX_MAGNITUDE), min(a[1] + b[1], MAX_MAGNITUDE)),
     "mul": _mul,
     "neg": lambda a: (-a[1], -a[0]),
     "abs": _abs,
@@ -79,6 +79,12 @@ RULES = {
 
 def without_saturation(name: str, args: list[Interval]) -> bool:
     """True if primitive ``name`` provably never saturates on operands in ``args``."""
+    if name == "add":
+        a, b = args
+        return (
+            all(math.isfinite(v) for v in (*a, *b))
+            and max(abs(a[0] + b[0]), abs(a[1] + b[1])) <= MAX_MAGNITUDE
+        )
     if name == "mul":
         a, b = args
         return max(abs(_prod(x, y)) for x in a for y in b) <= MAX_MAGNITUDE and all(

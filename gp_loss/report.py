@@ -9,24 +9,57 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.errors import GpLossError
+from gp_loss.exchange import load_json, read_best, read_bytes
 from gp_loss.fitness.candidate import OUTCOMES
-from gp_loss.parse import parse_tree
+from gp_loss.parse import parse_tree, shorten
 from gp_loss.rundir import RunDirectory
 from gp_loss.summary import formula
 
 
 def load_events(run: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """run.json and every complete event line of a run (read-only: nothing is repaired)."""
+    """run.json and every readable event of a run (read-only: nothing is repaired). A torn
+    last line (a run killed mid-write) is left out; so is every line after an unreadable one,
+    which is said once on stderr."""
     directory = RunDirectory(run)
-    config = directory.read_config()
+    if directory.run_json.exists() or not directory.events_path.exists():
+        config = directory.read_config()
+    else:
+        config = _config_without_run_json(directory)
     events = []
     if directory.events_path.exists():
-        for line in directory.events_path.read_text(encoding="utf-8").splitlines():
+        lines = read_bytes(directory.events_path, "events.jsonl").split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a torn last line of a run being killed
+                event = load_json(line, f"{directory.events_path} line {number}")
+                if not isinstance(event, dict) or "outcome" not in event or "trees" not in event:
+                    raise GpLossError(f"{directory.events_path} line {number}: not an event")
+            except GpLossError as err:
+                if number < len(lines) - 1 or line.endswith(b"}"):  # not just a torn last line
+                    print(f"gp-loss: {err}; showing the {len(events)} events before it", file=sys.stderr)
+                break
+            events.append(event)
     return config, events
+
+
+def _formula(tree: str, signature) -> str:
+    """The tree's formula, or the tree itself where its adapter is unknown (no run.json)."""
+    return shorten(tree) if signature is None else formula(tree, signature)
+
+
+def _config_without_run_json(directory: RunDirectory) -> dict[str, Any]:
+    """What the run's best.json says of it, when run.json is missing (said once on stderr): show
+    and report then work on the events (trees print as trees where no best.json names the
+    adapters)."""
+    print(f"gp-loss: {directory.run_json} is missing; reading the events and best.json only", file=sys.stderr)
+    try:
+        best = read_best(directory.best_path)
+    except GpLossError:
+        return {"task": "unknown", "task_info": {"slots": {}, "metric": "fitness"}}
+    slots = {name: {"adapter": loss.adapter, "spatial": True} for name, loss in best.slots.items()}
+    info = {"slots": slots, "metric": best.metric or "fitness"}
+    return {"task": best.task or "unknown", "task_info": info, "pipeline": {"constant_one": True}}
 
 
 def _constant_one(config: dict[str, Any]) -> bool:
@@ -110,7 +143,7 @@ def front_lines(run: str | Path, signatures: dict[str, Any]) -> list[str]:
         mark = "*" if index == chosen else " "
         values = "  ".join(f"{member['objectives'][n]:>10.4g}" for n in names)
         text = "; ".join(
-            f"{slot}: {formula(tree, signatures[slot])}" for slot, tree in member["trees"].items()
+            f"{slot}: {_formula(tree, signatures.get(slot))}" for slot, tree in member["trees"].items()
         )
         lines.append(f"{index:>3}{mark}  {member['id']:>6}  {values}  {text}")
     lines.append("(* the default pick)")
@@ -142,7 +175,9 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
                 "steps": (event.get("rungs") or [{}])[-1].get("steps"),
                 "metrics": event.get("metrics", {}),
                 "trees": event["trees"],
-                "formulas": {slot: formula(tree, signatures[slot]) for slot, tree in event["trees"].items()},
+                "formulas": {
+                    slot: _formula(tree, signatures.get(slot)) for slot, tree in event["trees"].items()
+                },
             }
             for rank, event in enumerate(ranked(events)[:top], 1)
         ],
@@ -165,7 +200,7 @@ def leaderboard(run: str | Path, top: int = 10, finalists: bool = True) -> str:
     ]
     for rank, event in enumerate(ranked(events)[:top], 1):
         text = "; ".join(
-            f"{slot}: {formula(tree, signatures[slot])}" for slot, tree in event["trees"].items()
+            f"{slot}: {_formula(tree, signatures.get(slot))}" for slot, tree in event["trees"].items()
         )
         steps = (event.get("rungs") or [{}])[-1].get("steps", "")
         lines.append(f"{rank:>4}  {event['id']:>6}  {event['fitness']:>10.4f}  {steps!s:>5}  {text}")

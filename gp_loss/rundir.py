@@ -10,6 +10,7 @@ only a torn last line (a kill mid-write) is cut off.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -19,7 +20,7 @@ from typing import Any
 
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import Hook, SearchState
-from gp_loss.exchange import BestLoss, SlotLoss, write_best, write_json_atomic
+from gp_loss.exchange import BestLoss, SlotLoss, load_json, read_bytes, write_best, write_json_atomic
 
 RUN_FORMAT = "gp-loss-run/1"
 
@@ -99,24 +100,30 @@ class RunDirectory(Hook):
 
     def read_config(self) -> dict[str, Any]:
         """run.json of an existing run."""
-        try:
-            data = json.loads(self.run_json.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise GpLossError(f"{self.path} holds no run (no run.json); start one without --resume") from None
-        except json.JSONDecodeError as err:
-            raise GpLossError(f"{self.run_json}: malformed JSON ({err.msg})") from None
-        if data.get("format") != RUN_FORMAT:
-            raise GpLossError(f"{self.run_json}: unsupported run format {data.get('format')!r}")
+        if not self.run_json.is_file():
+            what = "a run's events but no run.json" if self.events_path.exists() else "no run (no run.json)"
+            raise GpLossError(f"{self.path} holds {what}; start a run without --resume, or restore run.json")
+        data = load_json(read_bytes(self.run_json, "run.json"), str(self.run_json))
+        if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise GpLossError(f"{self.run_json}: unsupported run format {found!r}")
         return data
 
     def read_state(self) -> SearchState | None:
         """The saved state, or ``None`` if the run died before its first checkpoint."""
         if not self.checkpoint_path.exists():
             return None
+        raw = read_bytes(self.checkpoint_path, "checkpoint")
         try:
-            return SearchState.from_json(json.loads(self.checkpoint_path.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError, KeyError) as err:
-            raise GpLossError(f"{self.checkpoint_path}: unreadable checkpoint ({err})") from None
+            data = load_json(raw, str(self.checkpoint_path))
+            return SearchState.from_json(data)
+        except (GpLossError, TypeError, KeyError, AttributeError, ValueError) as err:
+            events = self.events_path.read_bytes().count(b"\n") if self.events_path.exists() else 0
+            raise GpLossError(
+                f"{self.checkpoint_path} is damaged ({len(raw)} bytes; {str(err).split(': ', 1)[-1]}); "
+                f"the {events} reported events in events.jsonl are intact and `show`/`report` read them, "
+                "but the search state (population, random state) cannot be resumed from it"
+            ) from None
 
     def recover_events(self, state: SearchState | None) -> list[dict[str, Any]]:
         """Make events.jsonl agree with the checkpoint and return its events.
@@ -129,7 +136,10 @@ class RunDirectory(Hook):
             raw = raw[: raw.rfind(b"\n") + 1]
             with open(self.events_path, "r+b") as fh:
                 fh.truncate(len(raw))
-        events = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+        events = []
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            if line.strip():
+                events.append(load_json(line, f"{self.events_path} line {number}"))
         if len(events) == explored - 1 and state is not None and state.last_event is not None:
             self._append(state.last_event)
             events.append(state.last_event)
@@ -195,10 +205,19 @@ class RunDirectory(Hook):
         write_best(self.best_path, best)
 
     def on_event(self, event: dict[str, Any], state: SearchState) -> None:
-        self.write_checkpoint(state)
-        self._append(event)
-        if event.get("new_best"):
-            self.write_best(state)
+        try:
+            self.write_checkpoint(state)
+            self._append(event)
+            if event.get("new_best"):
+                self.write_best(state)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise GpLossError(
+                f"{self.path}: no space left on the device ({err.filename or 'writing the run'}); the run "
+                f"stopped with {state.explored - 1} or {state.explored} reported events kept and a checkpoint "
+                f"that resumes: free some space, then `evolve --resume --out {self.path}`"
+            ) from None
 
 
 def _changed_options(slot_info: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from gp_loss import runlock
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import INITS, AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
 from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
@@ -136,6 +137,7 @@ class Search:
     pipeline: FitnessPipeline
 
     _backend: Any = None
+    _released: bool = False
 
     def backend(self):
         """The execution backend, started on first use and kept until :meth:`close`."""
@@ -170,10 +172,13 @@ class Search:
         return self.evolution.run(self.settings.limits, self.backend())
 
     def close(self) -> None:
-        """Stop the backend's workers."""
+        """Stop the backend's workers and let go of the run directory's lock."""
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+        if not self._released:
+            self._released = True
+            runlock.release(self.directory.path)
 
     def __enter__(self) -> Search:
         return self
@@ -265,7 +270,12 @@ def start(
         settings.pipeline.rungs = (1.0,)
     directory = RunDirectory(out or fresh_run_path(settings.task))
     search = _assemble(settings, directory, None, hooks or [], progress, task)  # validates the task first
-    directory.create({**settings.to_json(), "task_info": search.evolution.task.describe()})
+    runlock.acquire(directory.path)  # one writer: from here until Search.close
+    try:
+        directory.create({**settings.to_json(), "task_info": search.evolution.task.describe()})
+    except BaseException:
+        runlock.release(directory.path)
+        raise
     return search
 
 
@@ -289,7 +299,20 @@ def resume(
             by name (``run.json`` then names its class under ``task_object``).
     """
     directory = RunDirectory(out)
-    config = directory.read_config()
+    config = directory.read_config()  # a folder without a run gets no lock file
+    runlock.acquire(directory.path)  # one writer: from here until Search.close
+    try:
+        return _resume(
+            directory, config, add_budget, max_explored, max_trained, hooks, progress, execution, task
+        )
+    except BaseException:
+        runlock.release(directory.path)
+        raise
+
+
+def _resume(
+    directory, config, add_budget, max_explored, max_trained, hooks, progress, execution, task
+) -> Search:
     settings = RunSettings.from_json(config)
     for key, value in (execution or {}).items():
         setattr(settings.execution, key, value)
@@ -303,7 +326,7 @@ def resume(
     if max_trained is not None:
         limits.max_trained = max_trained
     if task is not None and task.name != settings.task:
-        raise GpLossError(f"{out} searched task {settings.task!r}, not {task.name!r}")
+        raise GpLossError(f"{directory.path} searched task {settings.task!r}, not {task.name!r}")
     search = _assemble(settings, directory, state, hooks or [], progress, task)
     for event in events:
         search.pipeline.remember(Candidate(event["trees"], event["id"]), Evaluation.from_json(event))

@@ -5,14 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from gp_loss.evolution import SearchState
-from gp_loss.parse import parse_tree
+from gp_loss.parse import parse_tree, shorten
 from gp_loss.progress import format_seconds
 from gp_loss.symbolic import to_text
 
+#: Trees larger than this print as their (shortened) tree string: sympy's printers recurse.
+FORMULA_MAX_NODES = 400
+
 
 def formula(tree: str, signature) -> str:
-    """Plain-text, simplified formula of a tree (per element; the loss is its mean)."""
-    return to_text(parse_tree(tree, signature), signature.adapter_class)
+    """Plain-text, simplified formula of a tree (per element; the loss is its mean); the
+    tree string itself, shortened, for a tree too large for a formula."""
+    nodes = parse_tree(tree, signature)
+    if len(nodes) > FORMULA_MAX_NODES:
+        return f"[{len(nodes)} nodes] {shorten(tree)}"
+    return to_text(nodes, signature.adapter_class)
 
 
 def summary(run: str | Path, state: SearchState, task, constant_one: bool = False) -> str:

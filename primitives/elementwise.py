@@ -1,7 +1,10 @@
 """The ten element-wise operators of AutoLoss-Zero (DESIGN section 2), safe in fp32.
 
 Every function is finite with finite gradients for finite inputs: divisions and logs clamp the
-magnitude at :data:`EPS`, ``exp`` clamps its input, products saturate at :data:`MAX_MAGNITUDE`.
+magnitude at :data:`EPS`, ``exp`` clamps its input, sums and products saturate at
+:data:`MAX_MAGNITUDE`. A tree's value is then finite for any finite inputs; its gradient is on
+the adapters' domains, but the chain rule through a deep tree can overflow float32 when inputs
+reach +-1e30 (the validity check and stop-invalid catch that: ``bench fuzz``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ Tensor = torch.Tensor
     words="({0} plus {1})",
 )
 def add(x: Tensor, y: Tensor) -> Tensor:
-    """x + y."""
-    return x + y
+    """x + y, saturated at +-MAX_MAGNITUDE like ``mul``, so that chains of large sums (of ``exp``
+    outputs, of huge box areas) stay finite."""
+    return torch.clamp(x + y, -MAX_MAGNITUDE, MAX_MAGNITUDE)
 
 
 @register(

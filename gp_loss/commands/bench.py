@@ -129,6 +129,34 @@ def bench_screen(n: int, seed: int, as_json: bool) -> None:
     emit(run(n, seed), as_json)
 
 
+@bench.command("fuzz")
+@click.option("--n", "n", default=10_000, show_default=True, help="Random trees per slot signature.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--jobs", default=1, show_default=True, help="Signatures fuzzed in parallel (1 thread each).")
+@json_flag()
+def bench_fuzz(n: int, seed: int, jobs: int, as_json: bool) -> None:
+    """Random trees of every slot signature through parse, validity, codegen on extreme inputs,
+    LRP, and the python and TorchScript exports; counts failures per stage."""
+    from gp_loss.bench.fuzz import run
+
+    emit(run(n, seed, jobs), as_json)
+
+
+@bench.command("soak")
+@click.option(
+    "--minutes", default=10.0, show_default=True, help="Budget of the reference and the soaked run."
+)
+@click.option("--kill-every", default=30.0, show_default=True, help="Seconds between worker kills.")
+@click.option("--out", "folder", type=click.Path(file_okay=False), required=True, help="Where both runs go.")
+@json_flag()
+def bench_soak(minutes: float, kill_every: float, folder: str, as_json: bool) -> None:
+    """A process-backend search whose workers are SIGKILLed every --kill-every seconds and whose
+    driver once: every event accounted for once, and agreement with an unkilled run."""
+    from gp_loss.bench.soak import run
+
+    emit(run(folder, minutes, kill_every), as_json)
+
+
 @bench.command("efficiency")
 @click.option("--task", "task_name", default="cls_digits", show_default=True)
 @click.option("--budget", default="5m", show_default=True, help="Wall clock per variant.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,29 @@ class CocoDetection(torch.utils.data.Dataset):
         self.masks = masks
         #: Objects left out because their mask is empty at the image's size (``masks`` only).
         self.empty_masks: set[int] = set()
+        self.box_problems = self._check_boxes()
+
+    def _check_boxes(self) -> dict[str, int]:
+        """Count the boxes the targets clip (reaching past their image) or leave out (no area,
+        or wholly outside it), and say so once: real COCO 2017 holds boxes that reach a fraction
+        of a pixel past their image and a few without area, so these are warnings, not errors."""
+        counts = {"clipped": 0, "skipped": 0}
+        images = self.coco.imgs
+        for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=self.image_ids, iscrowd=False)):
+            x, y, w, h = ann["bbox"]
+            info = images.get(ann["image_id"], {})
+            width, height = info.get("width", float("inf")), info.get("height", float("inf"))
+            if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+                counts["skipped"] += 1
+            elif x < 0 or y < 0 or x + w > width or y + h > height:
+                counts["clipped"] += 1
+        if any(counts.values()):
+            print(
+                f"gp-loss: {self.root} {self.split}2017: {counts['clipped']} boxes reach past their image "
+                f"(clipped), {counts['skipped']} have no area inside it (left out)",
+                file=sys.stderr,
+            )
+        return counts
 
     @property
     def num_classes(self) -> int:
@@ -78,9 +102,12 @@ class CocoDetection(torch.utils.data.Dataset):
         except OSError as err:
             raise GpLossError(f"cannot read image {path}: {err}") from None
         boxes, labels, masks = [], [], []
+        width, height = image.size
         for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=image_id, iscrowd=False)):
             x, y, w, h = ann["bbox"]
-            if w <= 0 or h <= 0 or ann["category_id"] not in self._label_of:
+            x0, y0 = max(0.0, x), max(0.0, y)  # clipped to the image (counted in box_problems)
+            x1, y1 = min(float(width), x + w), min(float(height), y + h)
+            if x1 <= x0 or y1 <= y0 or ann["category_id"] not in self._label_of:
                 continue
             if self.masks:
                 mask = self._mask(ann, info, image.size)
@@ -88,7 +115,7 @@ class CocoDetection(torch.utils.data.Dataset):
                     self.empty_masks.add(int(ann["id"]))
                     continue
                 masks.append(mask)
-            boxes.append([x, y, x + w, y + h])
+            boxes.append([x0, y0, x1, y1])
             labels.append(self._label_of[ann["category_id"]])
         tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
         target = {
@@ -97,7 +124,6 @@ class CocoDetection(torch.utils.data.Dataset):
             "image_id": int(image_id),
         }
         if self.masks:
-            width, height = image.size
             target["masks"] = (
                 torch.from_numpy(np.stack(masks))
                 if masks

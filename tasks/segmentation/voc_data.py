@@ -65,6 +65,16 @@ def has_split(root: str | Path, split: str) -> bool:
     return bool(ids) and (base / "SegmentationClass" / f"{ids[0]}.png").is_file()
 
 
+def _read(path: Path, mode: str | None = None) -> Image.Image:
+    """An image file, decoded now (a truncated or corrupt file is a one-line error naming it)."""
+    try:
+        image = Image.open(path)
+        image.load()
+        return image.convert(mode) if mode else image
+    except OSError as err:
+        raise GpLossError(f"cannot read {path}: {err}") from None
+
+
 class VocSegmentation(torch.utils.data.Dataset):
     """Images and class masks of one VOC split (optionally a subset of its ids).
 
@@ -106,16 +116,16 @@ class VocSegmentation(torch.utils.data.Dataset):
 
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_id = self.ids[index]
-        try:
-            image = np.asarray(Image.open(self._image_path(image_id)).convert("RGB"))
-            labels = Image.open(self._mask_path(image_id))
-        except OSError as err:
-            raise GpLossError(f"cannot read image {image_id!r} of {self.base}: {err}") from None
+        image = np.asarray(_read(self._image_path(image_id), "RGB"))
+        labels = _read(self._mask_path(image_id))
         if labels.mode not in ("P", "L"):
             raise GpLossError(f"{self._mask_path(image_id)} is not a palette or grey PNG of class indices")
         mask = np.asarray(labels).astype(np.int64)
         if mask.shape != image.shape[:2]:
-            raise GpLossError(f"{image_id!r}: mask {mask.shape} and image {image.shape[:2]} differ in size")
+            raise GpLossError(
+                f"{self._mask_path(image_id)} is {mask.shape[1]}x{mask.shape[0]}, "
+                f"its image {image.shape[1]}x{image.shape[0]}"
+            )
         bad = (mask >= self.num_classes) & (mask != IGNORE)
         if bad.any():
             raise GpLossError(
