@@ -31,7 +31,7 @@ import torch
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
 from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option
-from tasks.data.cache import generated
+from tasks.data.cache import builtin
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
 from tasks.detection.coco_data import CocoDetection, collate, to_device
@@ -56,10 +56,10 @@ PROXIES = ("trunk", "full")
 
 def builtin_coco(seed: int = 0) -> Path:
     """The built-in digit scenes in COCO layout, generated on first use."""
-    counts = "-".join(str(BUILTIN_COUNTS[s]) for s in ("train", "val", "test"))
-    return generated(
-        f"digit_scenes_coco_v1_seed{seed}_{counts}",
-        lambda root: write_coco(root, DigitScenes(seed=seed), BUILTIN_COUNTS),
+    return builtin(
+        f"digit_scenes_coco_v1_seed{seed}",
+        BUILTIN_COUNTS,
+        lambda root, n: write_coco(root, DigitScenes(seed=seed), n),
     )
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from gp_loss.baselines import get_baseline
 from tasks.base import HeadProbe, ProbeBatch, Slot
-from tasks.data.cache import generated
+from tasks.data.cache import builtin
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
 from tasks.det_coco import BUILTIN_COUNTS, DetCoco
@@ -45,10 +45,11 @@ BCE = get_baseline("bce").tree
 
 def builtin_coco_instances(seed: int = 0) -> Path:
     """The built-in digit scenes (with crowd regions) in the COCO instances layout."""
-    counts = "-".join(str(BUILTIN_COUNTS[s]) for s in ("train", "val", "test"))
-    return generated(
-        f"digit_scenes_coco_instances_v1_seed{seed}_{counts}",
-        lambda root: write_coco(root, DigitScenes(seed=seed, crowd_rate=CROWD_RATE), BUILTIN_COUNTS),
+    scenes = DigitScenes(seed=seed, crowd_rate=CROWD_RATE)
+    return builtin(
+        f"digit_scenes_coco_instances_v1_seed{seed}",
+        BUILTIN_COUNTS,
+        lambda root, n: write_coco(root, scenes, n),
     )
 
 

@@ -28,7 +28,7 @@ import torch
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
 from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option, split_identity
-from tasks.data.cache import generated
+from tasks.data.cache import builtin
 from tasks.data.layouts import write_coco_keypoints
 from tasks.data.stick_figures import StickFigures
 from tasks.pose.coco_keypoints import CocoKeypoints
@@ -53,10 +53,11 @@ PROXIES = ("trunk", "full")
 
 def builtin_coco_keypoints(seed: int = 0) -> Path:
     """The built-in stick figures in the COCO person-keypoints layout, generated on first use."""
-    counts = "-".join(str(BUILTIN_COUNTS[s]) for s in ("train", "val", "test"))
-    return generated(
-        f"stick_figures_coco_v1_seed{seed}_{counts}",
-        lambda root: write_coco_keypoints(root, StickFigures(seed=seed), BUILTIN_COUNTS),
+    figures = StickFigures(seed=seed)
+    return builtin(
+        f"stick_figures_coco_v1_seed{seed}",
+        BUILTIN_COUNTS,
+        lambda root, n: write_coco_keypoints(root, figures, n),
     )
 
 

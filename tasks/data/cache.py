@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -24,3 +24,10 @@ def generated(name: str, write: Callable[[Path], object]) -> Path:
         write(root)
         marker.write_text("ok\n")
     return root
+
+
+def builtin(name: str, counts: Mapping[str, int], write: Callable[[Path, Mapping[str, int]], object]) -> Path:
+    """A built-in dataset ``name`` with ``counts`` images per split, generated on first use: its
+    folder is named after both, so that other counts make another one."""
+    sizes = "-".join(str(counts.get(split, 0)) for split in ("train", "val", "test"))
+    return generated(f"{name}_{sizes}", lambda root: write(root, counts))

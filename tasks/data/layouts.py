@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -82,59 +82,78 @@ def write_voc(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str,
     return final / "VOC2012"
 
 
-def write_coco(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str, int]) -> Path:
-    """``root/`` with {train,val,test}2017/ images and annotations/instances_{split}2017.json
-    (xywh boxes, mask areas, non-contiguous category ids; single digits as stroke-exact
-    polygons with ``iscrowd`` 0, crowd regions as uncompressed RLE with ``iscrowd`` 1, as COCO
-    writes them)."""
+def _write_coco_tree(
+    root: str | os.PathLike,
+    kind: str,
+    description: str,
+    categories: list[dict],
+    counts: Mapping[str, int],
+    scene: Callable[[str, int], tuple[np.ndarray, list[dict]]],
+) -> Path:
+    """``root/{split}2017/`` images and ``root/annotations/{kind}_{split}2017.json``: ``scene(split,
+    index)`` gives an image and its annotations (ids and image ids are filled in here)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".coco-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".coco-{kind}-", dir=root))
     (tmp / "annotations").mkdir()
-    categories = [
-        {"id": cid, "name": name, "supercategory": "digit"}
-        for cid, name in zip(COCO_CATEGORY_IDS, DIGIT_NAMES)
-    ]
     annotation_id = 1
     for split in SPLITS:
         folder = tmp / f"{split}2017"
         folder.mkdir()
         images, annotations = [], []
         for index in range(counts.get(split, 0)):
-            scene = scenes.scene(split, index)
+            pixels, found = scene(split, index)
             image_id = index + 1
             file_name = f"{image_id:012d}.jpg"
-            Image.fromarray(scene.image).save(folder / file_name, quality=95)
-            height, width = scene.semantic.shape
+            Image.fromarray(pixels).save(folder / file_name, quality=95)
+            height, width = pixels.shape[:2]
             images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
-            for instance in scene.instances:
-                x0, y0, x1, y1 = instance.box
-                annotations.append(
-                    {
-                        "id": annotation_id,
-                        "image_id": image_id,
-                        "category_id": COCO_CATEGORY_IDS[instance.label],
-                        "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": float(instance.mask.sum()),
-                        "iscrowd": int(instance.crowd),
-                        "segmentation": mask_rle(instance.mask)
-                        if instance.crowd
-                        else mask_polygons(instance.mask),
-                    }
-                )
+            for annotation in found:
+                annotations.append({"id": annotation_id, "image_id": image_id, **annotation})
                 annotation_id += 1
         data = {
-            "info": {"description": "gp-loss digit scenes", "version": "1"},
+            "info": {"description": description, "version": "1"},
             "licenses": [],
             "images": images,
             "annotations": annotations,
             "categories": categories,
         }
-        (tmp / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
+        (tmp / "annotations" / f"{kind}_{split}2017.json").write_text(json.dumps(data))
     for entry in tmp.iterdir():
         _publish(entry, root / entry.name)
     tmp.rmdir()
     return root
+
+
+def _xywh(box: tuple[float, float, float, float]) -> list[float]:
+    x0, y0, x1, y1 = box
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def write_coco(root: str | os.PathLike, scenes: DigitScenes, counts: Mapping[str, int]) -> Path:
+    """``root/`` with {train,val,test}2017/ images and annotations/instances_{split}2017.json
+    (xywh boxes, mask areas, non-contiguous category ids; single digits as stroke-exact
+    polygons with ``iscrowd`` 0, crowd regions as uncompressed RLE with ``iscrowd`` 1, as COCO
+    writes them)."""
+    categories = [
+        {"id": cid, "name": name, "supercategory": "digit"}
+        for cid, name in zip(COCO_CATEGORY_IDS, DIGIT_NAMES)
+    ]
+
+    def scene(split: str, index: int) -> tuple[np.ndarray, list[dict]]:
+        found = scenes.scene(split, index)
+        return found.image, [
+            {
+                "category_id": COCO_CATEGORY_IDS[instance.label],
+                "bbox": _xywh(instance.box),
+                "area": float(instance.mask.sum()),
+                "iscrowd": int(instance.crowd),
+                "segmentation": mask_rle(instance.mask) if instance.crowd else mask_polygons(instance.mask),
+            }
+            for instance in found.instances
+        ]
+
+    return _write_coco_tree(root, "instances", "gp-loss digit scenes", categories, counts, scene)
 
 
 def write_coco_keypoints(root: str | os.PathLike, figures: StickFigures, counts: Mapping[str, int]) -> Path:
@@ -142,10 +161,6 @@ def write_coco_keypoints(root: str | os.PathLike, figures: StickFigures, counts:
     one ``person`` category with COCO's 17 ``keypoints`` and ``skeleton``; per person its
     ``keypoints`` (x, y, v triples), ``num_keypoints``, xywh ``bbox`` and ``area`` of its visible
     pixels, ``iscrowd`` 0 and polygon ``segmentation``, as COCO writes person keypoints."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".coco-keypoints-", dir=root))
-    (tmp / "annotations").mkdir()
     category = {
         "id": 1,
         "name": "person",
@@ -153,46 +168,22 @@ def write_coco_keypoints(root: str | os.PathLike, figures: StickFigures, counts:
         "keypoints": list(KEYPOINTS),
         "skeleton": [list(pair) for pair in SKELETON],
     }
-    annotation_id = 1
-    for split in SPLITS:
-        folder = tmp / f"{split}2017"
-        folder.mkdir()
-        images, annotations = [], []
-        for index in range(counts.get(split, 0)):
-            scene = figures.scene(split, index)
-            image_id = index + 1
-            file_name = f"{image_id:012d}.jpg"
-            Image.fromarray(scene.image).save(folder / file_name, quality=95)
-            height, width = scene.image.shape[:2]
-            images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
-            for person in scene.persons:
-                x0, y0, x1, y1 = person.box
-                keypoints = [
+
+    def scene(split: str, index: int) -> tuple[np.ndarray, list[dict]]:
+        found = figures.scene(split, index)
+        return found.image, [
+            {
+                "category_id": 1,
+                "keypoints": [
                     v if i % 3 < 2 else int(v) for i, v in enumerate(person.keypoints.flatten().tolist())
-                ]
-                annotations.append(
-                    {
-                        "id": annotation_id,
-                        "image_id": image_id,
-                        "category_id": 1,
-                        "keypoints": keypoints,
-                        "num_keypoints": person.num_keypoints,
-                        "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": float(person.mask.sum()),
-                        "iscrowd": 0,
-                        "segmentation": mask_polygons(person.mask),
-                    }
-                )
-                annotation_id += 1
-        data = {
-            "info": {"description": "gp-loss stick figures", "version": "1"},
-            "licenses": [],
-            "images": images,
-            "annotations": annotations,
-            "categories": [category],
-        }
-        (tmp / "annotations" / f"person_keypoints_{split}2017.json").write_text(json.dumps(data))
-    for entry in tmp.iterdir():
-        _publish(entry, root / entry.name)
-    tmp.rmdir()
-    return root
+                ],
+                "num_keypoints": person.num_keypoints,
+                "bbox": _xywh(person.box),
+                "area": float(person.mask.sum()),
+                "iscrowd": 0,
+                "segmentation": mask_polygons(person.mask),
+            }
+            for person in found.persons
+        ]
+
+    return _write_coco_tree(root, "person_keypoints", "gp-loss stick figures", [category], counts, scene)

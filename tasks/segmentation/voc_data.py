@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from gp_loss.errors import GpLossError
-from tasks.data.cache import generated
+from tasks.data.cache import builtin
 from tasks.data.digit_scenes import NUM_DIGIT_CLASSES, DigitScenes
 from tasks.data.layouts import write_voc
 
@@ -34,10 +34,10 @@ _CACHE_PIXELS = 64e6
 
 def builtin_voc(seed: int = 0) -> Path:
     """The built-in digit scenes in VOC layout, generated on first use; returns the root."""
-    counts = "-".join(str(BUILTIN_COUNTS[s]) for s in ("train", "val", "test"))
-    return generated(
-        f"digit_scenes_voc_v1_seed{seed}_{counts}",
-        lambda root: write_voc(root, DigitScenes(seed=seed), BUILTIN_COUNTS),
+    return builtin(
+        f"digit_scenes_voc_v1_seed{seed}",
+        BUILTIN_COUNTS,
+        lambda root, n: write_voc(root, DigitScenes(seed=seed), n),
     )
 
 
