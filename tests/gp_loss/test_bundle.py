@@ -125,8 +125,8 @@ def test_verify_catches_an_edited_loss_py(one_slot, tmp_path):
     bundle = _copy(one_slot, tmp_path)
     path = bundle / "loss.py"
     text = path.read_text()
-    assert "return total / " in text
-    path.write_text(text.replace("return total / ", "return 1.01 * total / "))  # a 1% larger loss
+    assert "return valid_mean(out, valid, inputs[0])" in text
+    path.write_text(text.replace("return valid_mean(", "return 1.01 * valid_mean("))  # a 1% larger loss
     done = run_cli("verify", str(bundle))
     assert done.returncode == 1
     assert (
