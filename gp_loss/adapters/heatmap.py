@@ -8,6 +8,7 @@ from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typi
 import torch
 
 from gp_loss.adapters.base import Adapter, register_adapter
+from gp_loss.adapters.regression import RESIDUAL_BAD_LOSSES
 from gp_loss.baselines import get_baseline
 
 Tensor = torch.Tensor
@@ -61,12 +62,7 @@ class Heatmap(Adapter):
             "heatmap_l1": get_baseline("heatmap_l1").tree,
             "target-weighted MSE (1 + y) r^2": "add(square(r), mul(y, square(r)))",
         },
-        "bad": {
-            "target-blind: square(y_hat)": "square(y_hat)",
-            "prediction-blind: square(y)": "square(y)",
-            "rewards under-prediction: r": "r",
-            "constant-like: the residual's sign": "mul(r, inv(abs(r)))",
-        },
+        "bad": RESIDUAL_BAD_LOSSES,
     }
     words: ClassVar[dict] = {
         "y_hat": "the predicted heatmap",

@@ -12,6 +12,14 @@ from gp_loss.baselines import get_baseline
 
 Tensor = torch.Tensor
 
+#: Losses over (y_hat, y, r) that must fail the LRP: blind to an input, or rewarding the wrong way
+RESIDUAL_BAD_LOSSES: dict[str, str] = {
+    "target-blind: square(y_hat)": "square(y_hat)",
+    "prediction-blind: square(y)": "square(y)",
+    "rewards under-prediction: r": "r",
+    "constant-like: the residual's sign": "mul(r, inv(abs(r)))",
+}
+
 
 def regression(prediction: Tensor, target: Tensor, ignore_nan: bool) -> Tuple[List[Tensor], Tensor]:  # noqa: UP006
     """``y_hat`` = the prediction, ``y`` = the target and ``r`` = their difference ``y_hat - y``,
@@ -66,12 +74,7 @@ class Regression(Adapter):
         "good": {
             name: get_baseline(name).tree for name in ("squared_error", "absolute_error", "pseudo_huber")
         },
-        "bad": {
-            "target-blind: square(y_hat)": "square(y_hat)",
-            "prediction-blind: square(y)": "square(y)",
-            "rewards under-prediction: r": "r",
-            "constant-like: the residual's sign": "mul(r, inv(abs(r)))",
-        },
+        "bad": RESIDUAL_BAD_LOSSES,
     }
     words: ClassVar[dict] = {
         "y_hat": "the prediction",
