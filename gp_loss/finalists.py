@@ -101,20 +101,29 @@ class Finalists:
         trained = [r for r in self.finalists if r.summary(self.metric)["mean"] is not None]
         return max(trained, key=lambda r: r.summary(self.metric)["mean"], default=None)
 
+    def verdicts(self) -> list[dict[str, Any]]:
+        """The winner against each baseline on the target metric, the default baseline first."""
+        winner = self.winner
+        if winner is None:
+            return []
+        out = []
+        for baseline in self.baselines:
+            diff = self.difference(winner, baseline, self.metric)
+            out.append(
+                {
+                    "winner": winner.label,
+                    "baseline": baseline.label,
+                    "metric": self.metric,
+                    **diff.to_json(),
+                    "statement": statement(winner.label, baseline.label, self.metric, diff),
+                }
+            )
+        return out
+
     def verdict(self) -> dict[str, Any] | None:
         """The winner against the default baseline (the first) on the target metric."""
-        winner = self.winner
-        if winner is None or not self.baselines:
-            return None
-        baseline = self.baselines[0]
-        diff = self.difference(winner, baseline, self.metric)
-        return {
-            "winner": winner.label,
-            "baseline": baseline.label,
-            "metric": self.metric,
-            **diff.to_json(),
-            "statement": statement(winner.label, baseline.label, self.metric, diff),
-        }
+        verdicts = self.verdicts()
+        return verdicts[0] if verdicts else None
 
     def to_json(self) -> dict[str, Any]:
         """The table as ``best.json`` records it."""
@@ -140,6 +149,7 @@ class Finalists:
             "interval": f"{self.level:.0%} paired t interval over seeds",
             "rows": rows,
             "verdict": self.verdict(),
+            "verdicts": self.verdicts(),
         }
 
     def markdown(self) -> str:
@@ -163,10 +173,7 @@ def finalists_markdown(table: Mapping[str, Any], metrics: Sequence[str] | None =
     rows = table["rows"]
     metrics = list(metrics or rows[0]["summary"])
     baselines = [r["label"] for r in rows if r["kind"] == "baseline"]
-    first = baselines[0] if baselines else None
-    head = ["loss", "proxy", *metrics]
-    if first:
-        head.append(f"{table['metric']} vs {first}")
+    head = ["loss", "proxy", *metrics, *(f"{table['metric']} vs {b}" for b in baselines)]
     lines = [
         f"finalists: {table['seeds']} seed(s) each, metrics x100 on the final split, mean +- std; {table['interval']}",
         "",
@@ -180,23 +187,27 @@ def finalists_markdown(table: Mapping[str, Any], metrics: Sequence[str] | None =
             cells.append(
                 "diverged" if s["mean"] is None else f"{100 * s['mean']:.1f} +- {100 * s['std']:.1f}"
             )
-        if first:
-            d = row.get("vs", {}).get(first, {}).get(table["metric"])
-            if d is None:
-                cells.append("")
-            elif d["low"] is None:
-                cells.append(f"{100 * d['mean']:+.1f} ({d['verdict']})")
-            else:
-                cells.append(
-                    f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] {d['verdict']}"
-                )
+        cells += [_difference_cell(row.get("vs", {}).get(b, {}).get(table["metric"])) for b in baselines]
         lines.append("| " + " | ".join(cells) + " |")
     for row in rows:
         if row["kind"] == "finalist":
             lines.append(f"- {row['label']}: " + "; ".join(f"{s}: `{t}`" for s, t in row["losses"].items()))
     if table.get("verdict"):
         lines += ["", f"**verdict: {table['verdict']['statement']}**"]
+        # the winner against the baselines named beside the default one
+        lines += [f"- also: {v['statement']}" for v in table.get("verdicts", [])[1:]]
     return "\n".join(lines)
+
+
+def _difference_cell(diff: Mapping[str, Any] | None) -> str:
+    """A paired difference (x100) with its interval and verdict, as one table cell."""
+    if diff is None:
+        return ""
+    if diff["low"] is None:
+        return f"{100 * diff['mean']:+.1f} ({diff['verdict']})"
+    return (
+        f"{100 * diff['mean']:+.1f} [{100 * diff['low']:+.1f}, {100 * diff['high']:+.1f}] {diff['verdict']}"
+    )
 
 
 def select_finalists(events: Sequence[Mapping[str, Any]], top: int) -> list[Mapping[str, Any]]:

@@ -93,11 +93,14 @@ class RunSettings:
             if key in data.get("evolution", {}):
                 stored.setdefault(key, data["evolution"][key])
         pipeline = PipelineOptions.from_json(stored)
+        evolution = EvolutionConfig.from_json(data.get("evolution", {}))
+        options = dict(data.get("task_options", {}))
+        options.setdefault("seed", evolution.seed)  # runs from before the proxy seed was pinned
         return cls(
             task=data["task"],
-            task_options=dict(data.get("task_options", {})),
+            task_options=options,
             pipeline=pipeline,
-            evolution=EvolutionConfig.from_json(data.get("evolution", {})),
+            evolution=evolution,
             limits=Limits(**data.get("limits", {})),
             torch_threads=data.get("torch_threads"),
             execution=ExecutionOptions(**data.get("execution", {})),
@@ -107,10 +110,15 @@ class RunSettings:
         )
 
 
+#: The proxy's seed unless ``--task-option seed=N``: ``--seed`` seeds the evolution only, so
+#: searches with different seeds judge every loss by the same proxy (and share the search cache)
+PROXY_SEED = 0
+
+
 def task_options(settings: RunSettings) -> dict[str, Any]:
-    """The task's options as built (the seed follows the evolution seed unless given)."""
+    """The task's options as built (the seed :data:`PROXY_SEED` unless given)."""
     options = dict(settings.task_options)
-    options.setdefault("seed", settings.evolution.seed)
+    options.setdefault("seed", PROXY_SEED)
     return options
 
 
@@ -268,6 +276,7 @@ def start(
         # a Pareto search compares every objective at one fidelity: hurdles on the first
         # objective alone would stop the losses that are good at the others (--rungs overrides)
         settings.pipeline.rungs = (1.0,)
+    settings.task_options = task_options(settings)  # run.json names the proxy's seed
     directory = RunDirectory(out or fresh_run_path(settings.task))
     search = _assemble(settings, directory, None, hooks or [], progress, task)  # validates the task first
     runlock.acquire(directory.path)  # one writer: from here until Search.close

@@ -49,7 +49,13 @@ def parse_objectives(text: str | None, task_class, metric: str | None) -> tuple[
 @click.option(
     "--resume", is_flag=True, help="Continue the run in --out; task and settings come from run.json."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="The evolution's seed; the proxy's training seed is 0 unless --task-option seed=N.",
+)
 @click.option(
     "--population", type=int, default=None, help="Population size P (default: the task's, 20 for most)."
 )

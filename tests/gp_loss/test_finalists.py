@@ -14,8 +14,9 @@ import pytest
 
 from gp_loss import finalize, search
 from gp_loss.baselines import get_baseline
-from gp_loss.finalists import LOG, select_finalists
+from gp_loss.finalists import LOG, Finalists, Row, select_finalists
 from gp_loss.report import leaderboard
+from gp_loss.train import SeedRun
 from tests.test_cli import ROOT, run_cli
 
 CE = get_baseline("cross_entropy").tree
@@ -76,6 +77,28 @@ def test_finalists_are_distinct_and_ranked_like_the_search():
     ]
     # the last rung first (0.5, 0.3: 2 is gradient-equivalent to 0, so out), then the first rung
     assert [e["id"] for e in select_finalists(events, 3)] == [0, 4, 1]
+
+
+def _row(label: str, kind: str, accuracies: list[float]) -> Row:
+    runs = [SeedRun(seed, {"accuracy": a}, None, 1.0) for seed, a in enumerate(accuracies)]
+    return Row(label, kind, label if kind == "baseline" else {"cls": "y_hat"}, runs=runs)
+
+
+def test_the_winner_is_compared_with_every_named_baseline():
+    rows = [
+        _row("#1", "finalist", [0.90, 0.92, 0.94]),
+        _row("ce", "baseline", [0.80, 0.81, 0.82]),  # differences 0.10, 0.11, 0.12: beats
+        _row("focal", "baseline", [0.95, 0.97, 0.99]),  # differences -0.05 each: loses
+    ]
+    table = Finalists("cls_digits", "accuracy", ["accuracy"], 3, rows)
+    verdicts = table.verdicts()
+    assert [(v["baseline"], v["verdict"]) for v in verdicts] == [("ce", "beats"), ("focal", "loses")]
+    assert table.verdict() == verdicts[0]
+    assert abs(verdicts[0]["mean"] - 0.11) < 1e-12 and abs(verdicts[1]["mean"] + 0.05) < 1e-12
+    text = table.markdown()
+    assert "| accuracy vs ce | accuracy vs focal |" in text
+    assert "**verdict: #1 beats ce on accuracy: +11.0 [+8.5, +13.5]" in text  # t(0.975, 2) = 4.303
+    assert "- also: #1 loses to focal on accuracy: -5.0 [-5.0, -5.0]" in text
 
 
 def test_a_tie_is_reported_as_a_tie_and_recorded_in_best_json(run):

@@ -48,6 +48,32 @@ def test_a_second_run_finds_every_judged_loss_in_the_cache(tmp_path):
     assert hit["reused_from"] is None  # not an event of this run
 
 
+def test_a_search_with_another_seed_reuses_the_first_ones_judgements(tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    search("cls_digits", out=tmp_path / "a", max_explored=250, progress=False, cache=cache, task_options=TINY)
+    search(
+        "cls_digits",
+        out=tmp_path / "b",
+        max_explored=250,
+        progress=False,
+        cache=cache,
+        task_options=TINY,
+        seed=1,
+    )
+    first, second = _outcomes(tmp_path / "a"), _outcomes(tmp_path / "b")
+    assert first != second  # another evolution ...
+    assert second["cached"] > 0  # ... judged by the same proxy (seed 0): what the first knew is reused
+    settings = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert settings["task_options"]["seed"] == 0 and settings["evolution"]["seed"] == 1
+
+
+def test_a_run_from_before_the_pinned_proxy_seed_resumes_with_its_own():
+    from gp_loss.runner import RunSettings, task_options
+
+    old = RunSettings.from_json({"task": "cls_digits", "task_options": {}, "evolution": {"seed": 3}})
+    assert task_options(old)["seed"] == 3
+
+
 def test_a_gradient_equivalent_loss_reuses_a_cached_training(tmp_path):
     task = get_task("cls_digits", **TINY)
     options = PipelineOptions()
