@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import click
 import torch
 
 from gp_loss.adapters import get_adapter
@@ -220,24 +221,32 @@ def _job(adapter: str, spatial: bool, n: int, seed: int) -> SignatureReport:
 
 def run(n: int = 10_000, seed: int = 0, jobs: int = 1) -> str:
     """Fuzz every signature with ``n`` trees each (``jobs`` signatures at a time); Markdown."""
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
     start = time.perf_counter()
     chosen = signatures()
+    click.echo(f"fuzzing {len(chosen)} signatures x {n} trees, {jobs} at a time", err=True)
+    done: dict[int, SignatureReport] = {}
+
+    def finished(i: int, report: SignatureReport) -> None:
+        done[i] = report
+        failures = sum(report.failures.values())
+        click.echo(
+            f"[{len(done)}/{len(chosen)}] {report.signature}: {report.trees} trees, {failures} failure(s), "
+            f"{report.seconds:.0f} s",
+            err=True,
+        )
+
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            reports = list(
-                pool.map(
-                    _job,
-                    [s.adapter for s in chosen],
-                    [s.spatial for s in chosen],
-                    [n] * len(chosen),
-                    [seed] * len(chosen),
-                )
-            )
+            futures = {pool.submit(_job, s.adapter, s.spatial, n, seed): i for i, s in enumerate(chosen)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
     else:
-        reports = [fuzz_signature(s, n, seed) for s in chosen]
+        for i, s in enumerate(chosen):
+            finished(i, fuzz_signature(s, n, seed))
+    reports = [done[i] for i in range(len(chosen))]
     wall = time.perf_counter() - start
     stages = ("parse", "validity", "codegen", "lrp", "python export", "torchscript export")
     lines = [
