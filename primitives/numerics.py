@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 #: Smallest magnitude a safe operator divides by or takes the log of (DESIGN section 2).
 EPS: float = 1e-12
 
-#: Largest input of ``exp``: e**80 ~ 5.5e34 stays finite in fp32 with room for a few sums.
-EXP_MAX: float = 80.0
-
 #: Largest magnitude ``mul`` and ``square`` return; beyond it the output saturates (zero gradient).
 MAX_MAGNITUDE: float = 1e30
+
+#: Largest input of ``exp``: ln(1e30) ~ 69.08, so that ``exp`` saturates where the products do.
+#: (It was 80, e**80 ~ 5.5e34: ``bench fuzz`` found its slope times a box area of 1e8 overflowing
+#: float32 in the chain rule, 5.5e34 * 1e8 > 3.4e38.)
+EXP_MAX: float = math.log(MAX_MAGNITUDE)
 
 #: sqrt(EPS): below |x| = EPS the signed square root is linear with this slope's inverse.
 SQRT_EPS: float = EPS**0.5

@@ -85,8 +85,10 @@ def test_cache_by_string():
 def test_clamps_dropped_only_when_proven_no_op():
     safe = tree_code(parse_tree("mul(y, log(y_hat))", SPATIAL), SPATIAL).source
     assert "mul(" not in safe  # |y| <= 1 and |log| <= 27.7: the saturation cannot trigger
-    unsafe = tree_code(parse_tree("mul(exp(inv(y_hat)), y)", SPATIAL), SPATIAL).source
-    assert "mul(" in unsafe
+    capped = tree_code(parse_tree("mul(exp(inv(y_hat)), y)", SPATIAL), SPATIAL).source
+    assert "mul(" not in capped  # exp <= 1e30 and y <= 1: the product cannot pass 1e30 either
+    unsafe = tree_code(parse_tree("mul(exp(inv(y_hat)), exp(y_hat))", SPATIAL), SPATIAL).source
+    assert "mul(" in unsafe  # up to 1e30 * e^1
     boxes = tree_code(parse_tree("mul(inter, union)", BOXES), BOXES).source
     assert "mul(" in boxes  # areas are unbounded
 
