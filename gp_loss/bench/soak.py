@@ -74,17 +74,20 @@ class Soak:
     failed: int
     reference_events: int
     agree_until: int
+    #: the soaked search's exit code at the end: 0 when it ran to its budget, killed and all
+    exit_code: int = 0
 
     def markdown(self) -> str:
         return "\n".join(
             [
                 f"soak: {self.seconds / 60:.1f} min; machine: {machine()}",
                 "",
-                "| worker kills | driver kills | events | checkpoint | duplicates | lost | failed | "
+                "| worker kills | driver kills | exit code | events | checkpoint | duplicates | lost | failed | "
                 "reference events | same as the reference until event |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-                f"| {self.worker_kills} | {self.driver_kills} | {self.events} | {self.checkpoint_explored} | "
-                f"{self.duplicates} | {self.lost} | {self.failed} | {self.reference_events} | {self.agree_until} |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                f"| {self.worker_kills} | {self.driver_kills} | {self.exit_code} | {self.events} | "
+                f"{self.checkpoint_explored} | {self.duplicates} | {self.lost} | {self.failed} | "
+                f"{self.reference_events} | {self.agree_until} |",
             ]
         )
 
@@ -151,4 +154,5 @@ def run(folder: str | os.PathLike, minutes: float = 10.0, kill_every: float = 30
         failed=sum(e["outcome"] == "failed" for e in events),
         reference_events=len(reference_events),
         agree_until=agree,
+        exit_code=driver.returncode,
     )

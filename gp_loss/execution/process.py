@@ -45,6 +45,7 @@ class ProcessBackend(Backend):
         self.gpus_per_eval = gpus_per_eval
         self._context = multiprocessing.get_context("spawn")
         self._jobs: dict[cf.Future, tuple[int, dict[str, str], int, float]] = {}
+        self._lost: list[Finished] = []  # candidates a lost worker ended twice, not yet reported
         self._pool: cf.ProcessPoolExecutor | None = None
         self._start()
 
@@ -75,17 +76,21 @@ class ProcessBackend(Backend):
         return [p.pid for p in getattr(self._pool, "_processes", {}).values() if p.pid]
 
     def _send(self, ticket: int, job: tuple[dict[str, str], Any], attempts: int) -> None:
-        future = self._pool.submit(evaluate_genome, self.spec_json, *job)
+        try:
+            future = self._pool.submit(evaluate_genome, self.spec_json, *job)
+        except BrokenProcessPool:  # a worker died since the last wait: rebuild the pool first
+            self._lost += self._recover_from_lost_worker()
+            future = self._pool.submit(evaluate_genome, self.spec_json, *job)
         self._jobs[future] = (ticket, job, attempts, time.monotonic())
 
     def submit(self, ticket: int, candidate) -> None:
         self._send(ticket, (dict(candidate.genome), candidate.context.get("hurdles")), 0)
 
     def pending(self) -> int:
-        return len(self._jobs)
+        return len(self._jobs) + len(self._lost)
 
     def wait(self) -> list[Finished]:
-        done: list[Finished] = []
+        done, self._lost = self._lost, []  # what a rebuild while submitting ended
         while not done and self._jobs:
             finished, _ = cf.wait(list(self._jobs), timeout=0.25, return_when=cf.FIRST_COMPLETED)
             broken = False

@@ -87,6 +87,28 @@ def test_lost_process_worker_is_reported_and_retried(tmp_path, capfd):
     assert "a worker process died" in capfd.readouterr().err
 
 
+def test_a_submit_after_a_worker_died_rebuilds_the_pool(tmp_path, capfd):
+    """Found by ``bench soak``: a worker killed between two waits broke the pool, and the next
+    submit raised BrokenProcessPool out of the search."""
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    spec = WorkerSpec("two_slot_toy", {"sleep": 2.0, "pid_dir": str(pid_dir)}, {}, ("tasks", *TOY))
+    with ProcessBackend(spec, 1) as backend:
+        backend.submit(7, Candidate(dict(GOOD)))
+        os.kill(_wait_for_pid(pid_dir), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not getattr(backend._pool, "_broken", False) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the pool has noticed: the case of the soak
+        assert backend._pool._broken
+        backend.submit(8, Candidate(dict(GOOD)))  # raised before
+        finished = []
+        while backend.pending():
+            finished += backend.wait()
+    assert sorted(f.ticket for f in finished) == [7, 8]
+    assert all(f.result is not None and f.result["outcome"] == "trained" for f in finished)
+    assert "a worker process died" in capfd.readouterr().err
+
+
 def test_eval_timeout_gives_timeout_and_the_run_goes_on(tmp_path):
     settings = RunSettings(
         "two_slot_toy",
