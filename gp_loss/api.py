@@ -176,6 +176,8 @@ def search(
             ``lrp_protocol``, ``stop_invalid``, ``max_height``, ``max_nodes``, ``constant_one``,
             ``backend``, ``workers``, ``eval_timeout``, ``torch_threads``, ``cache`` (a path,
             ``"off"``; default: the persistent search cache in the cache folder)...
+            ``seed`` seeds the evolution; the proxy trains with ``task_options["seed"]`` (0 by
+            default), so searches with other seeds judge every loss alike.
     """
     from gp_loss.runner import start
 
