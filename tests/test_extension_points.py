@@ -158,7 +158,7 @@ def test_evolve_show_train_and_export_a_new_task_with_a_new_adapter(tmp_path):
     spec = importlib.util.spec_from_file_location("found_loss", module_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    loss = module.FitLoss()
+    loss = module.Loss()  # a one-slot file's one class, whatever the slot's name
     assert loss.scale == 2.0  # the option is the exported module's default
 
     # the exported module computes what the search computed: the tree on the adapter's inputs

@@ -4,9 +4,9 @@ code 2, within a time and memory bound, and nothing is written but the output th
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,16 +64,37 @@ HOSTILE = {
 }
 
 
+#: A small launcher: it sets the address-space limit, runs the command as its own child and writes
+#: that child's peak RSS (kB) to argv[1]. The command is a grandchild of the test process, so that
+#: the test process's own resident pages (which a forked child's peak counts until it execs) are
+#: not in the measure.
+_LAUNCHER = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))  # a hard wall far above the bound
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as handle:
+    handle.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _limited(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run with an address-space limit; returns the result, seconds and peak MB of the child."""
-
-    def limit():  # pragma: no cover (runs in the child)
-        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))  # a hard wall far above the bound
-
-    start = time.monotonic()
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, preexec_fn=limit, timeout=120)
-    seconds = time.monotonic() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    """Run with an address-space limit; returns the result, seconds and peak MB of the command."""
+    with tempfile.TemporaryDirectory() as folder:
+        peak_file = Path(folder) / "peak"
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(peak_file), *command],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        seconds = time.monotonic() - start
+        peak = int(peak_file.read_text()) / 1024
     return done, seconds, peak
 
 
