@@ -73,10 +73,15 @@ def test_process_backend_keeps_two_in_flight(tmp_path):
     assert state.trained > 0
 
 
-def test_lost_process_worker_is_reported_and_retried(tmp_path, capfd):
+def _slow_toy(tmp_path: Path) -> tuple[WorkerSpec, Path]:
+    """A worker spec whose evaluations take 2 s and leave their process id in the returned folder."""
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    spec = WorkerSpec("two_slot_toy", {"sleep": 2.0, "pid_dir": str(pid_dir)}, {}, ("tasks", *TOY))
+    return WorkerSpec("two_slot_toy", {"sleep": 2.0, "pid_dir": str(pid_dir)}, {}, ("tasks", *TOY)), pid_dir
+
+
+def test_lost_process_worker_is_reported_and_retried(tmp_path, capfd):
+    spec, pid_dir = _slow_toy(tmp_path)
     with ProcessBackend(spec, 1) as backend:
         backend.submit(7, Candidate(dict(GOOD)))
         os.kill(_wait_for_pid(pid_dir), signal.SIGKILL)
@@ -90,9 +95,7 @@ def test_lost_process_worker_is_reported_and_retried(tmp_path, capfd):
 def test_a_submit_after_a_worker_died_rebuilds_the_pool(tmp_path, capfd):
     """Found by ``bench soak``: a worker killed between two waits broke the pool, and the next
     submit raised BrokenProcessPool out of the search."""
-    pid_dir = tmp_path / "pids"
-    pid_dir.mkdir()
-    spec = WorkerSpec("two_slot_toy", {"sleep": 2.0, "pid_dir": str(pid_dir)}, {}, ("tasks", *TOY))
+    spec, pid_dir = _slow_toy(tmp_path)
     with ProcessBackend(spec, 1) as backend:
         backend.submit(7, Candidate(dict(GOOD)))
         os.kill(_wait_for_pid(pid_dir), signal.SIGKILL)
