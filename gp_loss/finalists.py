@@ -127,6 +127,7 @@ class Finalists:
 
     def to_json(self) -> dict[str, Any]:
         """The table as ``best.json`` records it."""
+        verdicts = self.verdicts()  # the first is :meth:`verdict`
         rows = []
         for row in self.rows:
             entry: dict[str, Any] = {
@@ -148,8 +149,8 @@ class Finalists:
             "seeds": self.seeds,
             "interval": f"{self.level:.0%} paired t interval over seeds",
             "rows": rows,
-            "verdict": self.verdict(),
-            "verdicts": self.verdicts(),
+            "verdict": verdicts[0] if verdicts else None,
+            "verdicts": verdicts,
         }
 
     def markdown(self) -> str:
