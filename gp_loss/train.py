@@ -14,7 +14,13 @@ from gp_loss.exchange import read_best
 from gp_loss.module import TreeLoss
 
 #: Short names users type for common baselines.
-ALIASES = {"ce": "cross_entropy", "soft_dice": "dice", "iou_loss": "iou", "giou_loss": "giou"}
+ALIASES = {
+    "ce": "cross_entropy",
+    "soft_dice": "dice",
+    "iou_loss": "iou",
+    "giou_loss": "giou",
+    "awing": "adaptive_wing",
+}
 
 #: What a training is given: a baseline name of the task, a best.json / run directory, or the
 #: trees themselves, slot -> tree string.
@@ -42,12 +48,12 @@ def resolve_losses(task, spec: LossSpec, pick: int | None = None) -> tuple[str, 
             name: TreeLoss(loss.tree, loss.signature, loss.options) for name, loss in best.slots.items()
         }
     name = ALIASES.get(spec, spec)
+    if name in task.reference_losses:
+        return name, task.reference_losses[name](task)
     if name in task.baselines:
         trees = task.baselines[name]
         return name, {slot.name: TreeLoss.for_slot(slot, trees[slot.name], True) for slot in task.slots}
-    if name in task.custom_losses:
-        return name, task.custom_losses[name](task)
-    known = ", ".join(sorted({*task.baselines, *task.custom_losses}))
+    known = ", ".join(task.baseline_names())
     raise GpLossError(f"unknown loss {spec!r} for task {task.name!r}; known: {known}, or a best.json path")
 
 

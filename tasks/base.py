@@ -125,11 +125,15 @@ class Task(abc.ABC):
     slots: tuple[Slot, ...] = ()
     #: Target metrics, higher is better; the first is the default ``--metric``.
     metrics: tuple[str, ...] = ()
-    #: Baselines written as trees: name -> slot -> tree string.
+    #: Baselines written as trees: name -> slot -> tree string. They seed ``--init baselines``
+    #: and calibrate the Loss-Rejection Protocol; the built-in tasks name them ``tree:...``,
+    #: since a tree follows the mean-of-tree convention (the cross-entropy tree is CE / C).
     baselines: Mapping[str, Mapping[str, str]] = {}
-    #: Hand-written baselines the tree space cannot express: name -> ``factory(task)`` returning
-    #: slot -> loss function (``None`` keeps a slot's stock loss where the model has one).
-    custom_losses: Mapping[str, Callable[[Any], Mapping[str, LossFn | None]]] = {}
+    #: Reference baselines: each loss as its paper or library defines it, at its published
+    #: weight (what ``train``, ``finalize`` and ``bench paper`` compare against): name ->
+    #: ``factory(task)`` returning slot -> loss function (``None`` keeps a slot's stock loss
+    #: where the model has one).
+    reference_losses: Mapping[str, Callable[[Any], Mapping[str, LossFn | None]]] = {}
     #: ``evolve``'s wall-clock budget when no limit is given (``90s``, ``10m``, ``2h``).
     default_budget: str = "2m"
     #: ``evolve``'s population size when ``--population`` is not given.
@@ -146,9 +150,9 @@ class Task(abc.ABC):
     #: True where the Loss-Rejection Protocol scores probe samples with the target metric itself
     #: (``bench lrp`` then calibrates every metric by default).
     probe_follows_metric: bool = False
-    #: The baseline a researcher starts from (a key of ``baselines`` or of the task's hand-written
-    #: ``custom_losses``): ``bench lrp --against-training`` measures whether a loss trains
-    #: against its proxy fitness. Empty: the first of ``baselines`` by name.
+    #: The baseline a found loss is judged against: the task's strongest published setting, a
+    #: key of ``reference_losses`` (or of ``baselines``). ``finalize`` and ``bench paper`` give
+    #: their verdict against it. Empty: the first reference by name, else the first tree.
     default_baseline: str = ""
     #: Loss-Rejection Protocol settings per protocol: ``shared`` (the default: an ordering check,
     #: then a head shared by all samples, trained on :meth:`probe_head` features, or free
@@ -199,8 +203,12 @@ class Task(abc.ABC):
 
     @property
     def reference_baseline(self) -> str:
-        """:attr:`default_baseline`, or the first of :attr:`baselines` by name."""
-        return self.default_baseline or sorted(self.baselines)[0]
+        """:attr:`default_baseline`, or the first reference (else tree) baseline by name."""
+        return self.default_baseline or sorted(self.reference_losses or self.baselines)[0]
+
+    def baseline_names(self) -> list[str]:
+        """Every baseline a training can name: the references, then the tree forms."""
+        return [*sorted(self.reference_losses), *sorted(set(self.baselines) - set(self.reference_losses))]
 
     def slot(self, name: str) -> Slot:
         """The slot called ``name``."""
@@ -318,7 +326,7 @@ class Task(abc.ABC):
                 for s in self.slots
             },
             "baselines": sorted(self.baselines),
-            "custom_losses": sorted(self.custom_losses),
+            "reference_losses": sorted(self.reference_losses),
         }
 
 

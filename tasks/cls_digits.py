@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gp_loss.baselines import get_baseline
@@ -43,6 +44,11 @@ def mlp(hidden: int = 64) -> nn.Module:
     return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
+def softmax_mse(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``F.mse_loss`` between the softmax of ``logits`` (N, C) and the one-hot ``labels``."""
+    return F.mse_loss(torch.softmax(logits, dim=1), F.one_hot(labels, logits.shape[1]).to(logits.dtype))
+
+
 @register_task("cls_digits")
 class ClsDigits(Task):
     """Handwritten-digit classification; slot ``cls`` (softmax probs vs one-hot), metric accuracy."""
@@ -61,8 +67,15 @@ class ClsDigits(Task):
         "paper": {"steps": 50, "lr": 0.1, "eta": 0.5},
     }
     default_baseline = "cross_entropy"
+    #: the tree forms (mean-of-tree scale: the cross-entropy tree is CE / 10)
     baselines: ClassVar[dict[str, dict[str, str]]] = {
-        name: {"cls": get_baseline(name).tree} for name in ("cross_entropy", "soft_iou", "mse")
+        f"tree:{name}": {"cls": get_baseline(name).tree} for name in ("cross_entropy", "soft_iou", "mse")
+    }
+    #: the references: ``F.cross_entropy``, and ``F.mse_loss`` between the softmax and the one-hot
+    #: target (the Brier score's mean over N x C)
+    reference_losses: ClassVar[dict] = {
+        "cross_entropy": lambda task: {"cls": F.cross_entropy},
+        "mse": lambda task: {"cls": softmax_mse},
     }
 
     def __init__(

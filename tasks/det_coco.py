@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
@@ -36,6 +37,7 @@ from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
 from tasks.detection.coco_data import CocoDetection, collate, to_device
 from tasks.detection.evaluation import coco_box_ap, coco_results, detections
+from tasks.detection.losses import BOX_LOSSES
 from tasks.detection.model import (
     ProposalDecoder,
     head_samples,
@@ -112,12 +114,21 @@ class DetCoco(Task):
         "paper": {"steps": 50, "lr": 0.1, "eta": {"cls": 0.3, "reg": 0.05}},
     }
     default_baseline = "ce+smooth_l1"
+    #: the tree forms (mean-of-tree scale: the cls tree is F.cross_entropy / (C + 1))
     baselines: ClassVar[dict[str, dict[str, str]]] = {
-        "ce+iou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("iou").tree},
-        "ce+giou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree},
+        "tree:ce+iou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("iou").tree},
+        "tree:ce+giou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree},
     }
-    #: hand-written baselines (not trees): None keeps torchvision's stock loss of that slot
-    custom_losses: ClassVar[dict] = {"ce+smooth_l1": lambda task: {"cls": None, "reg": None}}
+    #: the references: ``F.cross_entropy`` with torchvision's stock smooth-L1 (``None``: the
+    #: stock loss), or with mmdetection's IoU / GIoU (weight 10) and CIoU (weight 12) on decoded
+    #: boxes, averaged over all sampled RoIs (:mod:`tasks.detection.losses`)
+    reference_losses: ClassVar[dict] = {
+        "ce+smooth_l1": lambda task: {"cls": F.cross_entropy, "reg": None},
+        **{
+            f"ce+{name}": (lambda task, box=box: {"cls": F.cross_entropy, "reg": box()})
+            for name, box in BOX_LOSSES.items()
+        },
+    }
 
     def __init__(
         self,

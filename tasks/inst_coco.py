@@ -33,6 +33,7 @@ from tasks.data.layouts import write_coco
 from tasks.det_coco import BUILTIN_COUNTS, DetCoco
 from tasks.detection.coco_data import CocoDetection
 from tasks.detection.evaluation import coco_mask_ap
+from tasks.detection.losses import BOX_LOSSES
 from tasks.detection.model import resnet50_mask_rcnn, small_mask_rcnn
 from tasks.registry import register_task
 
@@ -105,15 +106,21 @@ class InstCoco(DetCoco):
         "paper": {**DetCoco.lrp_defaults["paper"], "eta": {"cls": 0.3, "reg": 0.05, "mask": 0.05}},
     }
     default_baseline = "ce+smooth_l1+bce"
+    #: the tree forms (mean-of-tree scale: CE / (C + 1), the BCE tree is BCE / 2)
     baselines: ClassVar[dict[str, dict[str, str]]] = {
-        "ce+iou+bce": {"cls": CE, "reg": get_baseline("iou").tree, "mask": BCE},
-        "ce+giou+bce": {"cls": CE, "reg": get_baseline("giou").tree, "mask": BCE},
+        "tree:ce+iou+bce": {"cls": CE, "reg": get_baseline("iou").tree, "mask": BCE},
+        "tree:ce+giou+bce": {"cls": CE, "reg": get_baseline("giou").tree, "mask": BCE},
     }
-    #: hand-written baselines: None keeps torchvision's stock loss of that slot (the stock
-    #: five-loss setting is CE + smooth-L1 + BCE); Dice replaces the mask slot's BCE
-    custom_losses: ClassVar[dict] = {
-        "ce+smooth_l1+bce": lambda task: {"cls": None, "reg": None, "mask": None},
-        "ce+smooth_l1+dice": lambda task: {"cls": None, "reg": None, "mask": dice_mask_loss},
+    #: the references: ``None`` keeps torchvision's stock loss of that slot (the stock setting
+    #: is CE + smooth-L1 + mask BCE); mmdetection's Mask R-CNN IoU-loss configs swap the box
+    #: loss (:mod:`tasks.detection.losses`); Dice replaces the mask slot's BCE
+    reference_losses: ClassVar[dict] = {
+        "ce+smooth_l1+bce": lambda task: {"cls": F.cross_entropy, "reg": None, "mask": None},
+        **{
+            f"ce+{name}+bce": (lambda task, box=box: {"cls": F.cross_entropy, "reg": box(), "mask": None})
+            for name, box in BOX_LOSSES.items()
+        },
+        "ce+smooth_l1+dice": lambda task: {"cls": F.cross_entropy, "reg": None, "mask": dice_mask_loss},
     }
 
     def builtin_root(self) -> Path:

@@ -34,7 +34,7 @@ from tasks.data.stick_figures import StickFigures
 from tasks.pose.coco_keypoints import CocoKeypoints
 from tasks.pose.evaluation import oks
 from tasks.pose.heatmaps import decode
-from tasks.pose.losses import joints_mse, softmax_kl
+from tasks.pose.losses import AdaptiveWingLoss, JointsMSELoss, joints_mse, softmax_kl
 from tasks.pose.model import MODELS, build_pose_model
 from tasks.pose.trunk import EncodedPersons, fresh_decoder
 from tasks.registry import register_task
@@ -70,13 +70,20 @@ class PoseCoco(Task):
     metrics = ("AP", "AP50", "AP75")
     default_budget = "9m"  # + start-up and the last training in flight: under 10 minutes
     default_population = 10
-    default_baseline = "mse"
+    default_baseline = "joints_mse"
+    #: the tree forms (the MSE tree is the mean over labelled keypoints' pixels: 2 x
+    #: JointsMSELoss x N K / labelled keypoints)
     baselines: ClassVar[dict[str, dict[str, str]]] = {
-        "mse": {"hm": get_baseline("heatmap_mse").tree},
-        "l1": {"hm": get_baseline("heatmap_l1").tree},
+        "tree:mse": {"hm": get_baseline("heatmap_mse").tree},
+        "tree:l1": {"hm": get_baseline("heatmap_l1").tree},
     }
-    #: hand-written baselines the tree space cannot express
-    custom_losses: ClassVar[dict] = {"kl_softmax": lambda task: {"hm": softmax_kl}}
+    #: the references (:mod:`tasks.pose.losses`): SimpleBaseline's JointsMSELoss with target
+    #: weights, Adaptive Wing at its published constants, and a distribution-matching peer
+    reference_losses: ClassVar[dict] = {
+        "joints_mse": lambda task: {"hm": JointsMSELoss()},
+        "adaptive_wing": lambda task: {"hm": AdaptiveWingLoss()},
+        "kl_softmax": lambda task: {"hm": softmax_kl},
+    }
     #: No probe_head: the shared protocol's ordering check needs class labels and a 1 x 1 head on
     #: a random network's features cannot place keypoints, so both protocols judge free heatmaps.
     #: eta from ``bench lrp --task pose_coco`` (docs/BENCHMARKS.md): the known-good losses gain

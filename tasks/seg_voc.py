@@ -27,7 +27,14 @@ import torch
 from gp_loss.baselines import get_baseline
 from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option, split_identity
 from tasks.registry import register_task
-from tasks.segmentation.losses import LovaszSoftmax, WeightedCrossEntropy, median_frequency_weights
+from tasks.segmentation.losses import (
+    CrossEntropy,
+    DiceLoss,
+    FocalLoss,
+    LovaszSoftmax,
+    WeightedCrossEntropy,
+    median_frequency_weights,
+)
 from tasks.segmentation.metrics import IGNORE, METRICS, SegmentationStats, per_image
 from tasks.segmentation.model import MODELS, build_model, normalise
 from tasks.segmentation.voc_data import (
@@ -82,12 +89,17 @@ class SegVoc(Task):
     #: significant) at a quarter of the proxy steps, 0.58 at half and 0.70 at all of them
     default_rungs = (0.5, 1.0)
     default_baseline = "cross_entropy"
+    #: the tree forms (mean-of-tree scale: the cross-entropy tree is CE / C)
     baselines: ClassVar[dict[str, dict[str, str]]] = {
-        name: {"seg": get_baseline(name).tree} for name in ("cross_entropy", "dice", "focal", "soft_iou")
+        f"tree:{name}": {"seg": get_baseline(name).tree}
+        for name in ("cross_entropy", "dice", "focal", "soft_iou")
     }
-    #: hand-written baselines the tree space cannot express
-    custom_losses: ClassVar[dict] = {
+    #: the references, each as its reference code computes it (:mod:`tasks.segmentation.losses`)
+    reference_losses: ClassVar[dict] = {
+        "cross_entropy": lambda task: {"seg": CrossEntropy()},
         "wce": lambda task: {"seg": WeightedCrossEntropy(task.class_weights())},
+        "dice": lambda task: {"seg": DiceLoss()},
+        "focal": lambda task: {"seg": FocalLoss()},
         "lovasz": lambda task: {"seg": LovaszSoftmax()},
     }
     #: LRP defaults, calibrated by ``bench lrp --task seg_voc`` for all six target metrics

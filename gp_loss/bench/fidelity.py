@@ -223,7 +223,7 @@ def run(
     task = get_task(task_name, **options)
     steps = rung_steps(task, list(levels))
     panel = [
-        PanelLoss(name, "baseline", spec=name) for name in sorted({*task.baselines, *task.custom_losses})
+        PanelLoss(name, "baseline", spec=name) for name in sorted({*task.baselines, *task.reference_losses})
     ]
     panel += [
         PanelLoss(f"random {i + 1}", "random", trees=g)

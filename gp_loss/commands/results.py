@@ -31,9 +31,9 @@ def tasks_cmd(as_json: bool, imports: tuple[str, ...]) -> None:
         click.echo(f"{info['name']}")
         click.echo(f"  slots:     {slots}")
         click.echo(f"  metrics:   {', '.join(info['metrics'])} (default {info['metrics'][0]})")
-        click.echo(f"  baselines: {', '.join(info['baselines'])} (trees)")
-        if info["custom_losses"]:
-            click.echo(f"             {', '.join(info['custom_losses'])} (hand-written)")
+        if info["reference_losses"]:
+            click.echo(f"  baselines: {', '.join(info['reference_losses'])} (references)")
+        click.echo(f"  trees:     {', '.join(info['baselines'])} (tree forms, mean-of-tree scale)")
         click.echo(
             f"  search:    {info['default_budget']} budget, population {info['default_population']}, "
             f"rungs {','.join(f'{r:g}' for r in info['default_rungs'])}"
@@ -49,7 +49,7 @@ def _task_info(name: str, factory) -> dict:
             for s in factory.slots
         },
         "baselines": sorted(factory.baselines),
-        "custom_losses": sorted(factory.custom_losses),
+        "reference_losses": sorted(factory.reference_losses),
         "default_budget": factory.default_budget,
         "default_population": factory.default_population,
         "default_rungs": list(factory.default_rungs),

@@ -26,6 +26,8 @@ from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_loss, proj
 from torchvision.models.detection.rpn import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
+from tasks.detection.losses import SampledRoiLoss
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -103,6 +105,8 @@ class SearchedRoIHeads(RoIHeads):
             return loss_classifier, loss_box_reg / labels.numel()
         pred_boxes = self.box_coder.decode_single(deltas, proposals[positive])
         target_boxes = self.box_coder.decode_single(regression_targets[positive], proposals[positive])
+        if isinstance(reg, SampledRoiLoss):  # mmdetection's reduction: over all sampled RoIs
+            return loss_classifier, reg(pred_boxes, target_boxes, sampled=labels.numel())
         return loss_classifier, reg(pred_boxes, target_boxes)
 
 

@@ -1,9 +1,17 @@
-"""Hand-written segmentation baselines the tree space cannot express.
+"""The reference segmentation losses, each as its reference code computes it.
 
+- cross-entropy: ``F.cross_entropy`` with ignore index 255;
 - weighted cross-entropy with median-frequency class weights (Eigen and Fergus, 2015);
-- Lovasz-softmax (Berman et al., 2018): the Lovasz extension of the per-class Jaccard loss.
+- soft Dice as segmentation_models_pytorch's ``DiceLoss`` (multiclass mode, from logits,
+  ``smooth`` 0): per batch, 1 - 2 sum(p y) / sum(p + y) per class, classes absent from the
+  batch's labels contribute 0 and count in the mean over classes;
+- softmax focal loss (Lin et al., 2017) with gamma 2 and no alpha: -(1 - p_t)^2 log p_t, the
+  mean over labelled pixels;
+- Lovasz-softmax (Berman et al., 2018) at the reference code's defaults (``per_image=False``,
+  ``classes='present'``): the Lovasz extension of the per-class Jaccard loss over the batch,
+  averaged over the classes present.
 
-Both take ``(logits (N, C, H, W), labels (N, H, W))`` and skip pixels labelled 255.
+All take ``(logits (N, C, H, W), labels (N, H, W))`` and skip pixels labelled 255.
 """
 
 from __future__ import annotations
@@ -35,6 +43,56 @@ class WeightedCrossEntropy(nn.Module):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, weight=self.weights.to(logits.dtype), ignore_index=IGNORE)
+
+
+class CrossEntropy(nn.Module):
+    """``F.cross_entropy`` with ignore index 255."""
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE)
+
+
+def _labelled_one_hot(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and one-hot targets (N, C, H*W), both zero at ignored pixels."""
+    n, c = logits.shape[:2]
+    keep = (labels != IGNORE).reshape(n, 1, -1)
+    probs = torch.softmax(logits, dim=1).reshape(n, c, -1) * keep
+    safe = torch.where(labels == IGNORE, torch.zeros_like(labels), labels).reshape(n, -1)
+    target = F.one_hot(safe.long(), c).permute(0, 2, 1).to(probs.dtype) * keep
+    return probs, target
+
+
+class DiceLoss(nn.Module):
+    """segmentation_models_pytorch's multiclass ``DiceLoss`` (see the module docstring)."""
+
+    def __init__(self, eps: float = 1e-7) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        probs, target = _labelled_one_hot(logits, labels)
+        intersection = (probs * target).sum(dim=(0, 2))
+        cardinality = (probs + target).sum(dim=(0, 2))
+        loss = 1.0 - 2.0 * intersection / cardinality.clamp(min=self.eps)
+        present = target.sum(dim=(0, 2)) > 0
+        return (loss * present.to(loss.dtype)).mean()
+
+
+class FocalLoss(nn.Module):
+    """Softmax focal loss -(1 - p_t)^gamma log p_t over the labelled pixels (gamma 2)."""
+
+    def __init__(self, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        keep = labels != IGNORE
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
+        log_p = torch.log_softmax(logits, dim=1)
+        safe = torch.where(keep, labels, torch.zeros_like(labels)).long()
+        log_pt = log_p.gather(1, safe.unsqueeze(1)).squeeze(1)[keep]
+        return (-((1 - log_pt.exp()) ** self.gamma) * log_pt).mean()
 
 
 def lovasz_gradient(foreground_sorted: torch.Tensor) -> torch.Tensor:

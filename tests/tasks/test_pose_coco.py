@@ -260,7 +260,7 @@ def test_trunk_proxy_trains_a_fresh_decoder_and_leaves_the_trunk_alone(trunk_fol
     task = get_task("pose_coco", **SMALL)
     before = {k: v.clone() for k, v in task.trunk().state_dict().items()}
     assert list((trunk_folder / "pose_trunks").glob("*.pt"))
-    _name, losses = resolve_losses(task, "mse")
+    _name, losses = resolve_losses(task, "joints_mse")
     results = list(task.proxy_rungs(losses, [2, 4]))
     assert [r.steps for r in results] == [2, 4] and all(
         set(r.metrics) == {"AP", "AP50", "AP75"} for r in results

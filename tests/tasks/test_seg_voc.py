@@ -167,7 +167,7 @@ def test_train_reports_six_metrics_for_every_baseline(tmp_path):
     assert isinstance(load_loss(best), torch.nn.Module)
     task = get_task("seg_voc", final_steps=2)
     assert task.class_weights().shape == (11,)
-    for spec in ("wce", "dice", "focal", "lovasz", "soft_iou", str(best)):
+    for spec in ("cross_entropy", "wce", "dice", "focal", "lovasz", "tree:soft_iou", str(best)):
         report = train(task, spec)
         (run,) = report.runs
         assert set(run.metrics) == set(METRICS) and all(0 <= v <= 1 for v in run.metrics.values())
