@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,9 @@ from typing import Any
 from gp_loss import runlock
 from gp_loss.errors import GpLossError
 from gp_loss.exchange import BestLoss, SlotLoss, read_best, write_best
+from gp_loss.retraining import TrainingLog, retrain, stderr_say, training_key
 from gp_loss.stats import PairedDifference, paired_difference
-from gp_loss.train import LossSpec, SeedRun, headline, resolve_losses, train_many
+from gp_loss.train import LossSpec, SeedRun
 
 LOG = "finalize.jsonl"
 
@@ -55,8 +54,8 @@ class Row:
     runs: list[SeedRun] = field(default_factory=list)
 
     def key(self, task_options: Mapping[str, Any]) -> str:
-        """What identifies this row's trainings in the log: its losses and the task's options."""
-        return json.dumps({"losses": self.spec, "task_options": dict(task_options)}, sort_keys=True)
+        """What identifies this row's trainings in the log (:func:`gp_loss.retraining.training_key`)."""
+        return training_key(self.spec, task_options)
 
     def values(self, metric: str) -> list[float | None]:
         """``metric`` per seed (``None`` where the training diverged)."""
@@ -230,31 +229,6 @@ def select_finalists(events: Sequence[Mapping[str, Any]], top: int) -> list[Mapp
     return chosen
 
 
-class TrainingLog:
-    """``finalize.jsonl``: one line per finished training, appended and fsynced; a torn last line
-    (a kill mid-write) is cut off when the log is read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.done: dict[tuple[str, int], SeedRun] = {}
-        if path.exists():
-            raw = path.read_bytes()
-            if raw and not raw.endswith(b"\n"):
-                raw = raw[: raw.rfind(b"\n") + 1]
-                with open(path, "r+b") as handle:
-                    handle.truncate(len(raw))
-            for line in raw.decode("utf-8").splitlines():
-                entry = json.loads(line)
-                self.done[entry["key"], entry["seed"]] = SeedRun(**entry["run"])
-
-    def add(self, key: str, seed: int, run: SeedRun) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"key": key, "seed": seed, "run": asdict(run)}) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.done[key, seed] = run
-
-
 def finalize(
     run: str | os.PathLike,
     *,
@@ -295,7 +269,6 @@ def finalize(
 def _finalize(directory, config, events, top, seeds, baselines, jobs, task_options, task, quiet) -> Finalists:
     from gp_loss.runner import RunSettings, build_task
     from gp_loss.runner import task_options as options_of
-    from tasks.training import progress
 
     settings = RunSettings.from_json(config)
     settings.task_options.update(task_options or {})
@@ -310,30 +283,22 @@ def _finalize(directory, config, events, top, seeds, baselines, jobs, task_optio
         raise GpLossError(f"{directory}: no trained loss to finalize yet")
     names = [task.reference_baseline, *(b for b in baselines if b != task.reference_baseline)]
     rows = [Row(f"#{e['id']}", "finalist", dict(e["trees"]), e["id"], e["fitness"]) for e in chosen]
-    for name in names:
-        resolve_losses(task, name)  # an unknown baseline fails here, before any training
-        rows.append(Row(name, "baseline", name))
-    options = options_of(settings)
+    rows += [Row(name, "baseline", name) for name in names]
     if settings.task_object and jobs > 1:
         jobs = 1  # a task object cannot be rebuilt by name in job processes
-    log = TrainingLog(directory / LOG)
-    keys = {row.label: row.key(options) for row in rows}
-    todo = [
-        (row.label, row.spec, s) for row in rows for s in range(seeds) if (keys[row.label], s) not in log.done
-    ]
-    say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    reused = len(rows) * seeds - len(todo)
-    say(
-        f"finalize {directory}: {len(rows)} losses x {seeds} seeds, {len(todo)} training(s) to run"
-        + (f", {reused} finished before" if reused else "")
+    runs = retrain(
+        task,
+        options_of(settings),
+        [(row.label, row.spec) for row in rows],
+        seeds,
+        jobs=jobs,
+        imports=settings.imports,
+        log=TrainingLog(directory / LOG),
+        say=None if quiet else stderr_say,
+        what=f"finalize {directory}",
     )
-    with nullcontext() if quiet or jobs > 1 else progress():
-        trainings = train_many(task, options, todo, jobs, settings.imports)
-        for done, (label, seed, result) in enumerate(trainings, 1):
-            log.add(keys[label], seed, result)
-            say(f"[{done}/{len(todo)}] {label}, seed {seed}: {headline(result)} ({result.seconds:.0f} s)")
     for row in rows:
-        row.runs = [log.done[keys[row.label], s] for s in range(seeds)]
+        row.runs = runs[row.label]
     table = Finalists(task.name, task.metric, list(task.metrics), seeds, rows)
     _record(directory, table, chosen)
     return table

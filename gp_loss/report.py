@@ -281,7 +281,7 @@ def baseline_metrics(run: Path, config: dict[str, Any]) -> dict[str, dict[str, f
     task = build_task(settings)
     proxy = ProxyTraining(task, rungs=settings.pipeline.rungs)
     found = {}
-    for name in sorted({*task.baselines, *task.reference_losses}):
+    for name in task.baseline_names():
         print(f"report: proxy-training baseline {name} for the front plot", file=sys.stderr, flush=True)
         _, losses = resolve_losses(task, name)
         result = next(iter(proxy._rungs(losses)))

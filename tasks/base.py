@@ -13,7 +13,7 @@ import torch
 from gp_loss.adapters import get_adapter
 from gp_loss.errors import GpLossError
 from gp_loss.signature import SlotSignature
-from tasks.training import Training, rung_results
+from tasks.training import FINAL_PROTOCOLS, Training, rung_results
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -192,7 +192,9 @@ class Task(abc.ABC):
                 options[name] = value
         return options
 
-    def __init__(self, metric: str | None = None, seed: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self, metric: str | None = None, seed: int = 0, device: str = "cpu", final_protocol: str = "annealed"
+    ) -> None:
         if metric is not None and metric not in self.metrics:
             raise GpLossError(
                 f"task {self.name!r} has no metric {metric!r}; known: {', '.join(self.metrics)}"
@@ -200,6 +202,12 @@ class Task(abc.ABC):
         self.metric = metric or self.metrics[0]
         self.seed = option("seed", seed, int)
         self.device = torch.device(_resolve_device(device))
+        self.final_protocol = choice("final protocol", final_protocol, tuple(FINAL_PROTOCOLS))
+
+    def final_recipe(self) -> dict[str, bool]:
+        """The :class:`tasks.training.Training` keywords of a final training under
+        ``final_protocol`` (``annealed``: a cosine schedule to 0 and the weights' moving average)."""
+        return dict(FINAL_PROTOCOLS[self.final_protocol])
 
     @property
     def reference_baseline(self) -> str:

@@ -149,8 +149,9 @@ class DetCoco(Task):
         trunk_steps: int = 300,
         roi_cache_mb: float = 1024,
         head_lr: float = 5e-3,
+        final_protocol: str = "annealed",
     ) -> None:
-        super().__init__(metric, seed, device)
+        super().__init__(metric, seed, device, final_protocol)
         self._set_training_options(steps, final_steps, batch_size, lr, probe_images, final_factor=2)
         self.model_name, self.weights = choice("detection model", model, tuple(self.models)), weights
         self.head_probe_images = option("head_probe_images", head_probe_images, int, 1)
@@ -249,6 +250,7 @@ class DetCoco(Task):
         steps: int,
         seed: int,
         stop_invalid: bool,
+        recipe: Mapping[str, bool] | None = None,
     ):
         def step_losses(model, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
             idx = torch.randint(0, len(data), (self.batch_size,), generator=generator).tolist()
@@ -262,6 +264,7 @@ class DetCoco(Task):
             # Adam, not detection's usual SGD: the searched trees come at arbitrary scales (CE as
             # a tree is CE / C), and a proxy fitness should not hinge on a loss's constant factor
             optimizer=lambda params: torch.optim.AdamW(params, lr=self.lr, weight_decay=1e-4),
+            **(recipe or {}),
             stop_invalid=stop_invalid,
             label=f"{self.name} training",
         )
@@ -348,7 +351,8 @@ class DetCoco(Task):
 
     def final_evaluate(self, losses: Mapping[str, LossFn | None], seed: int = 0) -> dict[str, float]:
         """Train ``final_steps`` on the final training set; AP on the test split."""
-        run = self._training(losses, self.final_train, self.final_steps, seed, True).advance()
+        recipe = self.final_recipe()
+        run = self._training(losses, self.final_train, self.final_steps, seed, True, recipe).advance()
         run.raise_if_diverged(seed)
         note(f"{self.name}: evaluating on {len(self.test_set)} test images")
         return self.score(self.test_set, detections(run.model, self.test_set, self.device))

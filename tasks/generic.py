@@ -221,7 +221,13 @@ class GenericTask(Task):
 
     # -- training --------------------------------------------------------------------------
     def _training(
-        self, losses: Mapping[str, LossFn], data: Dataset, steps: int, seed: int, stop_invalid: bool
+        self,
+        losses: Mapping[str, LossFn],
+        data: Dataset,
+        steps: int,
+        seed: int,
+        stop_invalid: bool,
+        recipe: Mapping[str, bool] | None = None,
     ):
         loss_fn = losses["loss"]
 
@@ -237,6 +243,7 @@ class GenericTask(Task):
             steps=steps,
             seed=seed,
             optimizer=lambda params: optimizer(params, lr=self.lr, weight_decay=self.weight_decay),
+            **(recipe or {}),
             stop_invalid=stop_invalid,
             label=f"{self.name} training",
         )
@@ -257,6 +264,6 @@ class GenericTask(Task):
             data, split = self.dataset("train"), "val"
         else:
             data, split = torch.utils.data.ConcatDataset([self.dataset("train"), self.dataset("val")]), "test"
-        run = self._training(losses, data, self.final_steps, seed, True).advance()
+        run = self._training(losses, data, self.final_steps, seed, True, self.final_recipe()).advance()
         run.raise_if_diverged(seed)
         return self._evaluate(run.model, split)

@@ -111,8 +111,9 @@ class PoseCoco(Task):
         proxy: str = "trunk",
         trunk_steps: int = 800,
         feature_cache_mb: float = 1024,
+        final_protocol: str = "annealed",
     ) -> None:
-        super().__init__(metric, seed, device)
+        super().__init__(metric, seed, device, final_protocol)
         self._set_training_options(steps, final_steps, batch_size, lr, probe_images, final_factor=3)
         self.model_name, self.weights = choice("pose model", model, MODELS), weights
         self.sigma = option("sigma", sigma, float, 0.1)
@@ -204,7 +205,13 @@ class PoseCoco(Task):
 
     # -- training ------------------------------------------------------------------------------
     def _training(
-        self, losses: Mapping[str, LossFn], data: CocoKeypoints, steps: int, seed: int, stop_invalid: bool
+        self,
+        losses: Mapping[str, LossFn],
+        data: CocoKeypoints,
+        steps: int,
+        seed: int,
+        stop_invalid: bool,
+        recipe: Mapping[str, bool] | None = None,
     ) -> Training:
         loss_fn = losses["hm"]
 
@@ -219,7 +226,7 @@ class PoseCoco(Task):
             steps=steps,
             seed=seed,
             optimizer=lambda params: torch.optim.Adam(params, lr=self.lr),
-            cosine=True,
+            **{"cosine": True, **(recipe or {})},
             stop_invalid=stop_invalid,
             label=f"{self.name} training",
         )
@@ -302,7 +309,8 @@ class PoseCoco(Task):
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """Train ``final_steps`` on the final training set with ``seed``; keypoint AP on test."""
-        run = self._training(losses, self.final_train, self.final_steps, seed, True).advance()
+        recipe = self.final_recipe()
+        run = self._training(losses, self.final_train, self.final_steps, seed, True, recipe).advance()
         run.raise_if_diverged(seed)
         note(f"{self.name}: evaluating on {len(self.test_set)} test people")
         return self.test_set.evaluate(self.predict(run.model, self.test_set))

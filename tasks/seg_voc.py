@@ -129,8 +129,9 @@ class SegVoc(Task):
         holdout: float = 0.1,
         probe_images: int = 8,
         num_classes: int | None = None,
+        final_protocol: str = "annealed",
     ) -> None:
-        super().__init__(metric, seed, device)
+        super().__init__(metric, seed, device, final_protocol)
         self._set_training_options(steps, final_steps, batch_size, lr, probe_images, final_factor=3)
         self.model_name, self.weights = choice("segmentation model", model, MODELS), weights
         builtin = data_root is None
@@ -199,7 +200,13 @@ class SegVoc(Task):
 
     # -- training ------------------------------------------------------------------------------
     def _training(
-        self, losses: Mapping[str, LossFn], data: VocSegmentation, steps: int, seed: int, stop_invalid: bool
+        self,
+        losses: Mapping[str, LossFn],
+        data: VocSegmentation,
+        steps: int,
+        seed: int,
+        stop_invalid: bool,
+        recipe: Mapping[str, bool] | None = None,
     ):
         loss_fn = losses["seg"]
 
@@ -214,7 +221,7 @@ class SegVoc(Task):
             steps=steps,
             seed=seed,
             optimizer=lambda params: torch.optim.Adam(params, lr=self.lr),
-            cosine=True,
+            **{"cosine": True, **(recipe or {})},
             stop_invalid=stop_invalid,
             label=f"{self.name} training",
         )
@@ -241,7 +248,8 @@ class SegVoc(Task):
 
     def final_evaluate(self, losses: Mapping[str, LossFn], seed: int = 0) -> dict[str, float]:
         """Train ``final_steps`` on the final training set with ``seed``; six metrics on test."""
-        run = self._training(losses, self.final_train, self.final_steps, seed, True).advance()
+        recipe = self.final_recipe()
+        run = self._training(losses, self.final_train, self.final_steps, seed, True, recipe).advance()
         run.raise_if_diverged(seed)
         note(f"{self.name}: evaluating on {len(self.test_set)} test images")
         return self.evaluate(run.model, self.test_set)

@@ -28,6 +28,15 @@ from gp_loss.errors import GpLossError
 #: stop meaning anything. One bound for every task.
 LOSS_BOUND = 1e6
 
+#: The final protocol's version: part of every retraining log's key (a changed protocol never
+#: reuses an old result). ``annealed``: the learning rate follows a cosine to 0 over the run and
+#: the model evaluated is the exponential moving average of its weights over about the last
+#: tenth of the run (docs/RESULTS.md measures what each lever does to the seed noise).
+FINAL_PROTOCOL = "final/2"
+#: The final protocols a task's ``final_protocol`` option names: ``plain`` is the proxy's recipe
+#: at ``final_steps`` (the protocol before final/2).
+FINAL_PROTOCOLS = {"annealed": {"cosine": True, "ema": True}, "plain": {}}
+
 #: ``step_losses(model, step, generator) -> {part: scalar loss}``; the parts are summed.
 StepLosses = Callable[[nn.Module, int, torch.Generator], Mapping[str, torch.Tensor]]
 
@@ -82,6 +91,29 @@ def invalid_loss(value: float) -> str | None:
     return None
 
 
+class WeightAverage:
+    """An exponential moving average of a model's parameters (buffers copied as they are), the
+    model a final training evaluates: the decay warms up as (1 + t) / (10 + t) and settles at
+    ``1 - 10 / steps``, an average over about the last tenth of the run."""
+
+    def __init__(self, model: nn.Module, steps: int) -> None:
+        import copy
+
+        self.model = copy.deepcopy(model)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.decay = max(0.0, 1.0 - 10.0 / max(steps, 1))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        """Move the average towards ``model`` after optimisation step ``step`` (1-based)."""
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        for average, current in zip(self.model.parameters(), model.parameters()):
+            average.lerp_(current.detach(), 1.0 - decay)
+        for average, current in zip(self.model.buffers(), model.buffers()):
+            average.copy_(current)
+
+
 class Training:
     """One training run that can stop at any step and continue from there: the model, the
     optimiser, the learning-rate schedule and the batch generator keep their state between
@@ -95,6 +127,8 @@ class Training:
         steps: the run's full length (the cosine schedule's horizon; :meth:`advance` stops there).
         optimizer: builds the optimiser from the trainable parameters.
         cosine: cosine learning-rate decay over ``steps`` (a short run still ends with small steps).
+        ema: evaluate an exponential moving average of the weights (:class:`WeightAverage`):
+            :meth:`advance` returns it as the trained model.
         stop_invalid: the paper's stop-invalid rule (off for the ablation).
         label: what :func:`progress` shows for this run.
     """
@@ -108,6 +142,7 @@ class Training:
         seed: int,
         optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
         cosine: bool = False,
+        ema: bool = False,
         stop_invalid: bool = True,
         label: str = "training",
     ) -> None:
@@ -116,6 +151,7 @@ class Training:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = optimizer(self.params)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, steps) if cosine else None
+        self.average = WeightAverage(self.model, steps) if ema else None
         self.generator = torch.Generator().manual_seed(seed)
         self.step_losses, self.steps, self.seed = step_losses, steps, seed
         self.stop_invalid, self.label = stop_invalid, label
@@ -130,7 +166,8 @@ class Training:
         with _REPORTER.run(self.label, self.seed, self.steps) as report:
             while self.done < target and self.diverged is None:
                 self._one_step(report)
-        return Trained(self.model, self.done, self.diverged, dict(self.last))
+        model = self.model if self.average is None else self.average.model
+        return Trained(model, self.done, self.diverged, dict(self.last))
 
     def _one_step(self, report: Callable[[int, float], None]) -> None:
         parts = self.step_losses(self.model, self.done, self.generator)
@@ -149,12 +186,14 @@ class Training:
         if self.schedule is not None:
             self.schedule.step()
         self.done += 1
+        if self.average is not None:
+            self.average.update(self.model, self.done)
         report(self.done, value)
 
 
 def train_model(build_model: Callable[[], nn.Module], step_losses: StepLosses, **settings: Any) -> Trained:
     """Train ``build_model()`` in one go: :class:`Training` with the same keywords (``steps``,
-    ``seed``, ``optimizer``, ``cosine``, ``stop_invalid``, ``label``), advanced to its end."""
+    ``seed``, ``optimizer``, ``cosine``, ``ema``, ``stop_invalid``, ``label``), advanced to its end."""
     return Training(build_model, step_losses, **settings).advance()
 
 

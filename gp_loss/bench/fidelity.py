@@ -222,9 +222,7 @@ def run(
     options = dict(options or {})
     task = get_task(task_name, **options)
     steps = rung_steps(task, list(levels))
-    panel = [
-        PanelLoss(name, "baseline", spec=name) for name in sorted({*task.baselines, *task.reference_losses})
-    ]
+    panel = [PanelLoss(name, "baseline", spec=name) for name in task.baseline_names()]
     panel += [
         PanelLoss(f"random {i + 1}", "random", trees=g)
         for i, g in enumerate(random_passers(task, n_random, seed))

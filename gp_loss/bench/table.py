@@ -9,14 +9,14 @@ training prints one progress line on stderr.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
-from gp_loss.train import SeedRun, diverged_note, headline, mean_std, resolve_losses, summarise, train_many
+from gp_loss.retraining import retrain
+from gp_loss.train import SeedRun, diverged_note, mean_std, summarise
 
 
 def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -96,19 +96,7 @@ def run(
 
     options = dict(options or {})
     task = get_task(task_name, **options)
-    for _, spec in rows:  # bad specs fail here, before any training
-        resolve_losses(task, spec)
     start = time.perf_counter()
-    work = [(label, spec, seed) for label, spec in rows for seed in range(seeds)]
-    results: dict[tuple[str, int], SeedRun] = {}
     # in job processes even one at a time: every row trains with one torch thread
-    trainings = train_many(task, options, work, jobs, imports, processes=True)
-    for done, (label, seed, found) in enumerate(trainings, 1):
-        results[label, seed] = found
-        print(
-            f"[{done}/{len(work)}] {label}, seed {seed}: {headline(found)} ({found.seconds:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-    runs = {label: [results[label, seed] for seed in range(seeds)] for label, _ in rows}
+    runs = retrain(task, options, rows, seeds, jobs=jobs, imports=imports, processes=True, what="bench table")
     return Table(task.name, list(task.metrics), rows, runs, seeds, jobs, time.perf_counter() - start)

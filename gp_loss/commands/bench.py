@@ -222,6 +222,79 @@ def bench_table(
     emit(run(task_name, rows, seeds, jobs, task_option_values(task_options), imports), as_json)
 
 
+@bench.command("noise")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option(
+    "--loss",
+    "losses",
+    multiple=True,
+    metavar="[LABEL=]SPEC",
+    help="A loss to pair (two or more; the first is the reference of every pair). "
+    "Default: the task's default baseline and its first other baseline.",
+)
+@click.option("--seeds", default=5, show_default=True, help="Retrainings per loss (seeds 0..N-1).")
+@click.option(
+    "--protocol",
+    "protocols",
+    multiple=True,
+    help="Final protocol(s) to measure side by side (annealed, plain); repeatable. Default: annealed.",
+)
+@click.option("--jobs", default=1, show_default=True, help="Trainings in parallel (1 thread each).")
+@click.option("--log", "log", default=None, help="A JSONL file of finished trainings: a killed run resumes.")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@import_option()
+@json_flag()
+def bench_noise(
+    task_name: str, losses, seeds: int, protocols, jobs: int, log, task_options, imports, as_json: bool
+) -> None:
+    """The final protocol's seed noise: each loss's seed std, the paired difference's std and the
+    95% paired half-width that 5 seeds would give, per protocol, side by side."""
+    from gp_loss.bench.noise import run
+    from gp_loss.bench.table import parse_rows
+
+    if jobs < 1:
+        raise GpLossError("--jobs must be at least 1")
+    import_modules(imports)
+    result = run(
+        task_name,
+        parse_rows(losses) if losses else None,
+        seeds,
+        jobs,
+        task_option_values(task_options),
+        tuple(protocols) or ("annealed",),
+        imports,
+        log,
+    )
+    emit(result, as_json)
+
+
+@bench.command("paper")
+@click.option("--tasks", "task_names", default="cls_digits,seg_voc,det_coco,inst_coco,pose_coco", show_default=True,
+              help="Comma-separated tasks.")  # fmt: skip
+@click.option("--budget", default=None, help="Each search's wall-clock budget (default: the task's).")
+@click.option("--max-trained", type=int, default=None, help="Also stop each search after N proxy trainings.")
+@click.option("--seeds", default=5, show_default=True, help="Retrainings per loss (seeds 0..N-1).")
+@click.option("--top", default=3, show_default=True, help="Finalists retrained from each search.")
+@click.option("--run", "given", multiple=True, metavar="TASK=DIR", help="Use this run instead of searching.")
+@click.option("--out", default="runs/paper", show_default=True, help="Folder for searches, logs and tables.")
+@click.option("--jobs", default=1, show_default=True, help="Trainings in parallel (1 thread each).")
+@click.option(
+    "--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting (every task)."
+)
+@json_flag()
+def bench_paper(
+    task_names: str, budget, max_trained, seeds, top, given, out, jobs, task_options, as_json
+) -> None:
+    """The paper's tables: a search per task (or a given run), its finalists and every reference
+    baseline retrained over the same seeds, paired intervals and verdicts; resumable."""
+    from gp_loss.bench.paper import parse_runs, run
+
+    tasks = [t.strip() for t in task_names.split(",") if t.strip()]
+    runs = parse_runs(given)
+    options = task_option_values(task_options)
+    emit(run(tasks, out, budget, seeds, runs, top, jobs, options, max_trained), as_json)
+
+
 @bench.command("fidelity")
 @click.option("--task", "task_name", default="cls_digits", show_default=True)
 @click.option(

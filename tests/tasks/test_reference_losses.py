@@ -41,7 +41,9 @@ def test_ciou_loss_is_torchvisions_above_iou_half_and_diou_below_weighted_12():
     assert torch.allclose(CIoULoss()(close, TARGET[:2], sampled=8), 12 * reference / 8, rtol=1e-5)
     far = PRED[2:]
     assert float(box_iou(far, TARGET[2:]).diagonal()) < 0.5
-    assert torch.allclose(CIoULoss(1)(far, TARGET[2:], sampled=1), distance_box_iou_loss(far, TARGET[2:]).sum())
+    assert torch.allclose(
+        CIoULoss(1)(far, TARGET[2:], sampled=1), distance_box_iou_loss(far, TARGET[2:]).sum()
+    )
 
 
 def test_box_losses_of_no_positive_roi_are_zero_with_a_graph():

@@ -38,7 +38,7 @@ def test_cls_digits_panel_is_measured_as_the_search_trains(tmp_path):
     result = fidelity.run("cls_digits", options, levels=[0.5, 1.0], n_random=2, seeds=1, jobs=2)
     assert result.steps == [20, 40]
     kinds = [e.kind for e in result.panel]
-    assert kinds == ["baseline"] * 3 + ["random"] * 2
+    assert kinds == ["baseline"] * len(get_task("cls_digits").baseline_names()) + ["random"] * 2
     task = get_task("cls_digits", **options)
     ce = next(e for e in result.panel if e.label == "cross_entropy")
     losses = resolve_losses(task, "cross_entropy")[1]
