@@ -312,16 +312,11 @@ class Comparison:
 def compare(task, losses: dict[str, Any], seeds: int = 3, first_seed: int = 0) -> Comparison:
     """Retrain each loss (label -> baseline name, ``best.json`` path, run directory or
     :class:`SearchResult`) with the same seeds; the first is compared with each other one."""
-    from gp_loss.train import resolve_losses, train_seed
-    from tasks.training import progress
+    from gp_loss.retraining import retrain
 
-    resolved = {
-        label: resolve_losses(task, str(loss.directory) if isinstance(loss, SearchResult) else str(loss))[1]
+    specs = [
+        (label, str(loss.directory) if isinstance(loss, SearchResult) else str(loss))
         for label, loss in losses.items()
-    }
-    with progress():
-        runs = {
-            label: [train_seed(task, modules, first_seed + i) for i in range(seeds)]
-            for label, modules in resolved.items()
-        }
+    ]
+    runs = retrain(task, {}, specs, seeds, processes=False, first_seed=first_seed, what="compare")
     return Comparison(task.name, task.metric, runs, task.final_split)

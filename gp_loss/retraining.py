@@ -79,8 +79,10 @@ def retrain(
     say: Callable[[str], None] | None = stderr_say,
     processes: bool | None = None,
     what: str = "retrain",
+    first_seed: int = 0,
 ) -> dict[str, list[SeedRun]]:
-    """Train every ``(label, spec)`` with seeds 0..``seeds``-1; label -> its runs in seed order.
+    """Train every ``(label, spec)`` with seeds ``first_seed`` onwards; label -> its runs in seed
+    order.
 
     Args:
         task: the task object (the trainings rebuild it by name from ``options`` in job
@@ -94,6 +96,7 @@ def retrain(
         say: where progress lines go (``None``: nowhere).
         processes: force job processes (``True``) or this process (``False``).
         what: the progress lines' first word.
+        first_seed: the first seed (the trainings pair by seed all the same).
     """
     from tasks.training import progress
 
@@ -101,10 +104,11 @@ def retrain(
         resolve_losses(task, spec)
     log = log if log is not None else _MemoryLog()
     keys = {label: training_key(spec, options) for label, spec in losses}
+    numbers = range(first_seed, first_seed + seeds)
     todo = [
         (label, spec, seed)
         for label, spec in losses
-        for seed in range(seeds)
+        for seed in numbers
         if (keys[label], seed) not in log.done
     ]
     tell = say or (lambda text: None)
@@ -119,7 +123,7 @@ def retrain(
         for done, (label, seed, result) in enumerate(trainings, 1):
             log.add(keys[label], seed, result)
             tell(f"[{done}/{len(todo)}] {label}, seed {seed}: {headline(result)} ({result.seconds:.0f} s)")
-    return {label: [log.done[keys[label], seed] for seed in range(seeds)] for label, _ in losses}
+    return {label: [log.done[keys[label], seed] for seed in numbers] for label, _ in losses}
 
 
 class _MemoryLog:

@@ -99,6 +99,9 @@ class GenericTask(Task):
         baselines: the slot's baseline trees by name; default: every baseline registered for
             the adapter (``gp_loss.baselines``).
         budget, population: ``search``'s defaults for this task.
+        final_protocol: ``plain`` (the default: final trainings keep your recipe) or
+            ``annealed`` (a cosine schedule to 0 and evaluation of the weights' moving average,
+            the built-in tasks' final protocol).
     """
 
     lrp_defaults: Mapping[str, Any] = {
@@ -137,6 +140,7 @@ class GenericTask(Task):
         population: int = 10,
         seed: int = 0,
         device: str = "cpu",
+        final_protocol: str = "plain",
     ) -> None:
         defaults = DEFAULT_METRICS.get(adapter_class(adapter).name)
         if (metric is None or sample_metric is None) and defaults is None:
@@ -144,7 +148,7 @@ class GenericTask(Task):
         self.name = name
         self.metrics = (metric_name or (defaults[0] if metric is None else "score"),)
         self.slots = (Slot("loss", adapter, spatial, "per-sample metric", dict(adapter_options or {})),)
-        super().__init__(None, seed, device)
+        super().__init__(None, seed, device, final_protocol)
         self.model_factory = model
         self.data = {"train": train_data, "val": val_data, "test": test_data}
         self.final_split = "val" if test_data is None else "test"

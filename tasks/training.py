@@ -35,7 +35,8 @@ LOSS_BOUND = 1e6
 FINAL_PROTOCOL = "final/2"
 #: The final protocols a task's ``final_protocol`` option names: ``plain`` is the proxy's recipe
 #: at ``final_steps`` (the protocol before final/2).
-FINAL_PROTOCOLS = {"annealed": {"cosine": True, "ema": True}, "plain": {}}
+#: ``ema``: the moving average at the proxy's (constant) learning rate.
+FINAL_PROTOCOLS = {"annealed": {"cosine": True, "ema": True}, "ema": {"ema": True}, "plain": {}}
 
 #: ``step_losses(model, step, generator) -> {part: scalar loss}``; the parts are summed.
 StepLosses = Callable[[nn.Module, int, torch.Generator], Mapping[str, torch.Tensor]]

@@ -102,7 +102,7 @@ def test_resume_of_missing_run(tmp_path):
 
 def test_train_with_baseline_and_found_loss(tmp_path):
     done = run_cli(
-        "train", "--task", "cls_digits", "--loss", "ce", "--seeds", "2", "--task-option", "steps=100"
+        "train", "--task", "cls_digits", "--loss", "ce", "--seeds", "2", "--task-option", "final_steps=100"
     )
     assert done.returncode == 0, done.stderr
     assert re.search(

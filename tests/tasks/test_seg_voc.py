@@ -173,7 +173,9 @@ def test_train_reports_six_metrics_for_every_baseline(tmp_path):
         assert set(run.metrics) == set(METRICS) and all(0 <= v <= 1 for v in run.metrics.values())
         for metric in METRICS:
             assert f"| {metric} |" in report.markdown()
-    with pytest.raises(GpLossError, match="known: cross_entropy, dice, focal, lovasz, soft_iou, wce"):
+    with pytest.raises(
+        GpLossError, match="known: cross_entropy, dice, focal, lovasz, wce, tree:cross_entropy, tree:dice"
+    ):
         train(task, "hinge")
 
 

@@ -30,7 +30,9 @@ def test_noise_figures_are_the_seed_spread_and_the_paired_half_width(tmp_path):
     diffs = [100 * (b - a) for a, b in zip(ce, mse)]
     (pair,) = figures["pairs"]
     assert pair["std"] == pytest.approx(statistics.stdev(diffs))
-    assert pair["half_width_5_seeds"] == pytest.approx(t.ppf(0.975, 4) * statistics.stdev(diffs) / math.sqrt(5))
+    assert pair["half_width_5_seeds"] == pytest.approx(
+        t.ppf(0.975, 4) * statistics.stdev(diffs) / math.sqrt(5)
+    )
     assert pair["half_width"] == pytest.approx(t.ppf(0.975, 2) * statistics.stdev(diffs) / math.sqrt(3))
     assert "| mse - cross_entropy |" in result.markdown()
     assert len(log.read_text().splitlines()) == 2 * 2 * 3
