@@ -118,7 +118,7 @@ def test_train_with_baseline_and_found_loss(tmp_path):
         "--seeds",
         "2",
         "--task-option",
-        "steps=100",
+        "final_steps=100",
         "--json",
     )
     data = json.loads(as_json.stdout)
