@@ -209,6 +209,12 @@ def run(
     unknown = [t for t in [*tasks, *runs] if t not in TASKS]
     if unknown:
         raise GpLossError(f"unknown task {unknown[0]!r}; known: {', '.join(sorted(TASKS))}")
+    for name, given in runs.items():  # bad input fails here, before any search or training
+        if not (Path(given) / "run.json").exists() and not (Path(given) / "events.jsonl").exists():
+            raise GpLossError(f"--run {name}={given}: no run there")
+        searched = RunSettings.from_json(load_events(given)[0]).task
+        if searched != name:
+            raise GpLossError(f"--run {name}={given}: that run searched {searched!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -218,16 +224,12 @@ def run(
         folder.mkdir(parents=True, exist_ok=True)
         if name in runs:
             directory = Path(runs[name])
-            if not (directory / "run.json").exists() and not (directory / "events.jsonl").exists():
-                raise GpLossError(f"--run {name}={directory}: no run there")
         else:
             directory = folder / "search"
             limits = {} if max_trained is None else {"max_trained": max_trained}
             _search(name, directory, budget, limits, dict(options or {}))
         config, events = load_events(directory)
         settings = RunSettings.from_json(config)
-        if settings.task != name:
-            raise GpLossError(f"--run {name}={directory}: that run searched {settings.task!r}")
         task_options = options_of(settings)
         task = get_task(name, **task_options)
         chosen = select_finalists(events, top)
