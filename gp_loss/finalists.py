@@ -29,7 +29,7 @@ from gp_loss.errors import GpLossError
 from gp_loss.exchange import BestLoss, SlotLoss, read_best, write_best
 from gp_loss.retraining import TrainingLog, retrain, stderr_say, training_key
 from gp_loss.stats import PairedDifference, paired_difference
-from gp_loss.train import LossSpec, SeedRun
+from gp_loss.train import LossSpec, SeedRun, mean_std
 
 LOG = "finalize.jsonl"
 
@@ -183,10 +183,7 @@ def finalists_markdown(table: Mapping[str, Any], metrics: Sequence[str] | None =
     for row in rows:
         cells = [row["label"], "" if row.get("proxy_fitness") is None else f"{row['proxy_fitness']:.3f}"]
         for metric in metrics:
-            s = row["summary"][metric]
-            cells.append(
-                "diverged" if s["mean"] is None else f"{100 * s['mean']:.1f} +- {100 * s['std']:.1f}"
-            )
+            cells.append(mean_std(row["summary"][metric], 100, 1))
         cells += [_difference_cell(row.get("vs", {}).get(b, {}).get(table["metric"])) for b in baselines]
         lines.append("| " + " | ".join(cells) + " |")
     for row in rows:

@@ -48,13 +48,19 @@ class PairedDifference:
         return {**asdict(self), "verdict": self.verdict}
 
 
+def half_width(std: float, n: int, level: float = 0.95) -> float:
+    """Half-width of the ``level`` Student's t interval of a mean of ``n`` >= 2 values whose
+    standard deviation is ``std``."""
+    from scipy.stats import t
+
+    return float(t.ppf((1 + level) / 2, n - 1)) * std / math.sqrt(n)
+
+
 def paired_difference(
     candidate: Sequence[float | None], baseline: Sequence[float | None], level: float = 0.95
 ) -> PairedDifference:
     """The paired difference of two per-seed result lists (same seeds, same order); a seed where
     either training diverged (``None``) is left out of the pairs."""
-    from scipy.stats import t
-
     pairs = [(a, b) for a, b in zip(candidate, baseline) if a is not None and b is not None]
     differences = [a - b for a, b in pairs]
     n = len(differences)
@@ -64,5 +70,5 @@ def paired_difference(
     if n == 1:
         return PairedDifference(mean, 0.0, 1, None, None, level)
     std = statistics.stdev(differences)
-    half = float(t.ppf((1 + level) / 2, n - 1)) * std / math.sqrt(n)
+    half = half_width(std, n, level)
     return PairedDifference(mean, std, n, mean - half, mean + half, level)

@@ -10,7 +10,6 @@ target half-width (x100: 0.5 on cls_digits, 2 on the vision tasks).
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
 from gp_loss.retraining import TrainingLog, retrain
+from gp_loss.stats import half_width, paired_difference
 from gp_loss.train import SeedRun
 
 #: the 95% paired half-width (x100) a verdict needs at 5 seeds: a tenth of the paper's smallest
@@ -28,15 +28,6 @@ TARGETS = {"cls_digits": 0.5}
 DEFAULT_TARGET = 2.0
 #: the seed count the projection is made for
 PROJECTED_SEEDS = 5
-
-
-def half_width(std: float, n: int) -> float | None:
-    """Half-width of the 95% t interval of a mean of ``n`` values with standard deviation ``std``."""
-    from scipy.stats import t
-
-    if n < 2 or math.isnan(std):
-        return None
-    return float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)
 
 
 def _values(runs: list[SeedRun], metric: str) -> list[float | None]:
@@ -75,20 +66,16 @@ class Noise:
         first = self.losses[0][0]
         pairs = []
         for label, _ in self.losses[1:]:
-            diffs = [
-                100 * (a - b)
-                for a, b in zip(_values(runs[label], self.metric), _values(runs[first], self.metric))
-                if a is not None and b is not None
-            ]
-            std = statistics.stdev(diffs) if len(diffs) > 1 else math.nan
-            projected = half_width(std, PROJECTED_SEEDS)
+            diff = paired_difference(_values(runs[label], self.metric), _values(runs[first], self.metric))
+            measured = diff.high is not None
+            projected = 100 * half_width(diff.std, PROJECTED_SEEDS) if measured else None
             pairs.append(
                 {
                     "pair": f"{label} - {first}",
-                    "mean": statistics.fmean(diffs) if diffs else None,
-                    "std": None if math.isnan(std) else std,
-                    "n": len(diffs),
-                    "half_width": half_width(std, len(diffs)),
+                    "mean": None if diff.n == 0 else 100 * diff.mean,
+                    "std": 100 * diff.std if measured else None,
+                    "n": diff.n,
+                    "half_width": 100 * (diff.high - diff.mean) if measured else None,
                     f"half_width_{PROJECTED_SEEDS}_seeds": projected,
                     "meets_target": None if projected is None else projected <= self.target,
                 }

@@ -27,6 +27,7 @@ from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
 from gp_loss.finalists import Finalists, Row, select_finalists
 from gp_loss.retraining import TrainingLog, retrain, stderr_say
+from gp_loss.train import mean_std
 
 #: The numbers AutoLoss-Zero (arXiv 2103.14026) reports for the same rows, x100, for reference
 #: only: ResNet-50 Faster/Mask R-CNN on COCO, SimpleBaseline on COCO keypoints, DeepLabv3+ on
@@ -97,10 +98,7 @@ class TaskTable:
             label = f"found ({row.label})" if row is winner else row.label
             cells = [label]
             for metric in table.metrics:
-                s = row.summary(metric)
-                cells.append(
-                    "diverged" if s["mean"] is None else f"{100 * s['mean']:.1f} +- {100 * s['std']:.1f}"
-                )
+                cells.append(mean_std(row.summary(metric), 100, 1))
             if row is winner or winner is None:
                 cells += ["", ""]
             else:
