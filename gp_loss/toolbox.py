@@ -6,7 +6,9 @@
 
 Individuals are :class:`LossTree` (one-slot tasks) or :class:`LossGenome` (one tree per slot).
 Operators modify individuals in place and return tuples, as DEAP's own do; size limits are
-applied with ``gp.staticLimit``. ``evaluate`` runs the full fitness pipeline and returns a plain
+applied with ``gp.staticLimit``. ``individual``, ``population``, ``mutate`` and ``mate`` are
+screened (:mod:`gp_loss.screened`): they hand out only losses that pass the validity check and
+the LRP and are new, as the search's own initialisation does; the raw ones are ``raw_*``. ``evaluate`` runs the full fitness pipeline and returns a plain
 fitness tuple; candidates that earn no fitness (invalid, rejected) get the task's worst value.
 """
 
@@ -23,6 +25,7 @@ from deap import base, gp, tools
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.screened import Screen
 from gp_loss.space import LossGenome, LossTree, primitive_set
 from gp_loss.variation import MAX_HEIGHT, MAX_NODES, MUTATIONS
 
@@ -170,6 +173,7 @@ def make_toolbox(
     eval_timeout: float | None = None,
     gpus_per_eval: float | None = None,
     ray_address: str | None = None,
+    screened: bool = True,
     **task_options: Any,
 ) -> base.Toolbox:
     """A DEAP toolbox with ``expr``, ``individual``, ``population``, ``mutate``, ``mate``,
@@ -185,6 +189,11 @@ def make_toolbox(
         constant_one: add the constant ``one`` terminal.
         backend, workers, eval_timeout, gpus_per_eval, ray_address: where ``toolbox.map`` runs
             evaluations (``serial``, ``process`` or ``ray``); call ``toolbox.close()`` when done.
+        screened: ``individual``, ``population``, ``mutate`` and ``mate`` hand out only losses
+            that pass the pipeline's cheap checks and are new, as the search's own
+            initialisation does (:mod:`gp_loss.screened`); the raw generators stay registered
+            as ``raw_individual``, ``raw_population``, ``raw_mutate`` and ``raw_mate``. ``False``
+            registers the raw ones under the plain names too.
     """
     if isinstance(task, str):
         from tasks import get_task
@@ -206,18 +215,32 @@ def make_toolbox(
     toolbox.register("compile", compile_individual, signatures=signatures)
     if len(psets) == 1:
         toolbox.register("expr", gp.genHalfAndHalf, pset=psets[0], min_=init_depth[0], max_=init_depth[1])
-        toolbox.register("individual", tools.initIterate, LossTree, toolbox.expr)
+        toolbox.register("raw_individual", tools.initIterate, LossTree, toolbox.expr)
     else:
         toolbox.register("expr", random_individual, psets, init_depth[0], init_depth[1])
-        toolbox.register("individual", random_individual, psets, init_depth[0], init_depth[1])
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("mutate", mutate, psets=psets)
-    toolbox.register("mate", mate)
-    for name in ("mutate", "mate"):
+        toolbox.register("raw_individual", random_individual, psets, init_depth[0], init_depth[1])
+    toolbox.register("raw_population", tools.initRepeat, list, toolbox.raw_individual)
+    toolbox.register("raw_mutate", mutate, psets=psets)
+    toolbox.register("raw_mate", mate)
+    for name in ("raw_mutate", "raw_mate"):
         toolbox.decorate(name, gp.staticLimit(key=_height, max_value=max_height))
         toolbox.decorate(name, gp.staticLimit(key=_nodes, max_value=max_nodes))
-    toolbox.register("select", tools.selTournament, tournsize=tournament_size)
     evaluate = PipelineFitness(FitnessPipeline(task, options))
+    if screened:
+        screen = Screen(
+            evaluate.pipeline,
+            signatures,
+            lambda slot: LossTree(gp.genHalfAndHalf(psets[slot], init_depth[0], init_depth[1])),
+        )
+        toolbox.screen = screen
+        toolbox.register("individual", screen.individual)
+        toolbox.register("population", screen.population)
+        toolbox.register("mutate", screen.mutate, raw=toolbox.raw_mutate)
+        toolbox.register("mate", screen.mate, raw=toolbox.raw_mate)
+    else:
+        for name in ("individual", "population", "mutate", "mate"):
+            toolbox.register(name, getattr(toolbox, f"raw_{name}"))
+    toolbox.register("select", tools.selTournament, tournsize=tournament_size)
     toolbox.register("evaluate", evaluate)
     if backend == "serial" and workers == 1 and eval_timeout is None:
         toolbox.register("map", map)

@@ -160,6 +160,18 @@ class GradientEquivalence(Stage):
         self.seen.setdefault(key, (source_id, result))
 
 
+def static_problem(tree, signature, max_height: int, max_nodes: int) -> str | None:
+    """Why one slot's tree is invalid before it is run (a required input unused, over the size
+    limits), or ``None``."""
+    used = tree_inputs(tree)
+    for group in signature.required_inputs:
+        if not group & used:
+            return f"does not use {' or '.join(sorted(group))}"
+    if not within_limits(tree, max_height, max_nodes):
+        return f"over the size limits (height {tree.height}, {len(tree)} nodes)"
+    return None
+
+
 class Validity(Stage):
     """Static checks (every required input used, depth and node limits) and a finite value and
     gradient on the probe batch; failures end as ``invalid`` with a reason."""
@@ -186,12 +198,9 @@ class Validity(Stage):
         for slot in self.task.slots:
             signature = slot.signature(self.constant_one)
             tree = parse_tree(candidate.genome[slot.name], signature)
-            used = tree_inputs(tree)
-            for group in signature.required_inputs:
-                if not group & used:
-                    return f"{slot.name}: does not use {' or '.join(sorted(group))}"
-            if not within_limits(tree, self.max_height, self.max_nodes):
-                return f"{slot.name}: over the size limits (height {tree.height}, {len(tree)} nodes)"
+            reason = static_problem(tree, signature, self.max_height, self.max_nodes)
+            if reason is not None:
+                return f"{slot.name}: {reason}"
         for name, probe in slot_probes(self.task, candidate, self.constant_one).items():
             if not probe.finite:
                 return f"{name}: non-finite value or gradient on the probe batch"

@@ -105,3 +105,32 @@ def test_a_users_own_multiprocessing_pool_map_works(toolbox):
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         fitnesses = pool.map(toolbox.evaluate, population)
     assert fitnesses == [toolbox.evaluate(ind) for ind in population]
+
+
+def test_screened_population_and_variation_hand_out_losses_that_pass_and_are_new(toolbox):
+    random.seed(5)
+    population = toolbox.population(n=4)
+    assert len({str(ind) for ind in population}) == 4
+    for individual in population:
+        assert all(toolbox.screen.passing_slots([individual]))
+    (child,) = toolbox.mutate(toolbox.clone(population[0]))
+    assert str(child) != str(population[0]) and all(toolbox.screen.passing_slots([child]))
+    results = [toolbox.evaluate.pipeline(ind) for ind in [*population, child]]
+    assert {r.effective_outcome for r in results} <= {"trained", "diverged"}
+    # the raw generators stay, under their own names
+    raw = toolbox.raw_population(n=30)
+    assert all(isinstance(ind, LossTree) for ind in raw)
+    assert not all(toolbox.screen.passing_slots([ind])[0] for ind in raw)
+
+
+def test_readme_deap_snippet_trains_losses_and_reaches_090():
+    """The README's "From your own DEAP scripts" snippet, smaller: DEAP's eaSimple on the
+    toolbox trains losses, and its hall of fame reaches 0.9 accuracy on cls_digits."""
+    random.seed(0)
+    toolbox = gp_loss.make_toolbox("cls_digits")
+    population = toolbox.population(n=10)
+    hall = tools.HallOfFame(1)
+    algorithms.eaSimple(population, toolbox, cxpb=0.5, mutpb=0.4, ngen=2, halloffame=hall, verbose=False)
+    trained = [r for r in toolbox.evaluate.history if r.outcome == "trained"]
+    assert len(trained) >= 5
+    assert hall[0].fitness.values[0] >= 0.9
