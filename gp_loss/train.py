@@ -153,10 +153,11 @@ def train_many(
             _, losses = resolve_losses(task, spec)
             yield key, seed, train_seed(task, losses, seed)
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    from concurrent.futures import as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    from gp_loss.execution.spawn import spawn_pool
+
+    with spawn_pool(workers) as pool:
         futures = {
             pool.submit(_job, task.name, dict(options), spec, seed, tuple(imports)): (key, seed)
             for key, spec, seed in jobs

@@ -14,13 +14,13 @@ import random
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from typing import Any
 
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
+from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.rungs import rung_steps
 from gp_loss.train import SeedRun, job_task, resolve_losses, train_seed
 
@@ -231,7 +231,7 @@ def run(
         resolve_losses(task, path)  # a bad file fails here, before any training
         panel.append(PanelLoss(path, "given", spec=path))
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with spawn_pool(jobs) as pool:
         jobs_of = {}
         for i, entry in enumerate(panel):
             jobs_of[pool.submit(_proxy_job, task_name, options, tuple(imports), entry, steps)] = (i, None)

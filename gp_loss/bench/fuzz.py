@@ -221,8 +221,9 @@ def _job(adapter: str, spatial: bool, n: int, seed: int) -> SignatureReport:
 
 def run(n: int = 10_000, seed: int = 0, jobs: int = 1) -> str:
     """Fuzz every signature with ``n`` trees each (``jobs`` signatures at a time); Markdown."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    from concurrent.futures import as_completed
+
+    from gp_loss.execution.spawn import spawn_pool
 
     start = time.perf_counter()
     chosen = signatures()
@@ -239,7 +240,7 @@ def run(n: int = 10_000, seed: int = 0, jobs: int = 1) -> str:
         )
 
     if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        with spawn_pool(jobs) as pool:
             futures = {pool.submit(_job, s.adapter, s.spatial, n, seed): i for i, s in enumerate(chosen)}
             for future in as_completed(futures):
                 finished(futures[future], future.result())

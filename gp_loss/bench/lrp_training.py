@@ -16,14 +16,13 @@ import statistics
 import sys
 import time
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 
 import torch
 
 from gp_loss.bench.lrp import VERDICT, known_panel
 from gp_loss.bench.timing import machine
+from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.probe import probe_batch, probe_gradient
 from gp_loss.fitness.rejection import PROTOCOLS
@@ -132,8 +131,7 @@ def train_panel(task, task_options: dict, entries: list[PanelEntry], jobs: int =
             work.append((entry.slot, entry.tree))
     results: dict[tuple[str | None, str | None], float] = {}
     start = time.perf_counter()
-    context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with spawn_pool(jobs) as pool:
         futures = {key: pool.submit(_train_job, task.name, task_options, baseline, *key) for key in work}
         for done, (key, future) in enumerate(futures.items(), 1):
             results[key] = future.result()

@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from gp_loss.execution.base import Backend, Finished, WorkerSpec, report
+from gp_loss.execution.spawn import spawn_pool
 from gp_loss.execution.worker import evaluate_genome, init_process_worker
 
 
@@ -56,12 +57,7 @@ class ProcessBackend(Backend):
             queue = self._context.Queue()
             for slot in slots:
                 queue.put(slot)
-        self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=self._context,
-            initializer=init_process_worker,
-            initargs=(self.spec.torch_threads, queue, slots),
-        )
+        self._pool = spawn_pool(self.workers, init_process_worker, (self.spec.torch_threads, queue, slots))
 
     def _kill_pool(self) -> None:
         pool, self._pool = self._pool, None

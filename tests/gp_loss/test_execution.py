@@ -215,3 +215,51 @@ def test_ray_worker_killed_mid_evaluation_is_retried(tmp_path, local_ray):
         finished = backend.wait()
     assert finished[0].ticket == 1 and finished[0].result["outcome"] == "trained"
     assert len(list(pid_dir.iterdir())) == 2
+
+
+DRIVER = """
+import sys, time
+from gp_loss.execution.base import WorkerSpec
+from gp_loss.execution.process import ProcessBackend
+from gp_loss.fitness.candidate import Candidate
+from tests.gp_loss.test_execution import GOOD, TOY
+spec = WorkerSpec("two_slot_toy", {"sleep": 600.0, "pid_dir": sys.argv[1]}, {}, ("tasks", *TOY))
+backend = ProcessBackend(spec, 2)
+backend.submit(1, Candidate(dict(GOOD)))
+backend.submit(2, Candidate({**GOOD, "cls": "neg(mul(y, log(y_hat)))"}))
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; only its parent's reaping is left
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_exit_when_their_driver_is_killed(tmp_path):
+    """A driver killed with SIGKILL (or by the OOM killer) runs no cleanup: its workers notice
+    that it is gone and exit within seconds instead of living on, re-parented."""
+    import subprocess
+    import sys
+
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(pid_dir)], cwd=root)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(pid_dir.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = [int(p.read_text()) for p in pid_dir.iterdir()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
