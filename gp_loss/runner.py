@@ -16,6 +16,7 @@ from gp_loss.evolution import INITS, AgingEvolution, EvolutionConfig, Hook, Limi
 from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.fitness.probe import check_probes
 from gp_loss.fitness.rejection import PROTOCOLS
 from gp_loss.progress import ProgressPrinter
 from gp_loss.rundir import RunDirectory, fresh_run_path
@@ -279,6 +280,7 @@ def start(
     settings.task_options = task_options(settings)  # run.json names the proxy's seed
     directory = RunDirectory(out or fresh_run_path(settings.task))
     search = _assemble(settings, directory, None, hooks or [], progress, task)  # validates the task first
+    check_probes(search.evolution.task)  # a model/data/adapter mismatch fails before any file
     runlock.acquire(directory.path)  # one writer: from here until Search.close
     try:
         directory.create({**settings.to_json(), "task_info": search.evolution.task.describe()})

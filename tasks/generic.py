@@ -217,7 +217,14 @@ class GenericTask(Task):
         model = self.model_factory().to(self.device).eval()
         x, y = self._batch(data, pick)
         with torch.no_grad():
-            outputs = model(x)
+            try:
+                outputs = model(x)
+            except RuntimeError as err:
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise GpLossError(
+                    f"task {self.name!r}, slot 'loss': the model does not take the data's inputs "
+                    f"(shape {tuple(x.shape)}, {str(x.dtype).replace('torch.', '')}): {first}"
+                ) from err
         return {"loss": ProbeBatch(outputs.cpu(), y.cpu())}
 
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -156,3 +156,33 @@ def test_examples_run_at_tiny_budgets(tmp_path, script, rows):
     assert done.returncode == 0, done.stderr
     assert all(row in done.stdout for row in rows) or "no loss trained" in done.stdout
     assert (tmp_path / "run" / "run.json").exists()
+
+
+def wide_mlp() -> torch.nn.Module:
+    """Expects 6 features where the blobs have 4."""
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+def two_class_mlp() -> torch.nn.Module:
+    """Two logits for three classes."""
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [
+        (wide_mlp, r"slot 'loss': the model does not take the data's inputs \(shape \(8, 4\), float32\)"),
+        (
+            two_class_mlp,
+            r"slot 'loss': adapter 'softmax_onehot' cannot read .*predictions \(8, 2\).*targets \(8,\)",
+        ),
+    ],
+)
+def test_a_model_that_does_not_fit_its_data_fails_before_the_run_directory_is_written(tmp_path, model, says):
+    task = GenericTask(model, blobs(0), blobs(1), steps=40, name="misfit")
+    with pytest.raises(GpLossError, match=says):
+        gp_loss.search(task, max_trained=1, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    # the same out= is then free: a fitting model searches there
+    done = gp_loss.search(blob_task(), max_trained=1, out=tmp_path / "run", progress=False, cache="off")
+    assert done.state.trained == 1

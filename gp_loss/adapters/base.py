@@ -85,6 +85,12 @@ class Adapter:
         """The tree inputs (in :attr:`inputs` order) and the mask of valid positions."""
         return type(self).function(prediction, target, *self.options.values())
 
+    def check(self, prediction: Tensor, target: Tensor) -> str | None:
+        """Why ``(prediction, target)`` do not fit this adapter (shapes, label ranges), in words,
+        or ``None``. A search checks its task's probe batch once before it writes anything; the
+        default accepts whatever :attr:`function` runs on."""
+        return None
+
     def changed_options(self) -> dict[str, int | float | bool]:
         """Options that differ from the defaults (what ``best.json`` records)."""
         return {k: v for k, v in self.options.items() if v != self.defaults[k]}

@@ -70,6 +70,19 @@ class SoftmaxOneHot(Adapter):
     words: ClassVar[dict] = {"y_hat": "the predicted class probability", "y": "the one-hot target"}
     function = staticmethod(softmax_onehot)
 
+    def check(self, prediction: Tensor, target: Tensor) -> str | None:
+        """Logits (N, C[, H, W]) against integer labels (N[, H, W]) in [0, C) or ``ignore_index``
+        (a label >= C would silently get an all-zero one-hot target)."""
+        if prediction.dim() not in (2, 4) or target.shape != (prediction.shape[0], *prediction.shape[2:]):
+            return "expects logits (N, C) or (N, C, H, W) and labels (N) or (N, H, W)"
+        if target.is_floating_point():
+            return "expects integer class labels"
+        labels = target[target != int(self.options["ignore_index"])]
+        classes = prediction.shape[1]
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            return f"labels run from {int(labels.min())} to {int(labels.max())}, but the logits have {classes} classes"
+        return None
+
     def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
         shape = (4, 5, 6, 6) if spatial else (8, 5)
         logits = 3 * torch.randn(shape, generator=generator)

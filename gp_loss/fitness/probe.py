@@ -76,3 +76,45 @@ def probe_head(task, slot: str):
     """The task's head-protocol probe of ``slot`` or ``None`` (:meth:`Task.probe_heads`, built
     once per task object)."""
     return _probe_heads(task).get(slot)
+
+
+def check_probes(task) -> None:
+    """Build the task's probe batches and run each slot's adapter on its batch once, so that a
+    model, data or adapter that do not fit fail as one :class:`GpLossError` naming the slot and
+    the shapes, before a search writes anything (instead of torch's bare error in the first
+    candidate, with a half-started run left behind)."""
+    from gp_loss.adapters import get_adapter
+
+    try:
+        batches = _probe_batches(task)
+    except GpLossError:
+        raise
+    except Exception as err:  # the task's model on its own data: shapes, dtypes, devices
+        raise GpLossError(
+            f"task {task.name!r}: its model could not run on its probe batch: {_first_line(err)}"
+        ) from err
+    for slot in task.slots:
+        batch = batches[slot.name]
+        shapes = (
+            f"predictions {tuple(batch.predictions.shape)} {str(batch.predictions.dtype).replace('torch.', '')}, "
+            f"targets {tuple(batch.targets.shape)} {str(batch.targets.dtype).replace('torch.', '')}"
+        )
+        adapter = get_adapter(slot.adapter, slot.adapter_options)
+        try:
+            problem = adapter.check(batch.predictions, batch.targets)
+            if problem is None:
+                adapter.forward(batch.predictions, batch.targets)
+        except GpLossError:
+            raise
+        except Exception as err:
+            problem = _first_line(err)
+        if problem is not None:
+            raise GpLossError(
+                f"task {task.name!r}, slot {slot.name!r}: adapter {slot.adapter!r} cannot read the "
+                f"model's output ({shapes}): {problem}"
+            )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
