@@ -50,6 +50,15 @@ _PUBLIC = {
 }
 
 
+def _check_shadowing() -> None:
+    from gp_loss import shadowing
+
+    shadowing.check()
+
+
+_check_shadowing()
+
+
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'gp_loss' has no attribute {name!r}")
