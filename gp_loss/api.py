@@ -178,6 +178,11 @@ def search(
             ``"off"``; default: the persistent search cache in the cache folder)...
             ``seed`` seeds the evolution; the proxy trains with ``task_options["seed"]`` (0 by
             default), so searches with other seeds judge every loss alike.
+            ``init``: ``"scratch"`` (the default) or ``"baselines"`` (the initial population
+            starts from the task's tree baselines and their mutants).
+            ``imports``: modules to import first, in this process and in every worker, where
+            your own adapters and tasks register themselves (``evolve --import``); they are
+            recorded in run.json, so ``resume``, ``export`` and ``load_loss`` import them too.
     """
     from gp_loss.runner import start
 

@@ -133,7 +133,11 @@ def parse_best(data: Any, source: str = "best.json") -> BestLoss:
         adapter = entry.get("adapter")
         if adapter not in ADAPTERS:
             known = ", ".join(sorted(ADAPTERS))
-            raise GpLossError(f"{source}: slot {name!r} has unknown adapter {adapter!r}; known: {known}")
+            raise GpLossError(
+                f"{source}: slot {name!r} has unknown adapter {adapter!r}; known: {known}. If it is your "
+                "own, import the module that registers it first (--import MODULE, or import it before "
+                "load_loss)"
+            )
         options = entry.get("adapter_options", {})
         if not isinstance(options, dict):
             raise GpLossError(f"{source}: slot {name!r}: 'adapter_options' must be an object")

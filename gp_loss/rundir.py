@@ -82,7 +82,8 @@ class RunDirectory(Hook):
         """Start a new run: refuse a folder that already holds one."""
         if self.run_json.exists():
             raise GpLossError(
-                f"{self.path} already holds a run; continue it with --resume or pick another --out"
+                f"{self.path} already holds a run; continue it (evolve --resume, or gp_loss.resume) "
+                "or pick another folder (--out, or out=)"
             )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -102,7 +103,10 @@ class RunDirectory(Hook):
         """run.json of an existing run."""
         if not self.run_json.is_file():
             what = "a run's events but no run.json" if self.events_path.exists() else "no run (no run.json)"
-            raise GpLossError(f"{self.path} holds {what}; start a run without --resume, or restore run.json")
+            raise GpLossError(
+                f"{self.path} holds {what}; start a new run there (evolve without --resume, or "
+                "gp_loss.search), or restore run.json"
+            )
         data = load_json(read_bytes(self.run_json, "run.json"), str(self.run_json))
         if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
@@ -216,7 +220,8 @@ class RunDirectory(Hook):
             raise GpLossError(
                 f"{self.path}: no space left on the device ({err.filename or 'writing the run'}); the run "
                 f"stopped with {state.explored - 1} or {state.explored} reported events kept and a checkpoint "
-                f"that resumes: free some space, then `evolve --resume --out {self.path}`"
+                f"that resumes: free some space, then `evolve --resume --out {self.path}` "
+                f"(or gp_loss.resume({str(self.path)!r}))"
             ) from None
 
 

@@ -58,7 +58,7 @@ def acquire(directory: str | os.PathLike) -> None:
         handle.close()
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise GpLossError(
-                f"{path} is being written by {holder}; wait for it to end or stop it, or use another --out"
+                f"{path} is being written by {holder}; wait for it to end or stop it, or use another folder (--out, or out=)"
             ) from None
         raise GpLossError(f"cannot lock run directory {path}: {err.strerror}") from None
     handle.seek(0)

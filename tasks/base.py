@@ -114,12 +114,13 @@ class TrainResult:
 class Task(abc.ABC):
     """A problem the search optimises losses for.
 
-    Subclasses declare ``name``, ``slots``, ``metrics`` (first = default) and ``baselines``
+    Subclasses declare ``slots``, ``metrics`` (first = default) and ``baselines``
     (name -> slot -> tree string), implement the abstract methods, and may override any other
     attribute below: this class declares everything the engine reads from a task.
     """
 
-    #: Registry name (``--task``).
+    #: Registry name (``--task``): set by ``@register_task(name)``; a task object that is not
+    #: registered (:class:`tasks.generic.GenericTask`, your own) sets it itself.
     name: str = ""
     #: The searched loss slots, in genome order.
     slots: tuple[Slot, ...] = ()

@@ -57,7 +57,6 @@ def softmax_mse(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class ClsDigits(Task):
     """Handwritten-digit classification; slot ``cls`` (softmax probs vs one-hot), metric accuracy."""
 
-    name = "cls_digits"
     slots = (Slot("cls", "softmax_onehot", spatial=False, probe_metric="accuracy"),)
     metrics = ("accuracy",)
     #: Loss-Rejection Protocol defaults, calibrated by ``bench lrp --task cls_digits

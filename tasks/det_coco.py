@@ -89,7 +89,6 @@ def _iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class DetCoco(Task):
     """Object detection on COCO-layout data with searched RCNN-head losses."""
 
-    name = "det_coco"
     #: ``--task-option model=NAME`` -> ``builder(num_classes, weights_path)``
     models: ClassVar[dict] = {"small": small_faster_rcnn, "fasterrcnn_resnet50_fpn": resnet50_faster_rcnn}
     #: the targets carry instance masks (a Mask R-CNN task)

@@ -93,7 +93,6 @@ class MaskUpsampler:
 class InstCoco(DetCoco):
     """Instance segmentation on COCO-layout data with searched RCNN cls, box and mask losses."""
 
-    name = "inst_coco"
     models: ClassVar[dict] = {"small": small_mask_rcnn, "maskrcnn_resnet50_fpn": resnet50_mask_rcnn}
     with_masks: ClassVar[bool] = True
     slots = (

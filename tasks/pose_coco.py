@@ -65,7 +65,6 @@ def builtin_coco_keypoints(seed: int = 0) -> Path:
 class PoseCoco(Task):
     """Top-down human pose on COCO-layout data; one searched heatmap loss ``hm``."""
 
-    name = "pose_coco"
     slots = (Slot("hm", "heatmap", spatial=True, probe_metric="OKS of each probe person"),)
     metrics = ("AP", "AP50", "AP75")
     default_budget = "9m"  # + start-up and the last training in flight: under 10 minutes

@@ -11,8 +11,9 @@ TASKS: dict[str, type] = {}
 
 
 def register_task(name: str) -> Callable[[type], type]:
-    """Class decorator registering a :class:`tasks.base.Task` subclass under ``name`` (the
-    engine reads its declared attributes, such as ``default_budget``, before building it)."""
+    """Class decorator registering a :class:`tasks.base.Task` subclass under ``name``, which also
+    becomes its ``name`` attribute (the engine reads its declared attributes, such as
+    ``default_budget``, before building it)."""
     from tasks.base import Task
 
     def wrap(cls: type) -> type:
@@ -20,6 +21,10 @@ def register_task(name: str) -> Callable[[type], type]:
             raise TypeError(f"register_task({name!r}) decorates a Task subclass, not {cls!r}")
         if name in TASKS and TASKS[name] is not cls:
             raise ValueError(f"task {name!r} registered twice")
+        declared = cls.__dict__.get("name")
+        if declared and declared != name:
+            raise ValueError(f"task class {cls.__name__} says name = {declared!r} but registers as {name!r}")
+        cls.name = name  # the decorator states the name; the class need not repeat it
         TASKS[name] = cls
         return cls
 

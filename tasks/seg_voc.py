@@ -78,7 +78,6 @@ def center_crop(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[tor
 class SegVoc(Task):
     """Semantic segmentation on VOC-layout data; slot ``seg``; six target metrics."""
 
-    name = "seg_voc"
     slots = (Slot("seg", "softmax_onehot", spatial=True, probe_metric="target metric per image"),)
     metrics = METRICS
     #: the LRP scores probe images with the target metric itself

@@ -55,7 +55,6 @@ class ScaledResidual(Adapter):
 class ToyRegression(Task):
     """y = x . w + noise, a linear model, metric R^2 on a validation split."""
 
-    name = "toy_regression"
     slots = (
         Slot(
             "fit",
@@ -179,3 +178,15 @@ def test_unknown_adapter_and_bad_option_are_one_line_errors():
         Slot("fit", "scaled_residuals", spatial=False, probe_metric="x")
     with pytest.raises(GpLossError, match="option scale='big' must be float"):
         Slot("fit", "scaled_residual", spatial=False, probe_metric="x", adapter_options={"scale": "big"})
+
+
+def test_a_task_states_its_name_once_in_the_decorator():
+    assert ToyRegression.name == "toy_regression"  # the class body does not repeat it
+    assert TASKS["toy_regression"]().name == "toy_regression"  # run.json records it
+
+    class Mislabelled(ToyRegression):
+        name = "other"
+
+    with pytest.raises(ValueError, match="says name = 'other' but registers as 'mislabelled'"):
+        register_task("mislabelled")(Mislabelled)
+    assert "mislabelled" not in TASKS

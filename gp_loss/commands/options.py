@@ -62,14 +62,15 @@ def import_option():
 
 
 def import_modules(modules: tuple[str, ...] | list[str], run: str | None = None) -> None:
-    """Import ``modules``, and those a run directory's ``run.json`` recorded (``evolve --import``)."""
+    """Import ``modules``, and those the ``run.json`` of ``run`` (a run directory, or a file in
+    one such as its best.json) recorded (``evolve --import``)."""
     from pathlib import Path
 
     from gp_loss.imports import import_modules as import_all
 
     wanted = list(modules)
     if run is not None:
-        config = Path(run) / "run.json"
+        config = Path(run) / "run.json" if Path(run).is_dir() else Path(run).parent / "run.json"
         if config.is_file():
             # a broken run.json is reported where the run itself is read
             with contextlib.suppress(OSError, json.JSONDecodeError, AttributeError):

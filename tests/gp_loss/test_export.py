@@ -182,7 +182,11 @@ def test_metadata_cannot_inject_code(tmp_path):
             '{"format": "gp-loss/1", "slots": {"cls": {"tree": "mul(y)", "adapter": "softmax_onehot"}}}',
             "argument",
         ),
-        ('{"format": "gp-loss/1", "slots": {"cls": {"tree": "y", "adapter": "sigmoid"}}}', "unknown adapter"),
+        (
+            '{"format": "gp-loss/1", "slots": {"cls": {"tree": "y", "adapter": "sigmoid"}}}',
+            r"unknown adapter 'sigmoid'; known: .*If it is your own, import the module that registers it first "
+            r"\(--import MODULE, or import it before load_loss\)",
+        ),
         ("[1, 2]", "expected a JSON object"),
     ],
 )
