@@ -28,6 +28,15 @@ ADAPTERS: dict[str, type[Adapter]] = {}
 
 UNBOUNDED: Interval = (-math.inf, math.inf)
 
+#: The ordering check's probes (:meth:`Adapter.ordering_probes`), and the pairs ``(a, b)`` in
+#: which a sound loss costs less on ``a`` than on ``b``.
+ORDERING: tuple[str, ...] = ("correct", "uninformed", "wrong", "majority")
+ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
+    ("correct", "uninformed"),
+    ("uninformed", "wrong"),
+    ("correct", "majority"),
+)
+
 
 class Adapter:
     """One input adapter. Subclasses set the class attributes and :attr:`function`.
@@ -84,6 +93,19 @@ class Adapter:
     def forward(self, prediction: Tensor, target: Tensor) -> tuple[list[Tensor], Tensor]:
         """The tree inputs (in :attr:`inputs` order) and the mask of valid positions."""
         return type(self).function(prediction, target, *self.options.values())
+
+    def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor] | None:
+        """Predictions for the Loss-Rejection Protocol's ordering check, built from a probe
+        batch's ``(prediction, target)`` and named as in :data:`ORDERING`: ``correct`` (confident
+        and right), ``uninformed``, ``wrong`` (confident and wrong) and ``majority`` (the most
+        frequent target predicted everywhere). A sound loss costs correct < uninformed < wrong
+        and correct < majority; a name left out skips its comparisons.
+
+        ``{}``: no ordering applies to this adapter's targets; the ``shared`` protocol's head
+        judges the slot alone. ``None`` (the default): the adapter declares nothing, and its
+        slot is judged with the ``paper`` protocol (a one-line notice says so).
+        """
+        return None
 
     def check(self, prediction: Tensor, target: Tensor) -> str | None:
         """Why ``(prediction, target)`` do not fit this adapter (shapes, label ranges), in words,

@@ -63,6 +63,10 @@ class SigmoidBinary(Adapter):
     words: ClassVar[dict] = {"y_hat": "the predicted probability", "y": "the target's"}
     function = staticmethod(sigmoid_binary)
 
+    def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """None apply to masks and binary labels: the shared protocol's head judges alone (no class ordering)."""
+        return {}
+
     def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
         shape = (5, 14, 14) if spatial else (12,)
         logits = 3 * torch.randn(shape, generator=generator)

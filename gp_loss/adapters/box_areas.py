@@ -87,6 +87,10 @@ class BoxIouAreas(Adapter):
     }
     function = staticmethod(box_iou_areas)
 
+    def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """None apply to boxes: the shared protocol's head judges alone (no class ordering)."""
+        return {}
+
     def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
         corner = 50 * torch.rand(6, 2, generator=generator)
         target = torch.cat([corner, corner + 1 + 30 * torch.rand(6, 2, generator=generator)], dim=1)

@@ -71,6 +71,10 @@ class Heatmap(Adapter):
     }
     function = staticmethod(heatmap)
 
+    def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """None apply to heatmaps: the shared protocol's head judges alone (no class ordering)."""
+        return {}
+
     def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
         prediction = torch.randn(2, 17, 8, 6, generator=generator)
         target = torch.rand(2, 17, 8, 6, generator=generator) ** 4

@@ -70,6 +70,27 @@ class SoftmaxOneHot(Adapter):
     words: ClassVar[dict] = {"y_hat": "the predicted class probability", "y": "the one-hot target"}
     function = staticmethod(softmax_onehot)
 
+    def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Logits of margin 10 on the true class (``correct``), on the next class (``wrong``) and
+        on the most frequent label (``majority``); all zeros (``uninformed``). Ignored positions
+        hold class 0: the loss leaves them out whatever they hold."""
+        classes, margin = prediction.shape[1], 10.0
+        valid = (target != int(self.options["ignore_index"])) & (target >= 0) & (target < classes)
+        safe = torch.where(valid, target, torch.zeros_like(target)).long()
+        counts = torch.bincount(safe[valid], minlength=classes)
+        majority = torch.full_like(safe, int(counts.argmax()))
+
+        def confident(labels: Tensor) -> Tensor:
+            hot = torch.nn.functional.one_hot(labels, classes).movedim(-1, 1)
+            return margin * hot.to(prediction.dtype)
+
+        return {
+            "correct": confident(safe),
+            "uninformed": torch.zeros_like(prediction),
+            "wrong": confident((safe + 1) % classes),
+            "majority": confident(majority),
+        }
+
     def check(self, prediction: Tensor, target: Tensor) -> str | None:
         """Logits (N, C[, H, W]) against integer labels (N[, H, W]) in [0, C) or ``ignore_index``
         (a label >= C would silently get an all-zero one-hot target)."""

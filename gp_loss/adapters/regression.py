@@ -83,6 +83,10 @@ class Regression(Adapter):
     }
     function = staticmethod(regression)
 
+    def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """None apply to real-valued targets: the shared protocol's head judges alone (no class ordering)."""
+        return {}
+
     def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
         shape = (2, 3, 4, 4) if spatial else (8, 3)
         return torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)

@@ -3,12 +3,14 @@ live in :mod:`gp_loss.fitness.rejection`."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from gp_loss.adapters import get_adapter
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.probe import probe_batch, probe_gradient, probe_head
@@ -16,7 +18,7 @@ from gp_loss.fitness.rejection import (
     PROTOCOLS,
     LrpSettings,
     free_prediction_gain,
-    rewards_confident_mistakes,
+    misorders,
     trainable_head_gain,
 )
 from gp_loss.fitness.stage import Stage, slot_losses
@@ -68,6 +70,7 @@ class LossRejection(Stage):
         self._reference_norms: dict[str, float] = {}
         self._settings: dict[str, LrpSettings] = {}
         self._verdicts: dict[tuple[str, str], tuple[str, float | None, str | None]] = {}
+        self._ordering: dict[str, dict[str, torch.Tensor] | None] = {}
 
     def settings(self, slot: str) -> LrpSettings:
         """The protocol, K, lr and eta that ``slot`` is judged with."""
@@ -75,14 +78,27 @@ class LossRejection(Stage):
             self._settings[slot] = self._resolve(slot)
         return self._settings[slot]
 
+    def ordering_probes(self, slot: str) -> dict[str, torch.Tensor] | None:
+        """The slot's adapter's ordering probes on its probe batch (``None``: it declares none)."""
+        if slot not in self._ordering:
+            declared = next(s for s in self.task.slots if s.name == slot)
+            batch = probe_batch(self.task, slot)
+            adapter = get_adapter(declared.adapter, declared.adapter_options)
+            self._ordering[slot] = adapter.ordering_probes(batch.predictions, batch.targets)
+        return self._ordering[slot]
+
     def _resolve(self, slot: str) -> LrpSettings:
-        values = dict(_task_lrp_defaults(self.task, self.protocol))
+        protocol = self.protocol
+        if protocol == "shared" and self.ordering_probes(slot) is None:
+            protocol = "paper"
+            _notice_once(self.task, slot)
+        values = dict(_task_lrp_defaults(self.task, protocol))
         values.update({k: v for k, v in self.overrides.items() if v is not None})
         eta = values["eta"]
         eta = eta[slot] if isinstance(eta, Mapping) else eta
         ratio = values.get("max_grad_ratio")
         return LrpSettings(
-            self.protocol,
+            protocol,
             int(values["steps"]),
             float(values["lr"]),
             float(eta),
@@ -99,9 +115,9 @@ class LossRejection(Stage):
         (``rejected``, or ``invalid`` for a non-finite value), else ``None``.
 
         The gradient-scale check runs where the task sets ``max_grad_ratio``; the ordering check
-        on slots whose probe targets are class labels of the logits.
+        where the slot's adapter declares ordering probes (:meth:`Adapter.ordering_probes`).
         """
-        if self.protocol != "shared":
+        if self.settings(slot).protocol != "shared":
             return None
         non_finite = ("invalid", f"non-finite loss during LRP ({slot})")
         ratio = self.settings(slot).max_grad_ratio
@@ -114,10 +130,10 @@ class LossRejection(Stage):
                     "rejected",
                     f"{slot}: gradient {scale:.3g}x the reference baseline's (slots would fight)",
                 )
-        batch = probe_batch(self.task, slot)
-        if batch.targets.is_floating_point() or batch.predictions.dim() < 2:
+        probes = self.ordering_probes(slot)
+        if not probes:
             return None
-        verdict = rewards_confident_mistakes(loss, batch.predictions, batch.targets)
+        verdict = misorders(loss, probes, probe_batch(self.task, slot).targets)
         if verdict is None:
             return non_finite
         if verdict:
@@ -213,6 +229,26 @@ class LossRejection(Stage):
         result.lrp_gain = {**gains, **result.lrp_gain}
         result.passed_slots = passed
         return result
+
+
+_NOTICED: set[tuple[str, str]] = set()
+
+
+def _notice_once(task, slot: str) -> None:
+    """Say once per process (the driver's, not each worker's) that ``slot`` falls back to the
+    paper's protocol because its adapter declares no ordering probes."""
+    import multiprocessing
+
+    if (task.name, slot) in _NOTICED or multiprocessing.parent_process() is not None:
+        return
+    _NOTICED.add((task.name, slot))
+    adapter = next(s.adapter for s in task.slots if s.name == slot)
+    print(
+        f"gp-loss: slot {slot!r}: adapter {adapter!r} declares no ordering probes "
+        "(Adapter.ordering_probes), so the Loss-Rejection Protocol judges it with the paper's protocol",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _task_lrp_defaults(task, protocol: str) -> Mapping[str, Any]:

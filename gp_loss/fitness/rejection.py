@@ -7,8 +7,9 @@ Two protocols judge a candidate by the gain g(L) = mean_b [xi(y*_b, y_b) - xi(y_
   to favour the target on free predictions: losses that are concave in the wrong classes'
   probabilities (``sqrt(y_hat + y)``, ``tanh(y_hat + y)``) or that follow class frequencies pass
   it, then collapse a real network onto one class.
-- ``shared`` (default): first an ordering check on classification slots
-  (:func:`rewards_confident_mistakes`), then, where the task gives probe features, a fresh head
+- ``shared`` (default): first an ordering check on the probes the slot's adapter declares
+  (:func:`misorders`; a slot whose adapter declares none is judged with ``paper``), then,
+  where the task gives probe features, a fresh head
   trained on them (:func:`trainable_head_gain`): all samples share its weights, as they share a
   network's in training, so a loss must move a *shared* model toward every target at once.
   Chosen over the paper's protocol by ``bench lrp --against-training`` (docs/BENCHMARKS.md).
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
+
+from gp_loss.adapters.base import ORDERED_PAIRS
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -146,35 +149,21 @@ def trainable_head_gain(
         return float((metric(predict(), targets) - metric(start, targets)).mean())
 
 
-def rewards_confident_mistakes(
-    loss: LossFn, predictions: torch.Tensor, targets: torch.Tensor, margin: float = 10.0
-) -> bool | None:
-    """Whether a classification loss ranks confident predictions wrongly.
+def misorders(loss: LossFn, probes: Mapping[str, torch.Tensor], targets: torch.Tensor) -> bool | None:
+    """Whether a loss ranks the adapter's ordering probes wrongly (``None``: a non-finite value).
 
-    A convergence-property check in the spirit of CSE-Autoloss, on the probe labels: the loss
-    must cost least on a confident correct prediction; less on an uninformed (uniform) one
-    than on a confident mistake; and less on the correct prediction than on the majority class
-    predicted everywhere. Losses that are concave in the wrong classes' probabilities
-    (``sqrt(y_hat + y)``, ``tanh(y_hat + y)``) prefer a confident mistake to an uninformed
-    guess, and losses that follow class frequencies prefer the majority class: either lets a
-    network collapse onto one class and stay there once its softmax saturates. Applies to slots
-    whose targets are integer labels over the prediction's channels (``predictions`` are
-    logits); labels outside 0..C-1 (ignored positions) are left as they are. ``None``: a
-    non-finite loss value.
+    A convergence-property check in the spirit of CSE-Autoloss. ``probes`` are predictions
+    named as in :data:`gp_loss.adapters.base.ORDERING` (:meth:`Adapter.ordering_probes`): the
+    loss must cost less on the first of each pair in :data:`ORDERED_PAIRS` than on the second.
+    For class logits: least on a confident correct prediction; less on an uninformed one than
+    on a confident mistake; less on the truth than on the majority class predicted everywhere.
+    Losses that are concave in the wrong classes' probabilities (``sqrt(y_hat + y)``,
+    ``tanh(y_hat + y)``) prefer a confident mistake to an uninformed guess, and losses that
+    follow class frequencies prefer the majority class: either lets a network collapse onto one
+    class and stay there once its softmax saturates.
     """
-    classes = predictions.shape[1]
-    valid = (targets >= 0) & (targets < classes)
-    safe = torch.where(valid, targets, torch.zeros_like(targets))
-    majority = torch.full_like(safe, int(torch.bincount(safe[valid], minlength=classes).argmax()))
-
-    def cost(labels: torch.Tensor | None) -> torch.Tensor:
-        if labels is None:
-            return loss(torch.zeros_like(predictions), targets)
-        hot = torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).to(predictions.dtype)
-        return loss(margin * hot, targets)
-
     with torch.no_grad():
-        right, uniform, wrong, common = (cost(x) for x in (safe, None, (safe + 1) % classes, majority))
-    if not bool(torch.isfinite(torch.stack([right, uniform, wrong, common])).all()):
+        cost = {name: loss(prediction, targets) for name, prediction in probes.items()}
+    if cost and not bool(torch.isfinite(torch.stack(list(cost.values()))).all()):
         return None
-    return not bool((right < uniform) and (uniform < wrong) and (right < common))
+    return any(bool(cost[a] >= cost[b]) for a, b in ORDERED_PAIRS if a in cost and b in cost)

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from gp_loss.baselines import get_baseline
 from gp_loss.bench import lrp_training
 from gp_loss.errors import GpLossError
+from gp_loss.adapters import get_adapter
 from gp_loss.fitness.rejection import (
     free_prediction_gain,
+    misorders,
     normalise,
-    rewards_confident_mistakes,
     trainable_head_gain,
 )
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
@@ -25,6 +26,11 @@ from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
 
 SOFTMAX = SlotSignature("softmax_onehot")
+
+
+def rewards_confident_mistakes(loss, logits: torch.Tensor, targets: torch.Tensor) -> bool | None:
+    """The ordering check on class logits, with softmax_onehot's probes."""
+    return misorders(loss, get_adapter("softmax_onehot").ordering_probes(logits, targets), targets)
 
 
 def _accuracy(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
