@@ -250,7 +250,7 @@ def sha256(path: Path) -> str:
 def write_bundle(best: BestLoss, out: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
     """Write the bundle for ``best`` into the folder ``out`` (created; an existing folder must
     be empty or hold an earlier bundle). ``source``: the best.json or run it came from."""
-    from gp_loss.export import export_torchscript
+    from gp_loss.torchscript import export_torchscript
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):

@@ -1,6 +1,6 @@
 """Steady-state aging evolution (regularised evolution) over loss genomes, on DEAP operators.
 
-DESIGN section 4. The loop stays short: logging, checkpoints and progress hang off hooks
+docs/architecture.md section 4. The loop stays short: logging, checkpoints and progress hang off hooks
 (``on_event(event, state)``, ``on_end(state, reason)``), as in evotorch.
 """
 

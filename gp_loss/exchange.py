@@ -1,4 +1,4 @@
-"""``best.json``, the exchange format of found losses (DESIGN section 6).
+"""``best.json``, the exchange format of found losses (docs/architecture.md section 6).
 
 Reading validates everything and parses trees against the primitive set: a file from anywhere
 is safe to load (nothing is unpickled or evaluated).

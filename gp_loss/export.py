@@ -4,18 +4,15 @@ formula, or the verified bundle of all of them (:mod:`gp_loss.bundle`)."""
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 from pathlib import Path
-
-import torch
 
 from gp_loss.errors import GpLossError
 from gp_loss.exchange import BestLoss
-from gp_loss.module import describe, file_module
+from gp_loss.module import describe
 from gp_loss.parse import parse_tree
 from gp_loss.standalone import module_source
 from gp_loss.symbolic import to_latex
+from gp_loss.torchscript import export_torchscript
 
 FORMATS = ("python", "torchscript", "exported", "latex", "bundle")
 
@@ -24,28 +21,6 @@ def export_python(best: BestLoss, module: str = "loss") -> str:
     """Source of a file that needs only torch (``Loss`` for one slot; one class per slot and
     ``build_losses()`` for several); ``module``: the name it will be imported by."""
     return module_source(best.slots, describe(best), module)
-
-
-def export_torchscript(best: BestLoss, path: str | os.PathLike) -> None:
-    """Save a scripted module loadable with ``torch.jit.load`` (no gp-loss needed).
-
-    One slot: the slot's loss module. Several slots: a module with one submodule per slot
-    (``m.cls(logits, labels)``, ``m.reg(pred_boxes, target_boxes)``).
-    """
-    module = file_module(best.slots, describe(best))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still loads
-            if len(best.slots) == 1:
-                scripted = torch.jit.script(module.Loss())
-            else:
-                scripted = torch.jit.script(module.SearchedLosses())
-            torch.jit.save(scripted, str(path))
-    except OSError as err:
-        raise GpLossError(f"cannot write {path}: {err.strerror}") from None
-    finally:
-        sys.modules.pop(module.__name__, None)
-        Path(module.__file__).unlink(missing_ok=True)
 
 
 def export_latex(best: BestLoss) -> str:

@@ -1,5 +1,5 @@
 """``finalize``: retrain a run's best losses over seeds beside the task's baseline, and say
-whether the winner is really better (DESIGN section 3, "After the search").
+whether the winner is really better (docs/architecture.md section 3, "After the search").
 
 The finalists are the run's top K distinct trained losses by proxy fitness (as the search ranks
 them: proxy rung first, then fitness; genomes with the same gradient-equivalence key count
@@ -210,7 +210,7 @@ def _difference_cell(diff: Mapping[str, Any] | None) -> str:
 def select_finalists(events: Sequence[Mapping[str, Any]], top: int) -> list[Mapping[str, Any]]:
     """The ``top`` distinct trained events, best first: proxy rung reached, then fitness; a genome
     seen before (same trees, or the same gradient-equivalence key) is left out."""
-    from gp_loss.report import ranked
+    from gp_loss.runlog import ranked
 
     chosen, seen = [], set()
     for event in ranked(list(events)):
@@ -250,7 +250,7 @@ def finalize(
         task: the task object, for a run whose task cannot be rebuilt by name.
         quiet: no progress on stderr.
     """
-    from gp_loss.report import load_events
+    from gp_loss.runlog import load_events
 
     if top < 1 or seeds < 1:
         raise GpLossError("finalize needs --top and --seeds of at least 1")

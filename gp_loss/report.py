@@ -9,57 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.errors import GpLossError
-from gp_loss.exchange import load_json, read_best, read_bytes
 from gp_loss.fitness.candidate import OUTCOMES
 from gp_loss.parse import parse_tree, shorten
-from gp_loss.rundir import RunDirectory
+from gp_loss.runlog import load_events, ranked, rung_of  # noqa: F401  (public here too)
 from gp_loss.summary import formula
-
-
-def load_events(run: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """run.json and every readable event of a run (read-only: nothing is repaired). A torn
-    last line (a run killed mid-write) is left out; so is every line after an unreadable one,
-    which is said once on stderr."""
-    directory = RunDirectory(run)
-    if directory.run_json.exists() or not directory.events_path.exists():
-        config = directory.read_config()
-    else:
-        config = _config_without_run_json(directory)
-    events = []
-    if directory.events_path.exists():
-        lines = read_bytes(directory.events_path, "events.jsonl").split(b"\n")
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                event = load_json(line, f"{directory.events_path} line {number}")
-                if not isinstance(event, dict) or "outcome" not in event or "trees" not in event:
-                    raise GpLossError(f"{directory.events_path} line {number}: not an event")
-            except GpLossError as err:
-                if number < len(lines) - 1 or line.endswith(b"}"):  # not just a torn last line
-                    print(f"gp-loss: {err}; showing the {len(events)} events before it", file=sys.stderr)
-                break
-            events.append(event)
-    return config, events
 
 
 def _formula(tree: str, signature) -> str:
     """The tree's formula, or the tree itself where its adapter is unknown (no run.json)."""
     return shorten(tree) if signature is None else formula(tree, signature)
-
-
-def _config_without_run_json(directory: RunDirectory) -> dict[str, Any]:
-    """What the run's best.json says of it, when run.json is missing (said once on stderr): show
-    and report then work on the events (trees print as trees where no best.json names the
-    adapters)."""
-    print(f"gp-loss: {directory.run_json} is missing; reading the events and best.json only", file=sys.stderr)
-    try:
-        best = read_best(directory.best_path)
-    except GpLossError:
-        return {"task": "unknown", "task_info": {"slots": {}, "metric": "fitness"}}
-    slots = {name: {"adapter": loss.adapter, "spatial": True} for name, loss in best.slots.items()}
-    info = {"slots": slots, "metric": best.metric or "fitness"}
-    return {"task": best.task or "unknown", "task_info": info, "pipeline": {"constant_one": True}}
 
 
 def _constant_one(config: dict[str, Any]) -> bool:
@@ -92,18 +50,6 @@ def _metric(config: dict[str, Any]) -> str:
     if config["task"] not in TASKS:
         raise GpLossError(f"run uses unknown task {config['task']!r} (import its module with --import)")
     return config.get("task_options", {}).get("metric") or TASKS[config["task"]].metrics[0]
-
-
-def ranked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Freshly trained candidates, best first (duplicates and equivalents not repeated): by the
-    proxy rung reached, then fitness (scores at different rungs are not comparable)."""
-    trained = [e for e in events if e["outcome"] == "trained" and e.get("fitness") is not None]
-    return sorted(trained, key=lambda e: (-rung_of(e), -e["fitness"], e["id"]))
-
-
-def rung_of(event: dict[str, Any]) -> int:
-    """The index of the last proxy rung an event's candidate reached (0 without rungs)."""
-    return max(0, len(event.get("rungs") or ()) - 1)
 
 
 def _best_entry(run: str | Path, key: str) -> Any:

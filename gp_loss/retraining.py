@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from gp_loss.jsonl import repair_torn_tail
 from gp_loss.train import LossSpec, SeedRun, headline, resolve_losses, train_many
 
 
@@ -43,12 +44,7 @@ class TrainingLog:
         self.path = Path(path)
         self.done: dict[tuple[str, int], SeedRun] = {}
         if self.path.exists():
-            raw = self.path.read_bytes()
-            if raw and not raw.endswith(b"\n"):
-                raw = raw[: raw.rfind(b"\n") + 1]
-                with open(self.path, "r+b") as handle:
-                    handle.truncate(len(raw))
-            for line in raw.decode("utf-8").splitlines():
+            for line in repair_torn_tail(self.path).decode("utf-8").splitlines():
                 entry = json.loads(line)
                 self.done[entry["key"], entry["seed"]] = SeedRun(**entry["run"])
 

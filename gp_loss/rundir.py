@@ -1,4 +1,4 @@
-"""The run directory (DESIGN section 6): run.json, events.jsonl, checkpoint.json, best.json.
+"""The run directory (docs/architecture.md section 6): run.json, events.jsonl, checkpoint.json, best.json.
 
 Crash safety: after each explored loss the checkpoint (with that loss's event inside) is
 replaced atomically *first*, then the event line is appended and fsynced. A kill at any moment
@@ -21,6 +21,7 @@ from typing import Any
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import Hook, SearchState
 from gp_loss.exchange import BestLoss, SlotLoss, load_json, read_bytes, write_best, write_json_atomic
+from gp_loss.jsonl import repair_torn_tail
 
 RUN_FORMAT = "gp-loss-run/1"
 
@@ -135,11 +136,7 @@ class RunDirectory(Hook):
         A torn last line is cut off; an event the checkpoint holds but the file lacks is appended.
         """
         explored = state.explored if state else 0
-        raw = self.events_path.read_bytes() if self.events_path.exists() else b""
-        if raw and not raw.endswith(b"\n"):
-            raw = raw[: raw.rfind(b"\n") + 1]
-            with open(self.events_path, "r+b") as fh:
-                fh.truncate(len(raw))
+        raw = repair_torn_tail(self.events_path)
         events = []
         for number, line in enumerate(raw.split(b"\n"), 1):
             if line.strip():

@@ -13,7 +13,8 @@ import torch
 from gp_loss import runlock
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import INITS, AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
-from gp_loss.execution.base import WorkerSpec, default_threads, make_backend
+from gp_loss.execution.backends import make_backend
+from gp_loss.execution.base import WorkerSpec, default_threads
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
 from gp_loss.fitness.probe import check_probes
@@ -35,7 +36,7 @@ def parse_budget(text: str) -> float:
 
 @dataclass
 class ExecutionOptions:
-    """Where evaluations run (DESIGN section 7): ``--backend``, ``--workers`` and friends."""
+    """Where evaluations run (docs/architecture.md section 7): ``--backend``, ``--workers`` and friends."""
 
     backend: str = "serial"
     workers: int = 1

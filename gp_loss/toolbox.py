@@ -246,7 +246,8 @@ def make_toolbox(
         toolbox.register("map", map)
         toolbox.register("close", lambda: None)
     else:
-        from gp_loss.execution.base import default_threads, make_backend
+        from gp_loss.execution.backends import make_backend
+        from gp_loss.execution.base import default_threads
 
         spec = task_worker_spec(task, options.to_json(), default_threads(workers), backend)
         runner = make_backend(

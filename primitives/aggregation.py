@@ -1,4 +1,4 @@
-"""The four aggregation operators (DESIGN section 2); they keep dims so results broadcast back.
+"""The four aggregation operators (docs/architecture.md section 2); they keep dims so results broadcast back.
 
 Inputs are (N, C, H, W); non-spatial slots use H = W = 1. An input with fewer dims (a broadcast
 leaf such as a constant) is returned unchanged by the reductions that need those dims.

@@ -1,4 +1,4 @@
-"""The ten element-wise operators of AutoLoss-Zero (DESIGN section 2), safe in fp32.
+"""The ten element-wise operators of AutoLoss-Zero (docs/architecture.md section 2), safe in fp32.
 
 Every function is finite with finite gradients for finite inputs: divisions and logs clamp the
 magnitude at :data:`EPS`, ``exp`` clamps its input, sums and products saturate at

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-#: Smallest magnitude a safe operator divides by or takes the log of (DESIGN section 2).
+#: Smallest magnitude a safe operator divides by or takes the log of (docs/architecture.md section 2).
 EPS: float = 1e-12
 
 #: Largest magnitude ``mul`` and ``square`` return; beyond it the output saturates (zero gradient).

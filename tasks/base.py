@@ -1,4 +1,4 @@
-"""The Task interface: everything the search needs to know about a problem (DESIGN section 5)."""
+"""The Task interface: everything the search needs to know about a problem (docs/architecture.md section 5)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from gp_loss.adapters import get_adapter
 from gp_loss.errors import GpLossError
 from gp_loss.signature import SlotSignature
-from tasks.training import FINAL_PROTOCOLS, Training, rung_results
+from tasks.training import FINAL_PROTOCOLS, Training, TrainResult, rung_results
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -92,23 +92,6 @@ class HeadProbe:
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
-
-
-@dataclass
-class TrainResult:
-    """Outcome of one proxy training.
-
-    Attributes:
-        outcome: ``trained`` or ``diverged`` (stopped at a non-finite or exploding loss).
-        metrics: evaluation metrics on the proxy validation split (empty if diverged).
-        steps: optimisation steps done.
-        final_loss: last loss values per slot.
-    """
-
-    outcome: str
-    metrics: dict[str, float]
-    steps: int
-    final_loss: dict[str, float] = field(default_factory=dict)
 
 
 class Task(abc.ABC):

@@ -1,4 +1,4 @@
-"""The one training loop every task's proxy and final trainings run (DESIGN section 3, stage 5).
+"""The one training loop every task's proxy and final trainings run (docs/architecture.md section 3, stage 5).
 
 It owns what the paper calls *stopping training for invalid loss values* (a non-finite or
 exploding loss, a non-finite gradient norm: one rule, one bound), the seeding of the model and of
@@ -40,6 +40,23 @@ FINAL_PROTOCOLS = {"annealed": {"cosine": True, "ema": True}, "ema": {"ema": Tru
 
 #: ``step_losses(model, step, generator) -> {part: scalar loss}``; the parts are summed.
 StepLosses = Callable[[nn.Module, int, torch.Generator], Mapping[str, torch.Tensor]]
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one proxy training.
+
+    Attributes:
+        outcome: ``trained`` or ``diverged`` (stopped at a non-finite or exploding loss).
+        metrics: evaluation metrics on the proxy validation split (empty if diverged).
+        steps: optimisation steps done.
+        final_loss: last loss values per slot.
+    """
+
+    outcome: str
+    metrics: dict[str, float]
+    steps: int
+    final_loss: dict[str, float] = field(default_factory=dict)
 
 
 class TrainingDiverged(GpLossError):
@@ -203,8 +220,6 @@ def rung_results(
 ) -> Iterator[Any]:
     """Train to each of ``steps`` in turn and yield a :class:`tasks.base.TrainResult` with the
     metrics there; stops after a divergence. The caller stops training by not asking for more."""
-    from tasks.base import TrainResult
-
     for rung in steps:
         run = training.advance(rung)
         if run.diverged:

@@ -193,7 +193,7 @@ def run(
     max_trained: int | None = None,
 ) -> Paper:
     """The table of each task in ``tasks`` (see the module docstring)."""
-    from gp_loss.report import load_events
+    from gp_loss.runlog import load_events
     from gp_loss.runner import RunSettings
     from gp_loss.runner import task_options as options_of
     from tasks import TASKS, get_task

@@ -8,6 +8,7 @@ plain JSON dict, never an individual.
 
 from __future__ import annotations
 
-from gp_loss.execution.base import Backend, Finished, WorkerSpec, make_backend
+from gp_loss.execution.backends import make_backend
+from gp_loss.execution.base import Backend, Finished, WorkerSpec
 
 __all__ = ["Backend", "Finished", "WorkerSpec", "make_backend"]

@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gp_loss.errors import GpLossError
-
 BACKENDS = ("serial", "process", "ray")
 
 
@@ -92,44 +90,3 @@ class Backend(abc.ABC):
 def default_threads(workers: int) -> int:
     """torch threads per worker so that workers do not oversubscribe the cores."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))
-
-
-def make_backend(
-    name: str,
-    spec: WorkerSpec,
-    *,
-    workers: int = 1,
-    local_evaluate: Callable | None = None,
-    eval_timeout: float | None = None,
-    gpus_per_eval: float | None = None,
-    ray_address: str | None = None,
-) -> Backend:
-    """Build a backend by name (``serial``, ``process``, ``ray``).
-
-    ``gpus_per_eval=None`` means one GPU per evaluation where there are GPUs (DESIGN section 7)
-    and none on CPU-only machines.
-    """
-    if workers < 1:
-        raise GpLossError("--workers must be at least 1")
-    if gpus_per_eval is not None and gpus_per_eval < 0:
-        raise GpLossError("--gpus-per-eval must be >= 0")
-    if name == "serial":
-        from gp_loss.execution.serial import SerialBackend
-
-        if workers != 1:
-            raise GpLossError(
-                "the serial backend runs one evaluation at a time; use --backend process or ray"
-            )
-        return SerialBackend(local_evaluate, eval_timeout)
-    if name == "process":
-        from gp_loss.execution.process import ProcessBackend
-
-        gpus = 1.0 if gpus_per_eval is None else gpus_per_eval  # no GPU visible: ignored
-        return ProcessBackend(spec, workers, eval_timeout=eval_timeout, gpus_per_eval=gpus)
-    if name == "ray":
-        from gp_loss.execution.ray_backend import RayBackend
-
-        return RayBackend(
-            spec, workers, address=ray_address, eval_timeout=eval_timeout, gpus_per_eval=gpus_per_eval
-        )
-    raise GpLossError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")

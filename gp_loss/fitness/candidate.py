@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Outcomes in pipeline order (DESIGN section 3), plus ``cached`` (judged by an earlier run:
+#: Outcomes in pipeline order (docs/architecture.md section 3), plus ``cached`` (judged by an earlier run:
 #: :mod:`gp_loss.memory`) and ``timeout`` / ``failed`` for execution backends.
 OUTCOMES: tuple[str, ...] = (
     "duplicate",

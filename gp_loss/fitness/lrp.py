@@ -1,4 +1,4 @@
-"""The Loss-Rejection Protocol stage (DESIGN section 3, stage 4); the protocols' computations
+"""The Loss-Rejection Protocol stage (docs/architecture.md section 3, stage 4); the protocols' computations
 live in :mod:`gp_loss.fitness.rejection`."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from gp_loss.variation import MAX_HEIGHT, MAX_NODES, SpaceLimits
 
 @dataclass
 class PipelineOptions:
-    """Switches and parameters of the fitness pipeline (DESIGN section 3).
+    """Switches and parameters of the fitness pipeline (docs/architecture.md section 3).
 
     ``gec``/``lrp``/``stop_invalid`` map to ``--no-gec``/``--no-lrp``/``--no-stop-invalid``,
     ``lrp_protocol`` to ``--lrp shared|paper``. ``None`` for an LRP parameter means the task's

@@ -42,7 +42,7 @@ def gradient_fingerprint(grad: torch.Tensor, digits: int = 2) -> str:
 
     Two losses with the same fingerprint train the same way (Gradient-Equivalence-Check). The
     paper's key is the norms alone; because our GEC runs *before* the Loss-Rejection Protocol
-    (DESIGN section 3), a norm-only key would make ``-L`` "equivalent" to a good ``L`` and hand it
+    (docs/architecture.md section 3), a norm-only key would make ``-L`` "equivalent" to a good ``L`` and hand it
     L's fitness. The sign tells them apart and is identical for truly equivalent losses.
     """
     flat = grad.detach().double().reshape(grad.shape[0], -1)  # predictions may be (B,)

@@ -1,6 +1,6 @@
 """The fitness pipeline's stages, each a wrapper around an inner evaluate function.
 
-DESIGN section 3, in order: duplicate -> invalid -> equivalent (Gradient-Equivalence-Check) ->
+docs/architecture.md section 3, in order: duplicate -> invalid -> equivalent (Gradient-Equivalence-Check) ->
 rejected (Loss-Rejection Protocol, :mod:`gp_loss.fitness.lrp`) -> diverged / trained (proxy
 training). A DEAP user stacks them as ``GradientEquivalence(LossRejection(ProxyTraining(task)))``;
 each accepts a candidate (:class:`Candidate`, a ``{slot: tree}`` dict, a ``LossTree`` or a

@@ -1,7 +1,7 @@
 """Built-in data: "digit scenes" composed from scikit-learn's bundled handwritten digits.
 
 Real human handwriting shipped inside the scikit-learn wheel (no download), upscaled and
-composited 1-4 per canvas over clutter and noise (DESIGN section 5). Each scene carries what the
+composited 1-4 per canvas over clutter and noise (docs/architecture.md section 5). Each scene carries what the
 vision tasks need: an RGB image, a semantic mask (0 background, 1 + digit for digits, 255 on
 object borders as PASCAL VOC marks them), and instances (label, mask, xyxy box).
 

@@ -1,4 +1,4 @@
-"""The six segmentation metrics of DESIGN section 5, accumulated over a whole evaluation set.
+"""The six segmentation metrics of docs/architecture.md section 5, accumulated over a whole evaluation set.
 
 All region metrics come from one confusion matrix (rows: ground truth, columns: prediction) over
 the valid pixels (label != 255):

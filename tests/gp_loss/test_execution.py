@@ -14,7 +14,8 @@ import pytest
 
 from gp_loss.baselines import get_baseline
 from gp_loss.evolution import EvolutionConfig, Limits
-from gp_loss.execution.base import WorkerSpec, make_backend
+from gp_loss.execution.backends import make_backend
+from gp_loss.execution.base import WorkerSpec
 from gp_loss.execution.process import ProcessBackend, gpu_slots
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.runner import ExecutionOptions, RunSettings, start

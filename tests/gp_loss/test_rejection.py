@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gp_loss.adapters import get_adapter
 from gp_loss.baselines import get_baseline
 from gp_loss.bench import lrp_training
 from gp_loss.errors import GpLossError
-from gp_loss.adapters import get_adapter
 from gp_loss.fitness.rejection import (
     free_prediction_gain,
     misorders,

@@ -1,4 +1,4 @@
-"""Tasks describe *what* is searched and never import *how* (DESIGN section 1)."""
+"""Tasks describe *what* is searched and never import *how* (docs/architecture.md section 1)."""
 
 from __future__ import annotations
 

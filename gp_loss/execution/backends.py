@@ -1,0 +1,50 @@
+"""Choosing a backend by name: the one place that knows the three implementations (they
+import :mod:`gp_loss.execution.base`, never the other way round)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gp_loss.errors import GpLossError
+from gp_loss.execution.base import BACKENDS, Backend, WorkerSpec
+
+
+def make_backend(
+    name: str,
+    spec: WorkerSpec,
+    *,
+    workers: int = 1,
+    local_evaluate: Callable | None = None,
+    eval_timeout: float | None = None,
+    gpus_per_eval: float | None = None,
+    ray_address: str | None = None,
+) -> Backend:
+    """Build a backend by name (``serial``, ``process``, ``ray``).
+
+    ``gpus_per_eval=None`` means one GPU per evaluation where there are GPUs (docs/architecture.md section 7)
+    and none on CPU-only machines.
+    """
+    if workers < 1:
+        raise GpLossError("--workers must be at least 1")
+    if gpus_per_eval is not None and gpus_per_eval < 0:
+        raise GpLossError("--gpus-per-eval must be >= 0")
+    if name == "serial":
+        from gp_loss.execution.serial import SerialBackend
+
+        if workers != 1:
+            raise GpLossError(
+                "the serial backend runs one evaluation at a time; use --backend process or ray"
+            )
+        return SerialBackend(local_evaluate, eval_timeout)
+    if name == "process":
+        from gp_loss.execution.process import ProcessBackend
+
+        gpus = 1.0 if gpus_per_eval is None else gpus_per_eval  # no GPU visible: ignored
+        return ProcessBackend(spec, workers, eval_timeout=eval_timeout, gpus_per_eval=gpus)
+    if name == "ray":
+        from gp_loss.execution.ray_backend import RayBackend
+
+        return RayBackend(
+            spec, workers, address=ray_address, eval_timeout=eval_timeout, gpus_per_eval=gpus_per_eval
+        )
+    raise GpLossError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
