@@ -85,3 +85,90 @@ def test_the_finder_sees_a_circle():
 
 def test_no_import_circles():
     assert _circles(_graph(_modules())) == []
+
+
+#: The engine's layers, lowest first (docs/architecture.md section 1): a module imports only from
+#: its own layer and the layers before it. The longest matching prefix places a module.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("operators", ("primitives",)),
+    (
+        "core",
+        (
+            "gp_loss",
+            "gp_loss.errors",
+            "gp_loss.shadowing",
+            "gp_loss.signature",
+            "gp_loss.adapters",
+            "gp_loss.baselines",
+        ),
+    ),
+    ("problems", ("tasks",)),
+    (
+        "trees",
+        (
+            "gp_loss.space",
+            "gp_loss.parse",
+            "gp_loss.variation",
+            "gp_loss.codegen",
+            "gp_loss.intervals",
+            "gp_loss.symbolic",
+            "gp_loss.exchange",
+            "gp_loss.standalone",
+            "gp_loss.module",
+        ),
+    ),
+    ("fitness", ("gp_loss.fitness",)),
+    (
+        "search",
+        (
+            "gp_loss.evolution",
+            "gp_loss.pareto",
+            "gp_loss.execution",
+            "gp_loss.memory",
+            "gp_loss.screened",
+            "gp_loss.progress",
+            "gp_loss.imports",
+        ),
+    ),
+    ("runs", ("gp_loss.rundir", "gp_loss.runlock", "gp_loss.jsonl", "gp_loss.runlog")),
+    ("assembly", ("gp_loss.runner",)),
+    (
+        "results",
+        (
+            "gp_loss.report",
+            "gp_loss.summary",
+            "gp_loss.finalists",
+            "gp_loss.retraining",
+            "gp_loss.train",
+            "gp_loss.stats",
+            "gp_loss.export",
+            "gp_loss.torchscript",
+            "gp_loss.bundle",
+            "gp_loss.bundle_check",
+            "gp_loss.verification",
+        ),
+    ),
+    ("surfaces", ("gp_loss.api", "gp_loss.toolbox", "gp_loss.commands", "gp_loss.bench", "gp_loss.testing")),
+)
+
+
+def _layer(module: str) -> int | None:
+    found = [
+        (len(prefix), index)
+        for index, (_, prefixes) in enumerate(LAYERS)
+        for prefix in prefixes
+        if module == prefix or module.startswith(prefix + ".")
+    ]
+    return max(found)[1] if found else None
+
+
+def test_every_module_has_a_layer_and_imports_only_downwards():
+    graph = _graph(_modules())
+    assert [m for m in sorted(graph) if _layer(m) is None] == []
+    upward = [
+        f"{module} ({LAYERS[_layer(module)][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
+        for module, targets in sorted(graph.items())
+        for target in sorted(targets)
+        if _layer(target) > _layer(module)
+    ]
+    assert upward == []
