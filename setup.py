@@ -4,9 +4,12 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+VERSION = Path(__file__).with_name("gp_loss").joinpath("version.py").read_text(encoding="utf-8")
+VERSION = VERSION.split('__version__ = "', 1)[1].split('"', 1)[0]
+
 setup(
     name="gp-loss",
-    version="0.1.0",
+    version=VERSION,
     description="Search loss functions from scratch with genetic programming (AutoLoss-Zero).",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

@@ -50,6 +50,9 @@ _PUBLIC = {
 }
 
 
+from gp_loss.version import __version__  # noqa: E402,F401  (the one version string)
+
+
 def _check_shadowing() -> None:
     from gp_loss import shadowing
 

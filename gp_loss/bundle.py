@@ -33,6 +33,7 @@ from gp_loss.exchange import BestLoss, write_best
 from gp_loss.module import describe, source_module
 from gp_loss.parse import parse_tree
 from gp_loss.standalone import module_source, usage
+from gp_loss.version import __version__
 
 MANIFEST = "MANIFEST.json"
 FILES = ("best.json", "loss.py", "loss.pt", "loss.pt2", "test_vectors.pt", "MODEL_CARD.md", "loss_curve.png")
@@ -191,7 +192,7 @@ def provenance(best: BestLoss, source: Path | None) -> dict[str, Any]:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "deap": deap.__version__,
-            "gp_loss": "0.1.0",
+            "gp_loss": __version__,
         },
         git_commit=_git_commit(),
         exported=_dt.datetime.now().isoformat(timespec="seconds"),

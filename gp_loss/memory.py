@@ -33,6 +33,7 @@ from typing import Any
 
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Evaluation
+from gp_loss.version import __version__
 
 FORMAT = "gp-loss-cache/1"
 #: Outcomes worth storing: properties of the loss under the fingerprint, not of one run.
@@ -251,7 +252,7 @@ def task_fingerprint(task, options) -> tuple[str, dict[str, Any]] | None:
         },
         "versions": {
             "torch": ".".join(torch.__version__.split(".")[:2]),
-            "gp_loss": "0.1.0",
+            "gp_loss": __version__,
             "format": FORMAT,
         },
     }

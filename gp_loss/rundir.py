@@ -22,6 +22,7 @@ from gp_loss.errors import GpLossError
 from gp_loss.evolution import Hook, SearchState
 from gp_loss.exchange import BestLoss, SlotLoss, load_json, read_bytes, write_best, write_json_atomic
 from gp_loss.jsonl import repair_torn_tail
+from gp_loss.version import __version__
 
 RUN_FORMAT = "gp-loss-run/1"
 
@@ -35,7 +36,7 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "deap": deap.__version__,
-        "gp_loss": "0.1.0",
+        "gp_loss": __version__,
         "platform": platform.platform(),
     }
 

@@ -12,7 +12,7 @@ import torch
 
 from gp_loss import runlock
 from gp_loss.errors import GpLossError
-from gp_loss.evolution import INITS, AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
+from gp_loss.evolution import INITS, REPLACE_RULES, AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
 from gp_loss.execution.backends import make_backend
 from gp_loss.execution.base import WorkerSpec, default_threads
 from gp_loss.fitness.candidate import Candidate, Evaluation
@@ -250,7 +250,7 @@ def start(
 ) -> Search:
     """Create a new run directory and the search that fills it (``task``: the task object when
     the caller built it; by default it is built from ``settings.task`` by name)."""
-    if settings.evolution.replace not in ("oldest", "worst"):
+    if settings.evolution.replace not in REPLACE_RULES:
         raise GpLossError(f"unknown --replace {settings.evolution.replace!r}; use oldest or worst")
     if settings.execution.workers < 1:
         raise GpLossError("--workers must be at least 1")
@@ -341,7 +341,7 @@ def _resume(
         raise GpLossError(f"{directory.path} searched task {settings.task!r}, not {task.name!r}")
     search = _assemble(settings, directory, state, hooks or [], progress, task)
     for event in events:
-        search.pipeline.remember(Candidate(event["trees"], event["id"]), Evaluation.from_json(event))
+        search.pipeline.record(Candidate(event["trees"], event["id"]), Evaluation.from_json(event))
     if state is not None:
         directory.write_best(state)
     config["limits"] = settings.to_json()["limits"]

@@ -148,8 +148,6 @@ class FitnessPipeline:
         if self.memory is not None:  # only computed results are stored (a reuse is not one)
             self.memory.learn(candidate, result)
 
-    remember = record
-
     def hurdles(self, history: list[list[float]]) -> list[float | None]:
         """The hurdles a candidate sent out now must clear, from the scores earlier candidates
         reached at each rung (the search state's ``rung_scores``)."""

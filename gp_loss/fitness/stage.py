@@ -104,7 +104,3 @@ class Stage:
         result = self.inner(candidate)
         result.seconds[self.name] = result.seconds.get(self.name, 0.0) + spent
         return result
-
-    def state(self) -> dict:
-        """Caches to persist (none by default)."""
-        return {}

@@ -173,7 +173,7 @@ def test_remember_rebuilds_caches(task):
         {"accuracy": 0.5},
         gec_key=GradientEquivalence(ProxyTraining(task), task).fingerprint(Candidate({"cls": CE})),
     )
-    pipeline.remember(Candidate({"cls": CE}, 7), record)
+    pipeline.record(Candidate({"cls": CE}, 7), record)
     assert pipeline({"cls": CE}).reused_from == 7
     assert pipeline({"cls": "neg(mul(log(y_hat), y))"}).fitness == 0.5  # equivalent via the replayed key
 
