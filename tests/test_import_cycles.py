@@ -88,7 +88,8 @@ def test_no_import_circles():
 
 
 #: The engine's layers, lowest first (docs/architecture.md section 1): a module imports only from
-#: its own layer and the layers before it. The longest matching prefix places a module.
+#: its own layer and the layers before it. The longest matching prefix places a module (the
+#: package ``gp_loss`` itself only places its ``__init__``).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("operators", ("primitives",)),
     (
@@ -96,6 +97,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "gp_loss",
             "gp_loss.errors",
+            "gp_loss.version",
             "gp_loss.shadowing",
             "gp_loss.signature",
             "gp_loss.adapters",
@@ -157,7 +159,7 @@ def _layer(module: str) -> int | None:
         (len(prefix), index)
         for index, (_, prefixes) in enumerate(LAYERS)
         for prefix in prefixes
-        if module == prefix or module.startswith(prefix + ".")
+        if module == prefix or (module.startswith(prefix + ".") and prefix != "gp_loss")
     ]
     return max(found)[1] if found else None
 
