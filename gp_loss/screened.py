@@ -86,12 +86,20 @@ class Screen:
         key = self._candidate(trees).key
         return key not in self.drawn and key not in self.pipeline.dedup.seen
 
+    def passes(self, trees: Sequence[LossTree]) -> bool:
+        """Every slot passes and the genome is new."""
+        return all(self.passing_slots(trees)) and self.is_new(trees)
+
     def accepted(self, trees: Sequence[LossTree]) -> bool:
-        """Every slot passes and the genome is new; an accepted genome is noted as handed out."""
-        if not all(self.passing_slots(trees)) or not self.is_new(trees):
+        """:meth:`passes`; an accepted genome is noted as handed out."""
+        if not self.passes(trees):
             return False
-        self.drawn.add(self._candidate(trees).key)
+        self.note(trees)
         return True
+
+    def note(self, trees: Sequence[LossTree]) -> None:
+        """Remember a genome as handed out (a later copy of it is not new)."""
+        self.drawn.add(self._candidate(trees).key)
 
     def _candidate(self, trees: Sequence[LossTree]) -> Candidate:
         return Candidate({slot: str(tree) for slot, tree in zip(self.slots, trees)})
@@ -137,11 +145,9 @@ class Screen:
         for _ in range(MAX_TRIES):
             one, two = raw(_copy(first), _copy(second))
             children = [c for c in (one, two) if str(c) not in parents]
-            if children and all(
-                all(self.passing_slots(_trees(c))) and self.is_new(_trees(c)) for c in children
-            ):
+            if children and all(self.passes(_trees(c)) for c in children):
                 for child in children:
-                    self.accepted(_trees(child))
+                    self.note(_trees(child))
                 _assign(first, one)
                 _assign(second, two)
                 break

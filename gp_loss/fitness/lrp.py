@@ -81,7 +81,7 @@ class LossRejection(Stage):
     def ordering_probes(self, slot: str) -> dict[str, torch.Tensor] | None:
         """The slot's adapter's ordering probes on its probe batch (``None``: it declares none)."""
         if slot not in self._ordering:
-            declared = next(s for s in self.task.slots if s.name == slot)
+            declared = self.task.slot(slot)
             batch = probe_batch(self.task, slot)
             adapter = get_adapter(declared.adapter, declared.adapter_options)
             self._ordering[slot] = adapter.ordering_probes(batch.predictions, batch.targets)
@@ -242,7 +242,7 @@ def _notice_once(task, slot: str) -> None:
     if (task.name, slot) in _NOTICED or multiprocessing.parent_process() is not None:
         return
     _NOTICED.add((task.name, slot))
-    adapter = next(s.adapter for s in task.slots if s.name == slot)
+    adapter = task.slot(slot).adapter
     print(
         f"gp-loss: slot {slot!r}: adapter {adapter!r} declares no ordering probes "
         "(Adapter.ordering_probes), so the Loss-Rejection Protocol judges it with the paper's protocol",
