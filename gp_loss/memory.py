@@ -14,13 +14,15 @@ numerics (:func:`task_fingerprint`). A task whose data cannot be identified
 
 Several processes may share one cache at once: SQLite's write-ahead log lets readers run beside
 the one writer, each write is one short transaction, and a writer waits (``busy_timeout``)
-rather than fails. Only the search driver touches the cache (process and Ray workers never do).
+rather than fails; processes open the file one at a time (``PATH.lock``). Only the search driver touches the cache (process and Ray workers never do).
 A file that is not a gp-loss cache is a one-line error before the run starts; a cache that
 breaks mid-run is switched off with one warning, and the run goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -72,6 +74,23 @@ def resolve(choice: str | os.PathLike | None) -> Path | None:
     return None if str(choice) == "off" else Path(choice)
 
 
+@contextlib.contextmanager
+def _opening(path: Path) -> Iterator[None]:
+    """Hold ``PATH.lock`` (``flock``) while a process opens the cache.
+
+    Switching a fresh file to WAL and creating the schema take locks that SQLite may refuse at
+    once, without waiting out ``busy_timeout``, when two processes open the same new file
+    together ("database is locked"); opening one at a time avoids it. The kernel drops the
+    lock with its holder, however it dies.
+    """
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class SearchCache:
     """One cache file. Every method is one short transaction."""
 
@@ -80,10 +99,11 @@ class SearchCache:
         self.enabled = True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._check()
+            with _opening(self.path):
+                self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+                self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._check()
         except (sqlite3.DatabaseError, OSError) as err:
             raise GpLossError(
                 f"search cache {self.path}: not usable ({err}); move it away, or run with --cache off"
