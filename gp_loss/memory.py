@@ -21,8 +21,6 @@ breaks mid-run is switched off with one warning, and the run goes on.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.errors import GpLossError
+from gp_loss.file_lock import exclusive
 from gp_loss.fitness.candidate import Evaluation
 from gp_loss.version import __version__
 
@@ -74,23 +73,6 @@ def resolve(choice: str | os.PathLike | None) -> Path | None:
     return None if str(choice) == "off" else Path(choice)
 
 
-@contextlib.contextmanager
-def _opening(path: Path) -> Iterator[None]:
-    """Hold ``PATH.lock`` (``flock``) while a process opens the cache.
-
-    Switching a fresh file to WAL and creating the schema take locks that SQLite may refuse at
-    once, without waiting out ``busy_timeout``, when two processes open the same new file
-    together ("database is locked"); opening one at a time avoids it. The kernel drops the
-    lock with its holder, however it dies.
-    """
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 class SearchCache:
     """One cache file. Every method is one short transaction."""
 
@@ -99,7 +81,10 @@ class SearchCache:
         self.enabled = True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with _opening(self.path):
+            # One process opens at a time: switching a fresh file to WAL and creating the schema
+            # take locks that SQLite may refuse at once, without waiting out busy_timeout, when
+            # two processes open the same new file together ("database is locked").
+            with exclusive(self.path.with_name(self.path.name + ".lock")):
                 self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
                 self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
                 self._db.execute("PRAGMA journal_mode = WAL")

@@ -8,18 +8,17 @@ once and a killed run never leaves half a file.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 
 from gp_loss.errors import GpLossError
+from gp_loss.file_lock import exclusive
 from tasks.data.cache import cache_root
 
 #: Bump when a trunk's training changes in a way its key does not show.
@@ -40,25 +39,13 @@ def trunk_path(key: str, folder: str = "det_trunks") -> Path:
     return cache_root() / folder / f"{key}.pt"
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` + ``.lock``: parallel workers train a missing trunk once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def cached_trunk(
     key: str, build: Callable[[], Model], train: Callable[[], Model], folder: str = "det_trunks"
 ) -> Model:
     """The trunk stored under ``key``, trained by ``train()`` and saved on first use, loaded into
     ``build()`` otherwise; returned frozen, in eval mode."""
     path = trunk_path(key, folder)
-    with _locked(path):
+    with exclusive(path.with_suffix(".lock")):  # parallel workers train a missing trunk once
         if path.exists():
             model = build()
             try:

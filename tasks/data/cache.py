@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from gp_loss.file_lock import exclusive
+
 
 def cache_root() -> Path:
     """``$GP_LOSS_CACHE`` or ``~/.cache/gp-loss``."""
@@ -16,13 +18,18 @@ def generated(name: str, write: Callable[[Path], object]) -> Path:
     """``cache_root() / name``, written by ``write(folder)`` on first use.
 
     A ``.complete`` marker is written last, so an interrupted generation is redone on the next
-    call instead of being half-used (the writers publish atomically as well).
+    call instead of being half-used (the writers publish atomically as well). Processes that
+    need the same missing dataset at once (parallel test workers, search workers) generate it
+    once: the others wait on ``NAME.lock``.
     """
     root = cache_root() / name
     marker = root / ".complete"
-    if not marker.exists():
-        write(root)
-        marker.write_text("ok\n")
+    if marker.exists():
+        return root
+    with exclusive(root.with_name(name + ".lock")):
+        if not marker.exists():
+            write(root)
+            marker.write_text("ok\n")
     return root
 
 
