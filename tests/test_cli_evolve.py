@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli, run_cli
 
 FAST = ["--task-option", "steps=60", "--population", "4", "--quiet"]
 
@@ -89,10 +89,26 @@ def test_progress_is_shown(tmp_path):
 )
 def test_bad_evolve_input_is_one_line(tmp_path, args, message):
     fresh_out = args[0] == "evolve" and "--resume" not in args
-    done = run_cli(*args, "--out", str(tmp_path / "x")) if fresh_out else run_cli(*args)
+    done = call_cli(*args, "--out", str(tmp_path / "x")) if fresh_out else call_cli(*args)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("gp-loss: ") and done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr
+    assert not (tmp_path / "x").exists()  # bad input writes no run directory
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["evolve", "--task", "nope"],
+        ["evolve", "--task", "cls_digits", "--task-option", "steps=0"],
+        ["show", "/nonexistent/run"],
+    ],
+)
+def test_one_line_errors_match_in_a_process_of_their_own(args):
+    """The in-process runner above says what ``python cli.py`` says, exit code included."""
+    alone, inside = run_cli(*args), call_cli(*args)
+    assert (alone.returncode, alone.stdout, alone.stderr) == (inside.returncode, inside.stdout, inside.stderr)
+    assert "Traceback" not in alone.stderr
 
 
 def test_resume_of_missing_run(tmp_path):

@@ -18,7 +18,7 @@ from gp_loss.baselines import get_baseline
 from gp_loss.bundle import MANIFEST, sha256
 from gp_loss.exchange import BestLoss, SlotLoss
 from gp_loss.export import export
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli, run_cli
 
 CE = get_baseline("cross_entropy").tree
 ONE = BestLoss(
@@ -175,13 +175,13 @@ def test_cli_export_formats_and_bad_targets(tmp_path):
     done = run_cli("export", str(best), "--format", "exported", "-o", str(tmp_path / "loss.pt2"))
     assert done.returncode == 0, done.stderr
     assert torch.export.load(str(tmp_path / "loss.pt2")) is not None
-    done = run_cli("export", str(best), "--format", "bundle")
+    done = call_cli("export", str(best), "--format", "bundle")
     assert done.returncode == 2 and "needs -o OUT" in done.stderr
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "thesis.tex").write_text("mine")
-    done = run_cli("export", str(best), "--format", "bundle", "-o", str(tmp_path / "busy"))
+    done = call_cli("export", str(best), "--format", "bundle", "-o", str(tmp_path / "busy"))
     assert done.returncode == 2 and "not an empty folder" in done.stderr
     assert (tmp_path / "busy" / "thesis.tex").read_text() == "mine"
-    done = run_cli("verify", str(tmp_path / "nowhere"))
+    done = call_cli("verify", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and done.stderr.startswith("gp-loss:")
     assert re.findall(r"^class (\w+)", export(ONE, "python"), re.M) == ["Loss"]

@@ -16,7 +16,7 @@ from gp_loss.fitness.rungs import clears, hurdle, hurdles, parse_fractions, rung
 from gp_loss.fitness.stages import ProxyTraining
 from gp_loss.runner import RunSettings, resume, start
 from tasks import get_task
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli, run_cli
 
 CE = get_baseline("cross_entropy").tree
 
@@ -122,7 +122,7 @@ def _one_rung(n: int) -> RunSettings:
 
 
 def test_cli_rungs_flag(tmp_path):
-    bad = run_cli("evolve", "--task", "cls_digits", "--rungs", "0.5,2", "--out", str(tmp_path / "r"))
+    bad = call_cli("evolve", "--task", "cls_digits", "--rungs", "0.5,2", "--out", str(tmp_path / "r"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--rungs" in bad.stderr
     assert not (tmp_path / "r").exists()
     good = run_cli(
