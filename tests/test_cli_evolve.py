@@ -118,13 +118,13 @@ def test_resume_of_missing_run(tmp_path):
 
 def test_train_with_baseline_and_found_loss(tmp_path):
     done = run_cli(
-        "train", "--task", "cls_digits", "--loss", "ce", "--seeds", "2", "--task-option", "final_steps=100"
+        "train", "--task", "cls_digits", "--loss", "ce", "--seeds", "2", "--task-option", "final_steps=30"
     )
     assert done.returncode == 0, done.stderr
     assert re.search(
         r"\| accuracy \| 0\.[0-9]{4} \+- 0\.[0-9]{4} \| 0\.[0-9]{4}, 0\.[0-9]{4} \|", done.stdout
     )
-    assert "cls_digits training seed 1: step 100/100" in done.stderr  # progress on stderr
+    assert "cls_digits training seed 1: step 30/30" in done.stderr  # progress on stderr
     as_json = run_cli(
         "train",
         "--task",
@@ -134,7 +134,7 @@ def test_train_with_baseline_and_found_loss(tmp_path):
         "--seeds",
         "2",
         "--task-option",
-        "final_steps=100",
+        "final_steps=30",
         "--json",
     )
     data = json.loads(as_json.stdout)
@@ -150,7 +150,7 @@ def test_train_with_baseline_and_found_loss(tmp_path):
             }
         )
     )
-    done = run_cli("train", "--task", "cls_digits", "--loss", str(best), "--task-option", "steps=100")
+    done = run_cli("train", "--task", "cls_digits", "--loss", str(best), "--task-option", "final_steps=30")
     assert done.returncode == 0 and "| accuracy |" in done.stdout
     wrong = tmp_path / "wrong.json"
     wrong.write_text(
@@ -158,9 +158,9 @@ def test_train_with_baseline_and_found_loss(tmp_path):
             {"format": "gp-loss/1", "slots": {"reg": {"tree": "neg(inter)", "adapter": "box_iou_areas"}}}
         )
     )
-    done = run_cli("train", "--task", "cls_digits", "--loss", str(wrong))
+    done = call_cli("train", "--task", "cls_digits", "--loss", str(wrong))
     assert done.returncode == 2 and "needs ['cls']" in done.stderr
-    done = run_cli("train", "--task", "cls_digits", "--loss", "lovasz")
+    done = call_cli("train", "--task", "cls_digits", "--loss", "lovasz")
     assert done.returncode == 2 and "known: cross_entropy" in done.stderr
 
 

@@ -31,14 +31,22 @@ from gp_loss.bench.timing import machine
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _command(out: Path, budget: str, seed: int, resume: bool = False) -> list[str]:
+def _command(out: Path, limit: list[str], seed: int, steps: int | None, resume: bool = False) -> list[str]:
     base = [sys.executable, str(ROOT / "cli.py"), "evolve"]
     if resume:
         return [*base, "--resume", "--out", str(out), "--quiet"]
+    task_options = [] if steps is None else ["--task-option", f"steps={steps}"]
     return [
-        *base, "--task", "cls_digits", "--backend", "process", "--workers", "2", "--budget", budget,
+        *base, "--task", "cls_digits", "--backend", "process", "--workers", "2", *limit, *task_options,
         "--seed", str(seed), "--cache", "off", "--out", str(out), "--quiet",
     ]  # fmt: skip
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
 
 
 def _children(pid: int) -> list[int]:
@@ -95,22 +103,42 @@ class Soak:
         return dict(vars(self))
 
 
-def run(folder: str | os.PathLike, minutes: float = 10.0, kill_every: float = 30.0, seed: int = 0) -> Soak:
-    """Run the reference and the soak in ``folder`` (see the module docstring)."""
+def run(
+    folder: str | os.PathLike,
+    minutes: float = 10.0,
+    kill_every: float = 30.0,
+    seed: int = 0,
+    explored: int | None = None,
+    steps: int | None = None,
+) -> Soak:
+    """Run the reference and the soak in ``folder`` (see the module docstring).
+
+    Args:
+        minutes: the budget of both runs, unless ``explored`` caps them by candidates instead
+            (then the driver is killed once half of them are logged).
+        kill_every: seconds between two worker kills.
+        explored: a cap on the candidates explored, in place of the time budget.
+        steps: cls_digits' proxy steps (``None``: the task's default).
+    """
     folder = Path(folder)
-    budget = f"{minutes * 60:.0f}s"
+    limit = ["--budget", f"{minutes * 60:.0f}s"] if explored is None else ["--max-explored", str(explored)]
     reference, soaked = folder / "reference", folder / "soaked"
-    subprocess.run(_command(reference, budget, seed), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(_command(reference, limit, seed, steps), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     rng = random.Random(seed)
     start = time.monotonic()
-    driver = subprocess.Popen(_command(soaked, budget, seed), cwd=ROOT, stdout=subprocess.DEVNULL)
+    driver = subprocess.Popen(_command(soaked, limit, seed, steps), cwd=ROOT, stdout=subprocess.DEVNULL)
     worker_kills = driver_kills = 0
     next_kill = time.monotonic() + kill_every
-    driver_at = start + minutes * 30  # halfway
+
+    def halfway(now: float) -> bool:
+        if explored is None:
+            return now >= start + minutes * 30
+        return _lines(soaked / "events.jsonl") >= explored // 2
+
     while driver.poll() is None:
         time.sleep(0.2)
         now = time.monotonic()
-        if not driver_kills and now >= driver_at:
+        if not driver_kills and halfway(now):
             orphans = _children(driver.pid)
             driver.send_signal(signal.SIGKILL)
             driver.wait()
@@ -119,7 +147,7 @@ def run(folder: str | os.PathLike, minutes: float = 10.0, kill_every: float = 30
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             driver = subprocess.Popen(
-                _command(soaked, budget, seed, resume=True), cwd=ROOT, stdout=subprocess.DEVNULL
+                _command(soaked, limit, seed, steps, resume=True), cwd=ROOT, stdout=subprocess.DEVNULL
             )
             continue
         if now >= next_kill:

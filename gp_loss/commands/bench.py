@@ -147,14 +147,22 @@ def bench_fuzz(n: int, seed: int, jobs: int, as_json: bool) -> None:
     "--minutes", default=10.0, show_default=True, help="Budget of the reference and the soaked run."
 )
 @click.option("--kill-every", default=30.0, show_default=True, help="Seconds between worker kills.")
+@click.option(
+    "--max-explored",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Cap both runs by candidates instead of --minutes (the driver dies at half of them).",
+)
 @click.option("--out", "folder", type=click.Path(file_okay=False), required=True, help="Where both runs go.")
 @json_flag()
-def bench_soak(minutes: float, kill_every: float, folder: str, as_json: bool) -> None:
+def bench_soak(
+    minutes: float, kill_every: float, max_explored: int | None, folder: str, as_json: bool
+) -> None:
     """A process-backend search whose workers are SIGKILLed every --kill-every seconds and whose
     driver once: every event accounted for once, and agreement with an unkilled run."""
     from gp_loss.bench.soak import run
 
-    emit(run(folder, minutes, kill_every), as_json)
+    emit(run(folder, minutes, kill_every, explored=max_explored), as_json)
 
 
 @bench.command("efficiency")

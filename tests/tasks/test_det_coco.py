@@ -80,7 +80,7 @@ def test_coco_ap_of_shifted_boxes_matches_iou_thresholds(tmp_path):
 
 
 def test_real_layout_data_root_holds_out_part_of_train(coco_root):
-    task = get_task("det_coco", data_root=str(coco_root), steps=2, holdout=0.25)
+    task = get_task("det_coco", data_root=str(coco_root), steps=2, holdout=0.25, trunk_steps=3)
     train, val = set(task.train_set.image_ids), set(task.val_set.image_ids)
     assert len(train) == 9 and len(val) == 3 and not train & val
     assert task.test_set.split == "val" and len(task.test_set) == 4
