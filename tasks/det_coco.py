@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,17 +42,12 @@ from tasks.data.layouts import write_coco
 from tasks.detection.coco_data import CocoDetection, collate, to_device
 from tasks.detection.evaluation import coco_box_ap, coco_results, detections
 from tasks.detection.losses import BOX_LOSSES
-from tasks.detection.model import (
-    ProposalDecoder,
-    head_samples,
-    inject,
-    resnet50_faster_rcnn,
-    small_faster_rcnn,
-)
-from tasks.detection.trunk import RoiCache, data_identity, fresh_head, head_detections, head_step
 from tasks.registry import register_task
 from tasks.training import Training, note
 from tasks.trunk_cache import cached_trunk, trunk_key, trunk_path
+
+if TYPE_CHECKING:
+    from tasks.detection.trunk import RoiCache
 
 BUILTIN_COUNTS = {"train": 600, "val": 100, "test": 200}
 #: ``trunk``: fresh box heads on a frozen trunk trained once (the default, seconds per
@@ -89,8 +84,13 @@ def _iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class DetCoco(Task):
     """Object detection on COCO-layout data with searched RCNN-head losses."""
 
-    #: ``--task-option model=NAME`` -> ``builder(num_classes, weights_path)``
-    models: ClassVar[dict] = {"small": small_faster_rcnn, "fasterrcnn_resnet50_fpn": resnet50_faster_rcnn}
+    #: ``--task-option model=NAME`` -> the name of its ``builder(num_classes, weights_path)`` in
+    #: :mod:`tasks.detection.model` (imported on first use: torchvision's detection models take
+    #: a second or two to import, which every ``gp-loss`` command and worker would pay)
+    models: ClassVar[dict[str, str]] = {
+        "small": "small_faster_rcnn",
+        "fasterrcnn_resnet50_fpn": "resnet50_faster_rcnn",
+    }
     #: the targets carry instance masks (a Mask R-CNN task)
     with_masks: ClassVar[bool] = False
     slots = (
@@ -187,6 +187,8 @@ class DetCoco(Task):
 
     def data_identity(self) -> dict[str, object]:
         """The search's training and validation images."""
+        from tasks.detection.trunk import data_identity
+
         return {"train": data_identity(self.train_set), "val": data_identity(self.val_set)}
 
     def score(self, dataset: CocoDetection, results: list[dict]) -> dict[str, float]:
@@ -197,7 +199,9 @@ class DetCoco(Task):
     def build_model(self, seed: int):
         """A fresh detector, seeded."""
         torch.manual_seed(seed)
-        build = self.models[self.model_name]
+        from tasks.detection import model as builders
+
+        build = getattr(builders, self.models[self.model_name])
         model = (
             build(self.num_classes) if self.model_name == "small" else build(self.num_classes, self.weights)
         )
@@ -207,6 +211,8 @@ class DetCoco(Task):
     def _probe(self, images: int) -> dict:
         """Tensors of a randomly initialised detector's training forward on the first
         ``images`` training images (sampled proposals, their features, logits and boxes)."""
+        from tasks.detection.model import head_samples
+
         if images not in self._probe_tensors:
             model = self.build_model(self.seed + 1)
             batch, targets = collate([self.train_set[i] for i in range(min(images, len(self.train_set)))])
@@ -229,6 +235,8 @@ class DetCoco(Task):
     def probe_heads(self) -> dict[str, HeadProbe]:
         """Box-head features of the proposals sampled on ``head_probe_images`` images: all of
         them for ``cls``, the positives (deltas decoded with their proposals) for ``reg``."""
+        from tasks.detection.model import ProposalDecoder
+
         probe = self._probe(self.head_probe_images)
         positive = probe["labels"] > 0
         decode = ProposalDecoder(probe["positive_proposals"], self._box_coder)
@@ -255,6 +263,8 @@ class DetCoco(Task):
         stop_invalid: bool,
         recipe: Mapping[str, bool] | None = None,
     ):
+        from tasks.detection.model import inject
+
         def step_losses(model, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
             idx = torch.randint(0, len(data), (self.batch_size,), generator=generator).tolist()
             return model(*self._on_device(*collate([data[i] for i in idx])))
@@ -275,6 +285,8 @@ class DetCoco(Task):
     def proxy_training(self, losses: Mapping[str, LossFn], *, stop_invalid: bool = True) -> Training:
         """``trunk`` proxy: a fresh box head trained on the frozen trunk's RoI features
         (:mod:`tasks.detection.trunk`); ``full``: the whole detector, end to end."""
+        from tasks.detection.trunk import fresh_head, head_step
+
         if self.proxy == "full":
             return self._training(losses, self.train_set, self.steps, self.seed, stop_invalid)
         trunk, rois = self.trunk(), self.trunk_rois("train")
@@ -298,6 +310,8 @@ class DetCoco(Task):
         return [losses.get(slot) for slot in ("cls", "reg", "mask")]
 
     def proxy_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        from tasks.detection.trunk import head_detections
+
         if self.proxy == "full":
             return self.score(self.val_set, detections(model, self.val_set, self.device))
         trunk, rois = self.trunk(), self.trunk_rois("val")
@@ -311,6 +325,8 @@ class DetCoco(Task):
     # -- the proxy's frozen trunk ---------------------------------------------------------------
     def trunk_settings(self) -> dict[str, object]:
         """Everything that shapes the proxy trunk (its cache key)."""
+        from tasks.detection.trunk import data_identity
+
         return {
             "data": data_identity(self.train_set),
             "model": self.model_name,
@@ -345,6 +361,8 @@ class DetCoco(Task):
     def trunk_rois(self, split: str) -> RoiCache:
         """The frozen trunk's pooled RoIs of the proxy's ``train`` or ``val`` images (kept in
         memory within ``roi_cache_mb``)."""
+        from tasks.detection.trunk import RoiCache
+
         if split not in self._trunk:
             data = self.train_set if split == "train" else self.val_set
             self._trunk[split] = RoiCache(

@@ -34,7 +34,6 @@ from tasks.det_coco import BUILTIN_COUNTS, DetCoco
 from tasks.detection.coco_data import CocoDetection
 from tasks.detection.evaluation import coco_mask_ap
 from tasks.detection.losses import BOX_LOSSES
-from tasks.detection.model import resnet50_mask_rcnn, small_mask_rcnn
 from tasks.registry import register_task
 
 #: Share of built-in images that hold a crowd region.
@@ -93,7 +92,10 @@ class MaskUpsampler:
 class InstCoco(DetCoco):
     """Instance segmentation on COCO-layout data with searched RCNN cls, box and mask losses."""
 
-    models: ClassVar[dict] = {"small": small_mask_rcnn, "maskrcnn_resnet50_fpn": resnet50_mask_rcnn}
+    models: ClassVar[dict[str, str]] = {
+        "small": "small_mask_rcnn",
+        "maskrcnn_resnet50_fpn": "resnet50_mask_rcnn",
+    }
     with_masks: ClassVar[bool] = True
     slots = (
         *DetCoco.slots,

@@ -14,7 +14,6 @@ import math
 
 import torch
 from torch import nn
-from torchvision.ops import generalized_box_iou_loss
 
 #: mmdetection's ``IoULoss`` clamps the IoU at this before the log
 IOU_EPS = 1e-6
@@ -71,6 +70,8 @@ class GIoULoss(SampledRoiLoss):
         super().__init__(weight)
 
     def per_box(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from torchvision.ops import generalized_box_iou_loss  # lazy: torchvision.ops costs a second to import
+
         return generalized_box_iou_loss(pred, target, reduction="none", eps=BOX_EPS)
 
 
