@@ -117,6 +117,7 @@ def test_resume_of_missing_run(tmp_path):
     assert done.returncode == 2 and "holds no run" in done.stderr
 
 
+@pytest.mark.slow
 def test_train_with_baseline_and_found_loss(tmp_path):
     done = run_cli(
         "train", "--task", "cls_digits", "--loss", "ce", "--seeds", "2", "--task-option", "final_steps=30"
@@ -165,6 +166,7 @@ def test_train_with_baseline_and_found_loss(tmp_path):
     assert done.returncode == 2 and "known: cross_entropy" in done.stderr
 
 
+@pytest.mark.slow
 def test_trained_share_of_runs_with_each_lrp_protocol(tmp_path):
     for protocol in ("shared", "paper"):
         done = run_cli(

@@ -131,6 +131,7 @@ def test_unknown_keys_are_kept_not_refused(tmp_path):
     assert done.returncode == 0 and "class Loss(" in done.stdout
 
 
+@pytest.mark.slow
 def test_hostile_run_directories(tmp_path):
     run = tmp_path / "run"
     search("cls_digits", out=run, max_explored=30, progress=False, cache="off", task_options={"steps": 20})

@@ -81,6 +81,7 @@ def _slow_toy(tmp_path: Path) -> tuple[WorkerSpec, Path]:
     return WorkerSpec("two_slot_toy", {"sleep": 2.0, "pid_dir": str(pid_dir)}, {}, ("tasks", *TOY)), pid_dir
 
 
+@pytest.mark.slow
 def test_lost_process_worker_is_reported_and_retried(tmp_path, capfd):
     spec, pid_dir = _slow_toy(tmp_path)
     with ProcessBackend(spec, 1) as backend:
@@ -93,6 +94,7 @@ def test_lost_process_worker_is_reported_and_retried(tmp_path, capfd):
     assert "a worker process died" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_submit_after_a_worker_died_rebuilds_the_pool(tmp_path, capfd):
     """Found by ``bench soak``: a worker killed between two waits broke the pool, and the next
     submit raised BrokenProcessPool out of the search."""

@@ -38,6 +38,7 @@ def _events(run: Path) -> list[dict]:
     return [json.loads(line) for line in raw.split(b"\n") if line.strip() and line.endswith(b"}")]
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_search_with_one_line_and_a_checkpoint_that_resumes(small_disk, tmp_path):
     run = small_disk / "run"
     done = run_cli(
@@ -62,6 +63,7 @@ def test_a_full_disk_stops_the_search_with_one_line_and_a_checkpoint_that_resume
     assert [e["id"] for e in after] == list(range(len(after))) and len(after) >= len(reported) + 19
 
 
+@pytest.mark.slow
 def test_a_torn_last_event_line_is_cut_and_the_run_continues(tmp_path):
     run = tmp_path / "run"
     search("cls_digits", out=run, max_explored=40, progress=False, cache="off", task_options=TINY)
@@ -91,6 +93,7 @@ def test_a_damaged_checkpoint_is_named_and_show_reads_the_events(tmp_path, damag
     assert shown.returncode == 0 and "40 explored" in shown.stdout
 
 
+@pytest.mark.slow
 def test_a_missing_run_json_is_named_and_show_reads_what_is_left(tmp_path):
     run = tmp_path / "run"
     search("cls_digits", out=run, max_explored=40, progress=False, cache="off", task_options=TINY)
@@ -115,6 +118,7 @@ def _start_writer(run: Path) -> subprocess.Popen:
     return process
 
 
+@pytest.mark.slow
 def test_one_run_directory_one_writer_and_a_stale_lock_is_taken_over(tmp_path):
     run = tmp_path / "run"
     writer = _start_writer(run)

@@ -155,6 +155,7 @@ def test_finalize_resumes_after_a_kill_without_redoing_finished_trainings(tmp_pa
     assert len(set(keys)) == 9
 
 
+@pytest.mark.slow
 def test_evolve_finalize_through_the_cli(tmp_path):
     out = tmp_path / "run"
     done = run_cli(

@@ -103,6 +103,7 @@ def test_the_fingerprint_changes_with_what_decides_a_result():
     )  # GEC: no effect
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_cache_at_once(tmp_path):
     cache = tmp_path / "shared.sqlite"
     runs = []
@@ -131,6 +132,7 @@ def test_two_processes_share_one_cache_at_once(tmp_path):
     assert stored <= computed and stored > 0  # each genome once, whoever came first
 
 
+@pytest.mark.slow
 def test_a_damaged_or_foreign_file_is_a_one_line_error_and_loses_no_run(tmp_path):
     broken = tmp_path / "broken.sqlite"
     broken.write_bytes(b"this is not a database" * 100)

@@ -45,6 +45,7 @@ def test_size_is_minimised():
     assert objective_values(["accuracy", "size"], {"accuracy": 0.9}, 7) == [0.9, -7.0]
 
 
+@pytest.mark.slow
 def test_a_two_objective_run_through_the_cli(tmp_path):
     run = tmp_path / "pareto"
     done = run_cli(

@@ -119,6 +119,7 @@ def test_settings_follow_protocol_and_task_and_unknown_protocol_is_an_error():
         LossRejection(ProxyTraining(task), task, protocol="strict")
 
 
+@pytest.mark.slow
 def test_training_panel_is_reproducible_with_a_seed():
     task = get_task("cls_digits", steps=80)
     first = lrp_training.build_panel(task, n=2, seed=3)

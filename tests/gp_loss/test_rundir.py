@@ -116,13 +116,13 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path):
         "--task",
         "cls_digits",
         "--max-explored",
-        "300",
+        "200",
         "--population",
         "4",
         "--seed",
         "1",
         "--task-option",
-        "steps=60",
+        "steps=30",
     ]
     reference = tmp_path / "reference"
     assert _evolve(reference, *flags).wait(timeout=600) == 0
@@ -136,7 +136,7 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path):
             time.sleep(rng.uniform(0.2, 1.0))  # during start-up, before the run directory exists
         else:  # mid-search: after a random number of new events, at a random moment
             seen = _count(events_file)
-            target = seen + rng.randint(5, 60)
+            target = seen + rng.randint(5, 40)
             while process.poll() is None and _count(events_file) < target:
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 0.3))

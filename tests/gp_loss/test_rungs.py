@@ -121,6 +121,7 @@ def _one_rung(n: int) -> RunSettings:
     return settings
 
 
+@pytest.mark.slow
 def test_cli_rungs_flag(tmp_path):
     bad = call_cli("evolve", "--task", "cls_digits", "--rungs", "0.5,2", "--out", str(tmp_path / "r"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--rungs" in bad.stderr

@@ -33,6 +33,7 @@ def test_correlations_on_hand_made_panels():
     assert row["kendall_tau"] == pytest.approx((9 - 1) / 10)
 
 
+@pytest.mark.slow
 def test_cls_digits_panel_is_measured_as_the_search_trains(tmp_path):
     options = {"steps": 40}
     result = fidelity.run("cls_digits", options, levels=[0.5, 1.0], n_random=2, seeds=1, jobs=2)

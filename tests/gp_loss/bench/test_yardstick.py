@@ -18,6 +18,7 @@ from tasks.training import WeightAverage
 TINY = {"steps": 30, "final_steps": 60}
 
 
+@pytest.mark.slow
 def test_noise_figures_are_the_seed_spread_and_the_paired_half_width(tmp_path):
     log = tmp_path / "noise.jsonl"
     result = noise.run("cls_digits", None, seeds=3, options=TINY, protocols=("plain", "annealed"), log=log)
@@ -61,6 +62,7 @@ def test_the_annealed_protocol_evaluates_the_weights_moving_average():
     assert torch.allclose(average.model.weight, before + 0.1)
 
 
+@pytest.mark.slow
 def test_paper_table_then_a_killed_run_retrains_only_what_was_unfinished(tmp_path, capfd):
     out = tmp_path / "paper"
     first = paper.run(["cls_digits"], out, seeds=2, top=1, options=TINY, max_trained=2)
