@@ -43,7 +43,7 @@ def test_help_lists_commands():
 
 
 def test_tasks_lists_registered_tasks():
-    done = run_cli("tasks", "--json")
+    done = call_cli("tasks", "--json")
     assert done.returncode == 0
     infos = {t["name"]: t for t in json.loads(done.stdout)}
     assert infos["cls_digits"]["slots"]["cls"]["adapter"] == "softmax_onehot"
@@ -60,6 +60,7 @@ def test_tasks_lists_registered_tasks():
     )
 
 
+@pytest.mark.slow
 def test_export_python_and_latex(tmp_path):
     best = tmp_path / "best.json"
     best.write_text(
@@ -73,11 +74,11 @@ def test_export_python_and_latex(tmp_path):
             }
         )
     )
-    done = run_cli("export", str(best), "--format", "latex")
+    done = call_cli("export", str(best), "--format", "latex")
     assert done.returncode == 0 and r"\log" in done.stdout
-    done = run_cli("export", str(best), "--format", "python", "-o", str(tmp_path / "loss.py"))
+    done = call_cli("export", str(best), "--format", "python", "-o", str(tmp_path / "loss.py"))
     assert done.returncode == 0 and "class Loss(" in (tmp_path / "loss.py").read_text()
-    done = run_cli("export", str(best), "--format", "torchscript", "-o", str(tmp_path / "loss.pt"))
+    done = call_cli("export", str(best), "--format", "torchscript", "-o", str(tmp_path / "loss.pt"))
     assert done.returncode == 0 and (tmp_path / "loss.pt").stat().st_size > 0
 
 

@@ -20,13 +20,13 @@ def test_evolve_show_report_export_resume(tmp_path):
     assert "best accuracy" in done.stdout and "L = mean[" in done.stdout
     for name in ("run.json", "events.jsonl", "checkpoint.json", "best.json"):
         assert (run / name).exists(), name
-    shown = run_cli("show", str(run))
+    shown = call_cli("show", str(run))
     assert shown.returncode == 0 and "rank" in shown.stdout and "outcomes:" in shown.stdout
-    reported = run_cli("report", str(run))
+    reported = call_cli("report", str(run))
     assert reported.returncode == 0
     for name in ("report.md", "best_fitness.png", "outcomes.png", "stage_time.png"):
         assert (run / name).stat().st_size > 0, name
-    exported = run_cli("export", str(run / "best.json"), "--format", "latex")
+    exported = call_cli("export", str(run / "best.json"), "--format", "latex")
     assert exported.returncode == 0 and "L_" in exported.stdout
     again = run_cli("evolve", "--resume", "--out", str(run), "--max-explored", "200", "--quiet")
     assert again.returncode == 0, again.stderr
@@ -171,7 +171,7 @@ def test_trained_share_of_runs_with_each_lrp_protocol(tmp_path):
     for protocol in ("shared", "paper"):
         done = run_cli(
             "evolve", "--task", "cls_digits", "--max-trained", "3", "--population", "2", "--quiet",
-            "--lrp", protocol, "--task-option", "steps=60", "--out", str(tmp_path / protocol),
+            "--lrp", protocol, "--task-option", "steps=25", "--out", str(tmp_path / protocol),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         run = json.loads((tmp_path / protocol / "run.json").read_text())

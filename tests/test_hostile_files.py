@@ -14,7 +14,7 @@ import pytest
 
 from gp_loss import search
 from gp_loss.baselines import get_baseline
-from tests.test_cli import ROOT
+from tests.test_cli import ROOT, call_cli
 
 CE = get_baseline("cross_entropy").tree
 #: every hostile file is refused within these bounds
@@ -131,7 +131,6 @@ def test_unknown_keys_are_kept_not_refused(tmp_path):
     assert done.returncode == 0 and "class Loss(" in done.stdout
 
 
-@pytest.mark.slow
 def test_hostile_run_directories(tmp_path):
     run = tmp_path / "run"
     search("cls_digits", out=run, max_explored=30, progress=False, cache="off", task_options={"steps": 20})
@@ -145,16 +144,10 @@ def test_hostile_run_directories(tmp_path):
     }
     for case, raw in cases.items():
         events.write_bytes(raw)
-        shown = subprocess.run(
-            [sys.executable, str(ROOT / "cli.py"), "show", str(run)], capture_output=True, text=True
-        )
+        shown = call_cli("show", str(run))
         assert shown.returncode == 0 and "10 explored" in shown.stdout, (case, shown.stderr)
         assert "showing the 10 events before it" in shown.stderr
-        resumed = subprocess.run(
-            [sys.executable, str(ROOT / "cli.py"), "evolve", "--resume", "--out", str(run)],
-            capture_output=True,
-            text=True,
-        )
+        resumed = call_cli("evolve", "--resume", "--out", str(run))
         assert resumed.returncode == 2 and resumed.stderr.count("\n") == 1, (case, resumed.stderr[-300:])
         assert events.read_bytes() == raw  # refused, not rewritten
     events.write_bytes(good)

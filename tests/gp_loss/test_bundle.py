@@ -18,7 +18,7 @@ from gp_loss.baselines import get_baseline
 from gp_loss.bundle import MANIFEST, sha256
 from gp_loss.exchange import BestLoss, SlotLoss
 from gp_loss.export import export
-from tests.test_cli import call_cli, run_cli
+from tests.test_cli import call_cli
 
 CE = get_baseline("cross_entropy").tree
 ONE = BestLoss(
@@ -121,13 +121,14 @@ def _copy(bundle, tmp_path):
     return target
 
 
+@pytest.mark.slow
 def test_verify_catches_an_edited_loss_py(one_slot, tmp_path):
     bundle = _copy(one_slot, tmp_path)
     path = bundle / "loss.py"
     text = path.read_text()
     assert "return valid_mean(out, valid, inputs[0])" in text
     path.write_text(text.replace("return valid_mean(", "return 1.01 * valid_mean("))  # a 1% larger loss
-    done = run_cli("verify", str(bundle))
+    done = call_cli("verify", str(bundle))
     assert done.returncode == 1
     assert (
         "| manifest loss.py | - | fail |" in done.stdout and "| values loss.py | seg | fail |" in done.stdout
@@ -172,7 +173,7 @@ def test_verify_catches_a_loss_that_is_not_finite_somewhere_in_its_domain(one_sl
 def test_cli_export_formats_and_bad_targets(tmp_path):
     best = tmp_path / "best.json"
     best.write_text(json.dumps(ONE.to_json()))
-    done = run_cli("export", str(best), "--format", "exported", "-o", str(tmp_path / "loss.pt2"))
+    done = call_cli("export", str(best), "--format", "exported", "-o", str(tmp_path / "loss.pt2"))
     assert done.returncode == 0, done.stderr
     assert torch.export.load(str(tmp_path / "loss.pt2")) is not None
     done = call_cli("export", str(best), "--format", "bundle")

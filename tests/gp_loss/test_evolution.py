@@ -142,6 +142,7 @@ def test_per_slot_initialisation_fills_the_population_in_fewer_draws():
     assert len(admitted) == 3 and all(set(e["passed_slots"]) == {"cls", "reg"} for e in admitted)
 
 
+@pytest.mark.slow
 def test_per_slot_initialisation_resumes_exactly(tmp_path):
     from gp_loss.runner import RunSettings, resume, start
 

@@ -169,6 +169,7 @@ def test_backend_errors():
         make_backend("serial", spec, workers=2, local_evaluate=print)
 
 
+@pytest.mark.slow
 def test_deap_map_on_the_process_backend():
     from deap import algorithms
 

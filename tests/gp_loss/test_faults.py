@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gp_loss import search
-from tests.test_cli import ROOT, run_cli
+from tests.test_cli import ROOT, call_cli, run_cli
 
 TINY = {"steps": 25}
 
@@ -70,7 +70,7 @@ def test_a_torn_last_event_line_is_cut_and_the_run_continues(tmp_path):
     path = run / "events.jsonl"
     intact = path.read_bytes()
     path.write_bytes(intact + b'{"id": 40, "phase": "evol')  # a kill in the middle of a write
-    assert run_cli("show", str(run)).returncode == 0
+    assert call_cli("show", str(run)).returncode == 0
     done = run_cli("evolve", "--resume", "--out", str(run), "--max-explored", "50", "--quiet")
     assert done.returncode == 0, done.stderr
     assert path.read_bytes().startswith(intact)
@@ -89,7 +89,7 @@ def test_a_damaged_checkpoint_is_named_and_show_reads_the_events(tmp_path, damag
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "checkpoint.json is damaged" in done.stderr and "40 reported events" in done.stderr
     assert (run / "events.jsonl").read_bytes() == events  # nothing was touched
-    shown = run_cli("show", str(run))
+    shown = call_cli("show", str(run))
     assert shown.returncode == 0 and "40 explored" in shown.stdout
 
 
@@ -100,10 +100,10 @@ def test_a_missing_run_json_is_named_and_show_reads_what_is_left(tmp_path):
     (run / "run.json").unlink()
     done = run_cli("evolve", "--resume", "--out", str(run))
     assert done.returncode == 2 and "events but no run.json" in done.stderr
-    shown = run_cli("show", str(run))
+    shown = call_cli("show", str(run))
     assert shown.returncode == 0 and "40 explored" in shown.stdout
     assert "run.json is missing" in shown.stderr
-    assert run_cli("report", str(run), "--no-baselines").returncode == 0
+    assert call_cli("report", str(run), "--no-baselines").returncode == 0
 
 
 def _start_writer(run: Path) -> subprocess.Popen:
@@ -124,10 +124,10 @@ def test_one_run_directory_one_writer_and_a_stale_lock_is_taken_over(tmp_path):
     writer = _start_writer(run)
     try:
         for args in (("evolve", "--resume", "--out", str(run)), ("finalize", str(run))):
-            done = run_cli(*args)
+            done = call_cli(*args)
             assert done.returncode == 2 and f"process {writer.pid}" in done.stderr, done.stderr
             assert done.stderr.count("\n") == 1
-        done = run_cli("evolve", "--task", "cls_digits", "--out", str(run), "--max-explored", "3")
+        done = call_cli("evolve", "--task", "cls_digits", "--out", str(run), "--max-explored", "3")
         assert done.returncode == 2 and f"process {writer.pid}" in done.stderr
     finally:
         os.kill(writer.pid, signal.SIGKILL)

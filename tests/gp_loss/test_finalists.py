@@ -101,6 +101,7 @@ def test_the_winner_is_compared_with_every_named_baseline():
     assert "- also: #1 loses to focal on accuracy: -5.0 [-5.0, -5.0]" in text
 
 
+@pytest.mark.slow
 def test_a_tie_is_reported_as_a_tie_and_recorded_in_best_json(run):
     table = finalize(run, top=2, seeds=2, task_options=TINY, quiet=True)
     labels = [row.label for row in table.rows]

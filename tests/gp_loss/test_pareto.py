@@ -67,7 +67,7 @@ def test_a_two_objective_run_through_the_cli(tmp_path):
     trained = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     accuracies = [e["metrics"]["accuracy"] for e in trained if e["outcome"] == "trained"]
     assert chosen["objectives"]["accuracy"] == max(accuracies)
-    shown = run_cli("show", str(run))
+    shown = call_cli("show", str(run))
     assert "first front of accuracy, size" in shown.stdout
     last = len(front) - 1
     loss = load_loss(run / "best.json", pick=last)
@@ -75,7 +75,7 @@ def test_a_two_objective_run_through_the_cli(tmp_path):
     assert torch.isfinite(loss(logits, labels)) and front[last]["trees"]["cls"] in repr(loss)
     with pytest.raises(GpLossError, match="the front has members"):
         load_loss(run / "best.json", pick=len(front))
-    done = run_cli("export", str(run), "--format", "python", "--pick", str(last))
+    done = call_cli("export", str(run), "--format", "python", "--pick", str(last))
     assert done.returncode == 0 and front[last]["trees"]["cls"] in done.stdout
     bad = call_cli("evolve", "--task", "cls_digits", "--objectives", "size,accuracy", "--max-explored", "3")
     assert bad.returncode == 2 and "first objective must be a task metric" in bad.stderr

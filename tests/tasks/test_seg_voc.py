@@ -149,6 +149,7 @@ def test_deeplabv3_builds_offline_and_loads_a_local_state_dict(voc_root, tmp_pat
         get_task("seg_voc", data_root=str(voc_root), model="unet")
 
 
+@pytest.mark.slow
 def test_train_reports_six_metrics_for_every_baseline(tmp_path):
     from gp_loss.train import train
 
@@ -179,6 +180,7 @@ def test_train_reports_six_metrics_for_every_baseline(tmp_path):
         train(task, "hinge")
 
 
+@pytest.mark.slow
 def test_cli_train_with_seeds_prints_mean_and_std():
     done = run_cli(
         "train", "--task", "seg_voc", "--loss", "ce", "--seeds", "2", "--task-option", "final_steps=2"

@@ -68,6 +68,7 @@ def test_parallel_reports_one_and_two_workers():
         assert f"| {row} |" in text
 
 
+@pytest.mark.slow
 def test_results_table_rows_seeds_and_diverged_rows(tmp_path):
     from gp_loss.bench import table
     from gp_loss.bench.markdown import markdown_json

@@ -88,6 +88,7 @@ def test_paper_table_then_a_killed_run_retrains_only_what_was_unfinished(tmp_pat
     assert winner is not None and winner.label == table.found().label
 
 
+@pytest.mark.slow
 def test_paper_refuses_a_run_of_another_task(tmp_path):
     first = paper.run(["cls_digits"], tmp_path / "p", seeds=2, top=1, options=TINY, max_trained=1)
     with pytest.raises(GpLossError, match="unknown task 'det_cocoo'"):
