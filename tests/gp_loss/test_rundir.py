@@ -109,6 +109,9 @@ def _evolve(run: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+EXPLORED = 200
+
+
 @pytest.mark.slow
 def test_kill_9_at_any_moment_loses_nothing(tmp_path):
     """Kill the real CLI process with SIGKILL several times, resume each time, compare."""
@@ -116,7 +119,7 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path):
         "--task",
         "cls_digits",
         "--max-explored",
-        "200",
+        str(EXPLORED),
         "--population",
         "4",
         "--seed",
@@ -153,7 +156,7 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path):
     for snapshot in snapshots:
         assert final.startswith(snapshot), "an earlier line was lost or rewritten"
     events = _events(run)
-    assert [e["id"] for e in events] == list(range(300))
+    assert [e["id"] for e in events] == list(range(EXPLORED))
     assert _stable(events) == _stable(_events(reference))
     assert len(snapshots) >= 3
 
