@@ -14,8 +14,8 @@ numerics (:func:`task_fingerprint`). A task whose data cannot be identified
 
 Several processes may share one cache at once: SQLite's write-ahead log lets readers run beside
 the one writer, each write is one short transaction, and a writer waits (``busy_timeout``)
-rather than fails; processes open the file one at a time (``PATH.lock``). Only the search driver touches the cache (process and Ray workers never do).
-A file that is not a gp-loss cache is a one-line error before the run starts; a cache that
+rather than fails; processes open the file one at a time (``PATH.lock``). Only the search
+driver touches the cache (process and Ray workers never do). A file that is not a gp-loss cache is a one-line error before the run starts; a cache that
 breaks mid-run is switched off with one warning, and the run goes on.
 """
 

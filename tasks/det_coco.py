@@ -39,7 +39,7 @@ from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, choice, holdou
 from tasks.data.cache import builtin
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
-from tasks.detection.coco_data import CocoDetection, collate, to_device
+from tasks.detection.coco_data import CocoDetection, collate, data_identity, to_device
 from tasks.detection.evaluation import coco_box_ap, coco_results, detections
 from tasks.detection.losses import BOX_LOSSES
 from tasks.registry import register_task
@@ -187,8 +187,6 @@ class DetCoco(Task):
 
     def data_identity(self) -> dict[str, object]:
         """The search's training and validation images."""
-        from tasks.detection.trunk import data_identity
-
         return {"train": data_identity(self.train_set), "val": data_identity(self.val_set)}
 
     def score(self, dataset: CocoDetection, results: list[dict]) -> dict[str, float]:
@@ -325,8 +323,6 @@ class DetCoco(Task):
     # -- the proxy's frozen trunk ---------------------------------------------------------------
     def trunk_settings(self) -> dict[str, object]:
         """Everything that shapes the proxy trunk (its cache key)."""
-        from tasks.detection.trunk import data_identity
-
         return {
             "data": data_identity(self.train_set),
             "model": self.model_name,

@@ -24,8 +24,8 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def call_cli(*args: str) -> subprocess.CompletedProcess:
     """``cli.main(ARGS)`` in this process, with its output captured: what ``python cli.py``
     runs, without the four seconds a fresh interpreter spends importing torch and the tasks.
-    For commands that end quickly (bad input); an exception that escapes ``main`` fails the
-    test as a traceback would. ``test_one_line_errors_match_in_a_process_of_their_own`` keeps
+    For commands that end quickly (bad input, refusals, show/export/report/verify); an
+    exception that escapes ``main`` fails the test as a traceback would. ``test_one_line_errors_match_in_a_process_of_their_own`` keeps
     the two ways in step."""
     import cli
 

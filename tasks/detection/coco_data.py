@@ -14,7 +14,9 @@ counted in :attr:`CocoDetection.empty_masks`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -155,3 +157,9 @@ def to_device(images, targets, device: torch.device) -> tuple[list[torch.Tensor]
     images = [image.to(device) for image in images]
     targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
     return images, targets
+
+
+def data_identity(dataset: CocoDetection) -> dict[str, object]:
+    """What identifies a split's data in a trunk key: its folder, split and image ids."""
+    ids = hashlib.sha256(json.dumps(list(dataset.image_ids)).encode()).hexdigest()[:16]
+    return {"root": str(dataset.root.resolve()), "split": dataset.split, "images": len(dataset), "ids": ids}

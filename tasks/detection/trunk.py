@@ -17,8 +17,6 @@ projects the ground-truth masks onto them as torchvision does.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -28,12 +26,6 @@ from torchvision.models.detection.roi_heads import maskrcnn_inference
 
 from tasks.detection.coco_data import CocoDetection, collate, to_device
 from tasks.detection.model import LossFn, SearchedRoIHeads
-
-
-def data_identity(dataset: CocoDetection) -> dict[str, object]:
-    """What identifies a split's data in a trunk key: its folder, split and image ids."""
-    ids = hashlib.sha256(json.dumps(list(dataset.image_ids)).encode()).hexdigest()[:16]
-    return {"root": str(dataset.root.resolve()), "split": dataset.split, "images": len(dataset), "ids": ids}
 
 
 @dataclass

@@ -29,11 +29,11 @@ def _stable(events):
     return [{k: v for k, v in e.items() if k not in VOLATILE} for e in events]
 
 
-def _run(task, n, options: PipelineOptions | None = None, **config):
+def _run(task, n, options: PipelineOptions | None = None, max_trained: int | None = None, **config):
     recorder = Recorder()
     pipeline = FitnessPipeline(task, options)
     evolution = AgingEvolution(task, pipeline, EvolutionConfig(**config), hooks=[recorder])
-    state = evolution.run(Limits(max_explored=n))
+    state = evolution.run(Limits(max_explored=n, max_trained=max_trained))
     return state, recorder
 
 
@@ -118,12 +118,9 @@ def _draws_to_fill(per_slot_init: bool, size: int = 3, limit: int = 1500) -> tup
     after: ``size`` trainings fill the population, a few more are evolved ones."""
     toy = TwoSlotToy()
     config = {"population_size": size, "seed": 4, "init_depth": (1, 3), "per_slot_init": per_slot_init}
-    recorder = Recorder()
-    pipeline = FitnessPipeline(toy, PipelineOptions(lrp_protocol="paper"))
-    evolution = AgingEvolution(toy, pipeline, EvolutionConfig(**config), hooks=[recorder])
-    evolution.run(Limits(max_explored=limit, max_trained=size + 2))
-    first_evolved = next(e["id"] for e in recorder.events if e["phase"] == "evolve")
-    return first_evolved, recorder.events
+    _state, rec = _run(toy, limit, PipelineOptions(lrp_protocol="paper"), max_trained=size + 2, **config)
+    first_evolved = next(e["id"] for e in rec.events if e["phase"] == "evolve")
+    return first_evolved, rec.events
 
 
 def test_per_slot_initialisation_fills_the_population_in_fewer_draws():
