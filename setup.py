@@ -29,10 +29,12 @@ setup(
         "scikit-learn>=1.3",
         "pycocotools>=2.0.7",
         "matplotlib>=3.7",
+        "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={
-        "test": ["pytest>=7.4", "hypothesis>=6.90", "ruff>=0.5"],
+        "test": ["pytest>=7.4", "hypothesis>=6.90", "ruff>=0.5", "playwright>=1.40"],
         "ray": ["ray>=2.9"],
+        "tracking": ["tensorboard>=2.14", "mlflow>=2.9"],
     },
     entry_points={"console_scripts": ["gp-loss=cli:main"]},
 )

@@ -23,7 +23,14 @@ import torch
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import EvolutionConfig, Limits, SearchState
 from gp_loss.fitness.pipeline import PipelineOptions
-from gp_loss.runner import ExecutionOptions, RunSettings, Search, parse_budget, settings_for_task
+from gp_loss.runner import (
+    ExecutionOptions,
+    RunSettings,
+    Search,
+    TrackingOptions,
+    parse_budget,
+    settings_for_task,
+)
 
 #: Keyword names :func:`search` takes for the CLI's evolution flags.
 _EVOLUTION_NAMES = {
@@ -105,6 +112,12 @@ def run(search: Search, quiet: bool = False) -> SearchResult:
     """Run a started or resumed :class:`Search` to its limits; Ctrl-C stops it cleanly."""
     path = search.directory.path
     interrupted = False
+    tracker = None
+    if search.settings.tracking:
+        from gp_loss.tracking.tracker import Tracker
+
+        tracker = Tracker(path, search.settings.tracking)
+        search.evolution.hooks.append(tracker)
     try:
         with search:
             search.run()
@@ -117,6 +130,9 @@ def run(search: Search, quiet: bool = False) -> SearchResult:
                 file=sys.stderr,
                 flush=True,
             )
+    finally:
+        if tracker is not None:
+            tracker.close(interrupted)
     return SearchResult(Path(path), search.evolution.task, search.evolution.state, interrupted)
 
 
@@ -127,6 +143,7 @@ def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> Ru
         "pipeline": {f.name for f in fields(PipelineOptions)},
         "execution": {f.name for f in fields(ExecutionOptions)},
         "run": {"torch_threads", "imports", "cache"},
+        "tracking": {f.name for f in fields(TrackingOptions)},
     }
     parts: dict[str, dict[str, Any]] = {name: {} for name in targets}
     for key, value in settings.items():
@@ -146,6 +163,7 @@ def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> Ru
         evolution=EvolutionConfig(**evolution),
         limits=limits,
         execution=ExecutionOptions(**parts["execution"]),
+        tracking=TrackingOptions(**{k: None if v is None else str(v) for k, v in parts["tracking"].items()}),
         **parts["run"],
     )
 
@@ -183,6 +201,10 @@ def search(
             ``imports``: modules to import first, in this process and in every worker, where
             your own adapters and tasks register themselves (``evolve --import``); they are
             recorded in run.json, so ``resume``, ``export`` and ``load_loss`` import them too.
+            ``tensorboard``: a folder; the search logs to ``tensorboard/<run name>``.
+            ``mlflow``: a tracking URI (a server, ``sqlite:///runs.db``, a local folder); one
+            MLflow run per search. Both need ``pip install -e '.[tracking]'``, log from a
+            background thread, and go on after a resume where they left off.
     """
     from gp_loss.runner import start
 
@@ -218,9 +240,12 @@ def resume(
     """Continue the run in ``out`` where it stopped; ``budget`` is time added to it.
 
     ``task``: the task object again, for runs started with one that cannot be rebuilt by name.
-    ``execution``: ``backend``, ``workers``... for the rest of the run.
+    ``execution``: ``backend``, ``workers``... for the rest of the run; ``tensorboard`` and
+    ``mlflow`` replace where the run is tracked.
     """
     from gp_loss.runner import resume as resume_run
+
+    tracking = {k: execution.pop(k) for k in ("tensorboard", "mlflow") if k in execution}
 
     found = resume_run(
         out,
@@ -230,6 +255,7 @@ def resume(
         progress=progress,
         execution=execution or None,
         task=task,
+        tracking=TrackingOptions(**tracking) if tracking else None,
     )
     return run(found, quiet=not progress)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from gp_loss.runlog import load_events, ranked, rung_of  # noqa: F401  (public h
 from gp_loss.summary import formula
 
 
-def _formula(tree: str, signature) -> str:
+def slot_formula(tree: str, signature) -> str:
     """The tree's formula, or the tree itself where its adapter is unknown (no run.json)."""
     return shorten(tree) if signature is None else formula(tree, signature)
 
@@ -27,7 +28,7 @@ def _constant_one(config: dict[str, Any]) -> bool:
     )
 
 
-def _signatures(config: dict[str, Any]) -> dict[str, Any]:
+def signatures_of(config: dict[str, Any]) -> dict[str, Any]:
     """Slot signatures of a run: from the task description it recorded, else from the registry."""
     from gp_loss.signature import SlotSignature
     from tasks import TASKS
@@ -41,7 +42,7 @@ def _signatures(config: dict[str, Any]) -> dict[str, Any]:
     return {slot.name: slot.signature(one) for slot in TASKS[config["task"]].slots}
 
 
-def _metric(config: dict[str, Any]) -> str:
+def metric_of(config: dict[str, Any]) -> str:
     """The run's target metric."""
     from tasks import TASKS
 
@@ -89,7 +90,7 @@ def front_lines(run: str | Path, signatures: dict[str, Any]) -> list[str]:
         mark = "*" if index == chosen else " "
         values = "  ".join(f"{member['objectives'][n]:>10.4g}" for n in names)
         text = "; ".join(
-            f"{slot}: {_formula(tree, signatures.get(slot))}" for slot, tree in member["trees"].items()
+            f"{slot}: {slot_formula(tree, signatures.get(slot))}" for slot, tree in member["trees"].items()
         )
         lines.append(f"{index:>3}{mark}  {member['id']:>6}  {values}  {text}")
     lines.append("(* the default pick)")
@@ -100,9 +101,9 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
     """``show --json``: the run's outcome counts, its best ``top`` trained losses and the
     finalists' table where ``finalize`` ran."""
     config, events = load_events(run)
-    signatures = _signatures(config)
+    signatures = signatures_of(config)
 
-    metric = _metric(config)
+    metric = metric_of(config)
     found = front_of(run)
     return {
         "finalists": finalists_of(run),
@@ -122,7 +123,7 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
                 "metrics": event.get("metrics", {}),
                 "trees": event["trees"],
                 "formulas": {
-                    slot: _formula(tree, signatures.get(slot)) for slot, tree in event["trees"].items()
+                    slot: slot_formula(tree, signatures.get(slot)) for slot, tree in event["trees"].items()
                 },
             }
             for rank, event in enumerate(ranked(events)[:top], 1)
@@ -133,9 +134,9 @@ def leaderboard_json(run: str | Path, top: int = 10) -> dict[str, Any]:
 def leaderboard(run: str | Path, top: int = 10, finalists: bool = True) -> str:
     """The text of ``show``: the leaderboard, then the finalists' table where ``finalize`` ran."""
     config, events = load_events(run)
-    signatures = _signatures(config)
+    signatures = signatures_of(config)
 
-    metric = _metric(config)
+    metric = metric_of(config)
     counts = Counter(e["outcome"] for e in events)
     spent = events[-1]["time"] if events else 0.0
     lines = [
@@ -146,7 +147,7 @@ def leaderboard(run: str | Path, top: int = 10, finalists: bool = True) -> str:
     ]
     for rank, event in enumerate(ranked(events)[:top], 1):
         text = "; ".join(
-            f"{slot}: {_formula(tree, signatures.get(slot))}" for slot, tree in event["trees"].items()
+            f"{slot}: {slot_formula(tree, signatures.get(slot))}" for slot, tree in event["trees"].items()
         )
         steps = (event.get("rungs") or [{}])[-1].get("steps", "")
         lines.append(f"{rank:>4}  {event['id']:>6}  {event['fitness']:>10.4f}  {steps!s:>5}  {text}")
@@ -168,16 +169,19 @@ def _plots(run: Path, events: list[dict[str, Any]]) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = []
-    best, curve = None, []
-    for event in events:
-        if event["outcome"] == "trained" and event.get("fitness") is not None:
-            best = event["fitness"] if best is None else max(best, event["fitness"])
-        curve.append(best if best is not None else float("nan"))
+    trained = [e for e in events if e["outcome"] == "trained" and e.get("fitness") is not None]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.step(range(1, len(curve) + 1), curve, where="post")
+    if trained:
+        explored = [e["id"] + 1 for e in trained]
+        ax.scatter(explored, [e["fitness"] for e in trained], s=9, alpha=0.6, label="each trained loss")
+        curve = list(accumulate((e["fitness"] for e in trained), max))
+        ax.step(
+            [*explored, len(events)], [*curve, curve[-1]], where="post", color="tab:red", label="best so far"
+        )
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("explored losses")
-    ax.set_ylabel("best fitness")
-    ax.set_title("Best fitness against explored losses")
+    ax.set_ylabel("proxy fitness")
+    ax.set_title("Fitness of each trained loss, and the best so far")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(run / "best_fitness.png", dpi=110)
@@ -186,9 +190,12 @@ def _plots(run: Path, events: list[dict[str, Any]]) -> list[str]:
 
     counts = Counter(e["outcome"] for e in events)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(list(OUTCOMES), [counts[k] for k in OUTCOMES], color="tab:blue")
-    ax.set_ylabel("explored losses")
-    ax.set_title("Outcome breakdown")
+    shown = [k for k in OUTCOMES if counts[k]] or list(OUTCOMES)
+    ax.barh(shown[::-1], [counts[k] for k in shown[::-1]], color="tab:blue")  # one label per row
+    for y, name in enumerate(shown[::-1]):
+        ax.text(counts[name], y, f" {counts[name]}", va="center", fontsize=8)
+    ax.set_xlabel("explored losses")
+    ax.set_title("Where each explored loss ended")
     fig.tight_layout()
     fig.savefig(run / "outcomes.png", dpi=110)
     plt.close(fig)
@@ -256,7 +263,7 @@ def _front_plot(
 
     names, front, _ = found
     x_name, y_name = names[:2]
-    signatures = _signatures(config)
+    signatures = signatures_of(config)
 
     def value(name: str, metrics: dict[str, float], trees: dict[str, str]) -> float:
         if name == SIZE:

@@ -65,3 +65,31 @@ def ranked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def rung_of(event: dict[str, Any]) -> int:
     """The index of the last proxy rung an event's candidate reached (0 without rungs)."""
     return max(0, len(event.get("rungs") or ()) - 1)
+
+
+#: The funnel's rows: a name and what a loss must have done to be counted there.
+FUNNEL: tuple[tuple[str, str], ...] = (
+    ("explored", "every loss the search drew, repeats included"),
+    ("valid", "new (not a duplicate, nor judged by an earlier run) and finite on the probe batch"),
+    ("passed LRP", "a gradient of its own (not equivalent) that passed the Loss-Rejection Protocol"),
+    ("trained", "proxy-trained to a fitness without diverging"),
+    ("promoted", "trained past the first proxy rung"),
+)
+
+
+def promoted(event: dict[str, Any]) -> bool:
+    """The hurdles let the event's candidate past the first proxy rung."""
+    return len(event.get("rungs") or ()) > 1
+
+
+def funnel(events: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
+    """How many losses reached each stage of the search (name, count, what it means)."""
+    outcomes = [e["outcome"] for e in events]
+    counts = (
+        len(outcomes),
+        sum(o not in ("duplicate", "cached", "invalid") for o in outcomes),
+        sum(o in ("trained", "diverged") for o in outcomes),
+        sum(o == "trained" for o in outcomes),
+        sum(o == "trained" and promoted(e) for o, e in zip(outcomes, events)),
+    )
+    return [(name, count, what) for (name, what), count in zip(FUNNEL, counts)]

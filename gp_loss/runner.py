@@ -46,6 +46,40 @@ class ExecutionOptions:
 
 
 @dataclass
+class TrackingOptions:
+    """Where a search is also logged (docs/architecture.md section 10): ``--tensorboard DIR``
+    (one event directory per run under it) and ``--mlflow URI`` (a tracking server, a
+    ``sqlite:///`` file or a local folder)."""
+
+    tensorboard: str | None = None
+    mlflow: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.tensorboard or self.mlflow)
+
+    def resolved(self) -> TrackingOptions:
+        """Local paths made absolute, so that a resume from another folder logs to the same place."""
+        uri = self.mlflow
+        if uri and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
+        elif uri and "://" not in uri and not uri.startswith(("file:", "databricks")):
+            uri = str(Path(uri).resolve())
+        board = str(Path(self.tensorboard).resolve()) if self.tensorboard else None
+        return TrackingOptions(board, uri)
+
+    def check_installed(self) -> None:
+        """A one-line error naming what to install, before any run file is written."""
+        import importlib.util
+
+        for name in ("tensorboard", "mlflow"):
+            if getattr(self, name) and importlib.util.find_spec(name) is None:
+                raise GpLossError(
+                    f"--{name} (keyword {name}=) needs {name}: pip install -e '.[tracking]' "
+                    f"(or pip install {name})"
+                )
+
+
+@dataclass
 class RunSettings:
     """Everything ``evolve`` needs to start a run (recorded in run.json)."""
 
@@ -63,6 +97,10 @@ class RunSettings:
     task_object: str | None = None
     #: the persistent search cache (``--cache``): ``None`` the default file, ``off``, or a path
     cache: str | None = None
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    #: ``evolve``'s options as given (defaults, ``--config`` file and flags resolved), in the
+    #: form ``--config`` reads back; ``None`` for a search started from Python
+    config: dict[str, Any] | None = None
 
     @property
     def threads(self) -> int:
@@ -85,6 +123,8 @@ class RunSettings:
             "imports": list(self.imports),
             "task_object": self.task_object,
             "cache": self.cache,
+            "tracking": asdict(self.tracking),
+            "config": self.config,
         }
 
     @classmethod
@@ -109,6 +149,8 @@ class RunSettings:
             imports=tuple(data.get("imports", ())),
             task_object=data.get("task_object"),
             cache=data.get("cache", "off"),  # runs from before the cache had none
+            tracking=TrackingOptions(**data.get("tracking", {})),
+            config=data.get("config"),
         )
 
 
@@ -279,6 +321,8 @@ def start(
         # objective alone would stop the losses that are good at the others (--rungs overrides)
         settings.pipeline.rungs = (1.0,)
     settings.task_options = task_options(settings)  # run.json names the proxy's seed
+    settings.tracking = settings.tracking.resolved()
+    settings.tracking.check_installed()
     directory = RunDirectory(out or fresh_run_path(settings.task))
     search = _assemble(settings, directory, None, hooks or [], progress, task)  # validates the task first
     check_probes(search.evolution.task)  # a model/data/adapter mismatch fails before any file
@@ -300,6 +344,7 @@ def resume(
     progress: bool = True,
     execution: dict[str, Any] | None = None,
     task=None,
+    tracking: TrackingOptions | None = None,
 ) -> Search:
     """Continue the run in ``out`` exactly where its checkpoint left it.
 
@@ -307,6 +352,8 @@ def resume(
         add_budget: seconds added to the run's budget.
         max_explored, max_trained: replace the run's limits when given.
         execution: replace execution settings (backend, workers...) for the rest of the run.
+        tracking: log the rest of the run (and what the trackers lack of its past) here
+            instead of where run.json says.
         task: the task object, needed when the run was started with one that cannot be rebuilt
             by name (``run.json`` then names its class under ``task_object``).
     """
@@ -315,7 +362,16 @@ def resume(
     runlock.acquire(directory.path)  # one writer: from here until Search.close
     try:
         return _resume(
-            directory, config, add_budget, max_explored, max_trained, hooks, progress, execution, task
+            directory,
+            config,
+            add_budget,
+            max_explored,
+            max_trained,
+            hooks,
+            progress,
+            execution,
+            task,
+            tracking,
         )
     except BaseException:
         runlock.release(directory.path)
@@ -323,11 +379,17 @@ def resume(
 
 
 def _resume(
-    directory, config, add_budget, max_explored, max_trained, hooks, progress, execution, task
+    directory, config, add_budget, max_explored, max_trained, hooks, progress, execution, task, tracking
 ) -> Search:
     settings = RunSettings.from_json(config)
     for key, value in (execution or {}).items():
         setattr(settings.execution, key, value)
+    if tracking:  # what is given replaces what run.json says; the rest stays
+        given = tracking.resolved()
+        settings.tracking = TrackingOptions(
+            given.tensorboard or settings.tracking.tensorboard, given.mlflow or settings.tracking.mlflow
+        )
+    settings.tracking.check_installed()
     state = directory.read_state()
     events = directory.recover_events(state)
     limits = settings.limits
@@ -346,6 +408,7 @@ def _resume(
         directory.write_best(state)
     config["limits"] = settings.to_json()["limits"]
     config["execution"] = asdict(settings.execution)
+    config["tracking"] = asdict(settings.tracking)
     config.setdefault("resumes", []).append({"explored": state.explored if state else 0})
     from gp_loss.exchange import write_json_atomic
 
@@ -387,4 +450,4 @@ def settings_for_task(task, **kw: Any) -> RunSettings:
     return RunSettings(task.name, {}, task_object=f"{cls.__module__}.{cls.__qualname__}", **kw)
 
 
-__all__ = ["ExecutionOptions", "RunSettings", "Search", "parse_budget", "resume", "start"]
+__all__ = ["ExecutionOptions", "RunSettings", "Search", "TrackingOptions", "parse_budget", "resume", "start"]

@@ -149,8 +149,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gp_loss.bundle",
             "gp_loss.bundle_check",
             "gp_loss.verification",
+            "gp_loss.report_html",
         ),
     ),
+    ("tracking", ("gp_loss.tracking",)),
     ("surfaces", ("gp_loss.api", "gp_loss.toolbox", "gp_loss.commands", "gp_loss.bench", "gp_loss.testing")),
 )
 

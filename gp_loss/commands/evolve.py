@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from gp_loss.commands.config_file import META_FILE, META_TASK_OPTIONS, config_option, resolved
 from gp_loss.commands.finalize import finalize_options
 from gp_loss.commands.options import import_modules, import_option, lrp_protocol_option, task_option_values
 from gp_loss.errors import GpLossError
@@ -33,6 +34,7 @@ def parse_objectives(text: str | None, task_class, metric: str | None) -> tuple[
 
 
 @click.command("evolve")
+@config_option()
 @click.option("--task", help="Task to search losses for (see `tasks`).")
 @click.option("--metric", default=None, help="Target metric (default: the task's first).")
 @click.option(
@@ -150,6 +152,19 @@ def parse_objectives(text: str | None, task_class, metric: str | None) -> tuple[
     help="Persistent search cache (SQLite) shared by runs; default: search_cache.sqlite in the "
     "cache folder ($GP_LOSS_SEARCH_CACHE overrides); off: none.",
 )
+@click.option(
+    "--tensorboard",
+    default=None,
+    metavar="DIR",
+    help="Also log the search to TensorBoard, in DIR/<run name> (pip install -e '.[tracking]').",
+)
+@click.option(
+    "--mlflow",
+    default=None,
+    metavar="URI",
+    help="Also log the search as one MLflow run: a server, sqlite:///FILE.db or a folder "
+    "(pip install -e '.[tracking]').",
+)
 @click.option("--quiet", is_flag=True, help="No progress line.")
 @click.option(
     "--finalize",
@@ -164,7 +179,7 @@ def evolve_cmd(**kw) -> None:
     from gp_loss.evolution import EvolutionConfig, Limits
     from gp_loss.fitness.pipeline import PipelineOptions
     from gp_loss.fitness.rungs import parse_fractions
-    from gp_loss.runner import ExecutionOptions, RunSettings, parse_budget, resume, start
+    from gp_loss.runner import ExecutionOptions, RunSettings, TrackingOptions, parse_budget, resume, start
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
     execution = {
@@ -175,7 +190,11 @@ def evolve_cmd(**kw) -> None:
         "ray_address": kw["ray_address"],
     }
     execution = {k: v for k, v in execution.items() if v is not None}
+    tracking = TrackingOptions(kw["tensorboard"], kw["mlflow"])
+    ctx = click.get_current_context()
     if kw["resume"]:
+        if META_FILE in ctx.meta:
+            raise GpLossError("--config starts a run; a resumed run keeps the settings its run.json holds")
         if not kw["out"]:
             raise GpLossError("--resume needs --out DIR (the run to continue)")
         search = resume(
@@ -185,6 +204,7 @@ def evolve_cmd(**kw) -> None:
             kw["max_trained"],
             progress=not kw["quiet"],
             execution=execution,
+            tracking=tracking or None,
         )
     else:
         if not kw["task"]:
@@ -196,7 +216,8 @@ def evolve_cmd(**kw) -> None:
             raise GpLossError(f"unknown task {kw['task']!r}; known: {', '.join(sorted(TASKS))}")
         if budget is None and kw["max_explored"] is None and kw["max_trained"] is None:
             budget = parse_budget(TASKS[kw["task"]].default_budget)
-        options = task_option_values(kw["task_options"])
+        options = {**ctx.meta.get(META_TASK_OPTIONS, {}), **task_option_values(kw["task_options"])}
+        config = resolved(ctx, kw, dict(options))
         options.update({k: kw[k] for k in ("data_root", "model") if kw[k] is not None})
         objectives = parse_objectives(kw["objectives"], TASKS[kw["task"]], kw["metric"])
         if kw["metric"] or objectives:
@@ -233,6 +254,8 @@ def evolve_cmd(**kw) -> None:
             execution=ExecutionOptions(**execution),
             imports=tuple(kw["imports"]),
             cache=kw["cache"],
+            tracking=tracking,
+            config=config,
         )
         search = start(settings, kw["out"], progress=not kw["quiet"])
         click.echo(f"run directory: {search.directory.path}", err=True)
@@ -247,3 +270,6 @@ def evolve_cmd(**kw) -> None:
             search.directory.path, top=kw["finalize_top"], seeds=kw["finalize_seeds"], quiet=kw["quiet"]
         )
         click.echo(table.markdown())
+        from gp_loss.tracking.artifacts import log_finalists
+
+        log_finalists(search.directory.path)

@@ -54,4 +54,7 @@ def finalize_cmd(run, finalize_top, finalize_seeds, baselines, jobs, task_option
         jobs=jobs,
         task_options=task_option_values(task_options),
     )
+    from gp_loss.tracking.artifacts import log_finalists
+
+    log_finalists(run)
     emit(table, as_json)

@@ -108,7 +108,29 @@ def show_cmd(run: str, top: int, imports: tuple[str, ...], as_json: bool) -> Non
     from gp_loss.report import leaderboard, leaderboard_json
 
     import_modules(imports, run)
-    emit(leaderboard_json(run, top) if as_json else leaderboard(run, top), as_json)
+    if as_json:
+        emit({**leaderboard_json(run, top), "config": _recorded_config(run)}, as_json)
+        return
+    text = leaderboard(run, top)
+    recorded = _recorded_config(run)
+    if recorded:
+        from gp_loss.commands.config_file import as_toml
+
+        source = f"{recorded['file']} and flags over it" if recorded.get("file") else "flags and defaults"
+        text += f"\n\nconfiguration ({source}; `evolve --config` reads this back):\n{as_toml(recorded)}"
+    emit(text, as_json)
+
+
+def _recorded_config(run: str) -> dict | None:
+    """The resolved ``evolve`` options run.json recorded (``None`` for older runs, runs started
+    from Python, or an unreadable run.json, which ``show`` reports itself)."""
+    from pathlib import Path
+
+    try:
+        found = json.loads((Path(run) / "run.json").read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) and "options" in found else None
 
 
 @click.command("report")
@@ -116,13 +138,24 @@ def show_cmd(run: str, top: int, imports: tuple[str, ...], as_json: bool) -> Non
 @click.option(
     "--no-baselines", is_flag=True, help="No baseline points on a Pareto front's plot (no proxy trainings)."
 )
+@click.option(
+    "--html",
+    "as_html",
+    is_flag=True,
+    help="Write one self-contained report.html instead (plots and formulas inline, no network).",
+)
 @import_option()
-def report_cmd(run: str, no_baselines: bool, imports: tuple[str, ...]) -> None:
-    """Write report.md and PNG plots into the run directory."""
-    from gp_loss.report import write_report
-
+def report_cmd(run: str, no_baselines: bool, as_html: bool, imports: tuple[str, ...]) -> None:
+    """Write report.md and PNG plots into the run directory (--html: one report.html)."""
     import_modules(imports, run)
-    path = write_report(run, baselines=not no_baselines)
+    if as_html:
+        from gp_loss.report_html import write_html_report
+
+        path = write_html_report(run)
+    else:
+        from gp_loss.report import write_report
+
+        path = write_report(run, baselines=not no_baselines)
     click.echo(f"wrote {path}")
 
 

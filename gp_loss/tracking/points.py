@@ -1,0 +1,87 @@
+"""What a search logs to a tracker, derived from its event log alone: replaying events.jsonl
+gives the same points as the live search did, so a resumed search can fill in what a kill lost
+and skip what was already written (docs/architecture.md section 10)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gp_loss.fitness.candidate import OUTCOMES
+from gp_loss.runlog import promoted
+
+#: The tag written last for each explored candidate, with the explored count as value and step:
+#: where it holds step S, every point of steps up to S was written before it.
+EXPLORED = "search/explored"
+#: Reached past the first proxy rung (a candidate the hurdles let through): the funnel's last row.
+PROMOTED = "promoted"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One logged value: a scalar (``text`` empty) or a text (``value`` unused).
+
+    Attributes:
+        tag: the series' name (``fitness/rung_0``, ``best_so_far``, ``outcomes/trained``...).
+        step: the number of candidates explored when it was logged (from 1).
+        seconds: the search's elapsed time then (across resumes).
+    """
+
+    tag: str
+    step: int
+    seconds: float
+    value: float = 0.0
+    text: str = ""
+
+
+def is_trained(event: dict[str, Any]) -> bool:
+    """An event that carries a proxy fitness of this search's own (trained now or cached)."""
+    return event["outcome"] in ("trained", "cached") and event.get("fitness") is not None
+
+
+class Projection:
+    """Turns a run's events, in order, into tracking points; one instance per run, fed every
+    event from the first (so that its counts and best-so-far are the run's own).
+
+    Args:
+        formulas: genome -> the best loss's formula as text (one line per slot).
+    """
+
+    def __init__(self, formulas: Callable[[dict[str, str]], str]) -> None:
+        self.formulas = formulas
+        self.counts: Counter[str] = Counter()
+        self.best: tuple[int, float] | None = None
+        self.best_event: dict[str, Any] | None = None
+
+    def points(self, event: dict[str, Any]) -> list[Point]:
+        """The points of one event; :data:`EXPLORED` comes last."""
+        step, seconds = event["id"] + 1, float(event.get("time") or 0.0)
+        out: list[Point] = []
+        outcome = event["outcome"]
+        self.counts[outcome] += 1
+        changed = [outcome]
+        if outcome == "trained" and promoted(event):
+            self.counts[PROMOTED] += 1
+            changed.append(PROMOTED)
+        if is_trained(event):
+            for index, rung in enumerate(event.get("rungs") or ()):
+                if rung.get("fitness") is not None:
+                    out.append(Point(f"fitness/rung_{index}", step, seconds, float(rung["fitness"])))
+            out.append(Point("fitness", step, seconds, float(event["fitness"])))
+            rank = (max(0, len(event.get("rungs") or ()) - 1), float(event["fitness"]))
+            if self.best is None or rank > self.best:
+                self.best, self.best_event = rank, event
+                text = (
+                    f"loss #{event['id']}, fitness {event['fitness']:.4f}\n\n{self.formulas(event['trees'])}"
+                )
+                out.append(Point("best/formula", step, seconds, text=text))
+            out.append(Point("best_so_far", step, seconds, self.best[1]))
+        out += [Point(f"outcomes/{name}", step, seconds, float(self.counts[name])) for name in changed]
+        out.append(Point(EXPLORED, step, seconds, float(step)))
+        return out
+
+    def totals(self) -> dict[str, int]:
+        """Every outcome's count so far (zeros included), then promoted."""
+        return {**{name: self.counts[name] for name in OUTCOMES}, PROMOTED: self.counts[PROMOTED]}
