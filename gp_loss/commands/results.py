@@ -191,6 +191,10 @@ def export_cmd(file: str, fmt: str, out: str | None, pick: int | None, imports: 
         click.echo(text, nl=False)
     elif out is not None:
         click.echo(f"wrote {out}", err=True)
+    if fmt == "bundle" and out is not None:
+        from gp_loss.tracking.artifacts import log_bundle
+
+        log_bundle(file, out)
 
 
 @click.command("verify")

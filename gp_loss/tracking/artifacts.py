@@ -1,6 +1,6 @@
-"""What a tracker receives at the end of a search, and after ``finalize``: the run's files (best.json,
-run.json, report.md with its plots, report.html, export bundles kept in the run directory) and
-the finalists' table with its verdicts."""
+"""What a tracker receives at the end of a search, after ``finalize`` and after ``export
+--format bundle``: the run's files (best.json, run.json, report.md with its plots, report.html,
+export bundles) and the finalists' table with its verdicts."""
 
 from __future__ import annotations
 
@@ -59,19 +59,39 @@ def end_of_search(run: Path) -> tuple[dict[str, str], dict[str, float], list[Pat
 
 
 def log_finalists(run: str | Path) -> None:
-    """After ``finalize``: the finalists' table, verdicts and the updated best.json go to the
-    trackers the run's run.json names, if any (synchronously: the search is over)."""
+    """After ``finalize``: the finalists' table, verdicts and the updated reports and best.json
+    go to the trackers the run's run.json names, if any (synchronously: the search is over)."""
+    run = Path(run)
+    if _tracked(run):
+        _send(run, *end_of_search(run))
+
+
+def log_bundle(source: str | Path, bundle: str | Path) -> None:
+    """After ``export --format bundle`` of a tracked run's best.json (or the run itself): the
+    bundle joins the run's MLflow files (under ``bundle/``)."""
+    run = Path(source) if Path(source).is_dir() else Path(source).parent
+    if _tracked(run):
+        _send(run, {}, {}, [Path(bundle)])
+
+
+def _tracked(run: Path) -> bool:
+    """The folder holds a run whose run.json names a tracker."""
+    import json
+
+    try:
+        found = json.loads((run / "run.json").read_text(encoding="utf-8")).get("tracking")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(isinstance(found, dict) and any(found.values()))
+
+
+def _send(run: Path, texts: dict[str, str], scalars: dict[str, float], files: list[Path]) -> None:
     from gp_loss.runlog import load_events
     from gp_loss.runner import TrackingOptions
     from gp_loss.tracking.sinks import created_at, flat_settings, report_failure, sinks
 
-    run = Path(run)
     config, events = load_events(run)
-    options = TrackingOptions(**config.get("tracking") or {})
-    if not options:
-        return
-    texts, scalars, files = end_of_search(run)
-    for sink in sinks(options, run):
+    for sink in sinks(TrackingOptions(**config["tracking"]), run):
         try:
             sink.open(run, flat_settings(config), created_at(config))
             sink.finish(len(events), texts, scalars, files, "FINISHED")

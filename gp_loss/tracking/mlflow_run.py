@@ -107,8 +107,8 @@ class MlflowSink:
         for tag, text in texts.items():
             self.client.log_text(self.run_id, text, f"{tag.replace('/', '_')}.md")
         for path in files:
-            if path.is_dir():
-                self.client.log_artifacts(self.run_id, str(path), path.name)
+            if path.is_dir():  # an export bundle
+                self.client.log_artifacts(self.run_id, str(path), "bundle")
             elif path.is_file():
                 self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, status)

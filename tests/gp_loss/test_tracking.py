@@ -92,6 +92,15 @@ def test_mlflow_run_holds_params_metrics_formula_and_files(tracked):
     assert not (ROOT / "mlruns").exists()
 
 
+def test_an_export_bundle_of_a_tracked_run_joins_its_mlflow_files(tracked):
+    run, _, uri = tracked
+    done = call_cli("export", str(run / "best.json"), "--format", "bundle", "-o", str(run.parent / "bundle"))
+    assert done.returncode == 0, done.stderr
+    client, found = _mlflow_run(run, uri)
+    files = {f.path for f in client.list_artifacts(found.info.run_id, "bundle")}
+    assert {"bundle/MANIFEST.json", "bundle/loss.py", "bundle/best.json"} <= files
+
+
 @pytest.mark.slow
 def test_a_kill_and_a_resume_log_no_step_twice_and_lose_none(tmp_path):
     run, board, uri = tmp_path / "run", tmp_path / "tb", f"sqlite:///{tmp_path / 'mlflow.db'}"
