@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gp_loss.errors import GpLossError
+from primitives.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,12 @@ class Baseline:
     relation: str
 
 
-BASELINES: dict[str, Baseline] = {}
+BASELINES: Registry[Baseline] = Registry("baseline loss", GpLossError)
 
 
 def register_baseline(name: str, adapter: str, tree: str, relation: str) -> Baseline:
     """Add a baseline; a second registration under the same name is refused."""
-    if name in BASELINES:
-        raise ValueError(f"baseline {name!r} registered twice")
-    BASELINES[name] = baseline = Baseline(name, adapter, tree, relation)
-    return baseline
+    return BASELINES.register(name, Baseline(name, adapter, tree, relation))
 
 
 def get_baseline(name: str, adapter: str | None = None) -> Baseline:

@@ -14,7 +14,8 @@ from typing import Any
 
 from gp_loss import pareto
 from gp_loss.errors import GpLossError
-from gp_loss.fitness.candidate import OUTCOMES, Candidate, Evaluation
+from gp_loss.events import CACHED, OUTCOMES, PROXY_TRAINED, TRAINED, rank_key
+from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.parse import parse_tree
 from gp_loss.space import random_tree
 from gp_loss.variation import SpaceLimits, crossover, mutate
@@ -92,7 +93,7 @@ class Member:
     @property
     def rank(self) -> tuple[int, float]:
         """The selection key: a candidate that trained to a higher rung beats any stopped lower."""
-        return (self.rung, self.fitness)
+        return rank_key(self.rung, self.fitness)
 
     @property
     def point(self) -> tuple[int, list[float]]:
@@ -161,8 +162,8 @@ class Limits:
 def trained_here(result: Evaluation) -> bool:
     """A trained result this run may count as its own: trained now, or by an earlier run (cached)."""
     return (
-        result.effective_outcome == "trained"
-        and result.outcome in ("trained", "cached")
+        result.effective_outcome == TRAINED
+        and result.outcome in (TRAINED, CACHED)
         and result.fitness is not None
     )
 
@@ -239,7 +240,7 @@ class AgingEvolution:
 
     def _learn_survivors(self, genome: dict[str, str], result: Evaluation) -> None:
         """Remember the trees of an initial-phase genome that passed their slot's LRP."""
-        trained = result.effective_outcome in ("trained", "diverged")
+        trained = result.effective_outcome in PROXY_TRAINED
         for slot in list(genome) if trained else result.passed_slots:
             known = self.state.survivors.setdefault(slot, [])
             if genome[slot] not in known:
@@ -327,10 +328,10 @@ class AgingEvolution:
 
     # -- the loop --------------------------------------------------------------------------
     def _admit(self, event_id: int, genome: dict[str, str], result: Evaluation) -> bool:
-        if not result.admissible or result.effective_outcome not in ("trained", "diverged"):
+        if not result.admissible or result.effective_outcome not in PROXY_TRAINED:
             return False
         population = self.state.population
-        rung = result.rung if result.effective_outcome == "trained" else 0
+        rung = result.rung if result.effective_outcome == TRAINED else 0
         values = self._objectives(genome, result)
         population.append(Member(event_id, genome, float(result.fitness), rung, values))
         if len(population) > self.config.population_size and not self.config.random_search:
@@ -388,11 +389,11 @@ class AgingEvolution:
         event_id = candidate.id
         state.explored += 1
         state.counts[result.outcome] = state.counts.get(result.outcome, 0) + 1
-        if result.outcome in ("trained", "diverged"):
+        if result.outcome in PROXY_TRAINED:
             state.trained += 1
         if meta.get("phase") == "init" and len(self.signatures) > 1:
             self._learn_survivors(candidate.genome, result)
-        if result.outcome in ("trained", "diverged"):  # freshly trained: its rungs set hurdles
+        if result.outcome in PROXY_TRAINED:  # freshly trained: its rungs set hurdles
             for index, rung in enumerate(result.rungs):
                 while len(state.rung_scores) <= index:
                     state.rung_scores.append([])
@@ -401,7 +402,8 @@ class AgingEvolution:
         state.elapsed = self._elapsed()
         improved = trained_here(result) and (
             state.best is None
-            or (result.rung, result.fitness) > (state.best.get("rung", 0), state.best["fitness"])
+            or rank_key(result.rung, result.fitness)
+            > rank_key(state.best.get("rung", 0), state.best["fitness"])
         )
         front_changed = (
             bool(self.config.objectives)

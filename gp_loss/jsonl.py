@@ -1,9 +1,13 @@
-"""Append-only JSONL files (events.jsonl, the retraining logs): a process killed mid-write
-leaves a torn last line, and this is the one place that cuts it off."""
+"""Append-only JSONL files (events.jsonl, the retraining logs): the one writer (one fsynced line
+per record) and the one place that handles the torn last line a process killed mid-write
+leaves: cut off before the next append, left out by read-only readers."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 
 def complete_lines(raw: bytes) -> bytes:
@@ -20,3 +24,12 @@ def repair_torn_tail(path: Path) -> bytes:
         with open(path, "r+b") as handle:
             handle.truncate(len(complete))
     return complete
+
+
+def append(path: Path, record: Any, compact: bool = False) -> None:
+    """Append ``record`` as one JSON line, durable (fsynced) before this returns."""
+    separators = (",", ":") if compact else None
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, separators=separators) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.errors import GpLossError
+from gp_loss.events import DIVERGED, INVALID, REJECTED, TRAINED
 from gp_loss.file_lock import exclusive
 from gp_loss.fitness.candidate import Evaluation
 from gp_loss.version import __version__
 
 FORMAT = "gp-loss-cache/1"
 #: Outcomes worth storing: properties of the loss under the fingerprint, not of one run.
-STORED = ("invalid", "rejected", "diverged", "trained")
+STORED = (INVALID, REJECTED, DIVERGED, TRAINED)
 #: The environment variable naming the default cache (a path, or ``off``).
 ENVIRONMENT = "GP_LOSS_SEARCH_CACHE"
 

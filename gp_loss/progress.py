@@ -6,18 +6,29 @@ import sys
 import time
 from typing import Any, TextIO
 
+from gp_loss.events import (
+    CACHED,
+    DIVERGED,
+    DUPLICATE,
+    EQUIVALENT,
+    FAILED,
+    INVALID,
+    REJECTED,
+    TIMEOUT,
+    TRAINED,
+)
 from gp_loss.evolution import Hook, Limits, SearchState
 
 _SHORT = {
-    "duplicate": "dup",
-    "cached": "cache",
-    "invalid": "inv",
-    "equivalent": "equiv",
-    "rejected": "rej",
-    "diverged": "div",
-    "trained": "train",
-    "timeout": "t/o",
-    "failed": "fail",
+    DUPLICATE: "dup",
+    CACHED: "cache",
+    INVALID: "inv",
+    EQUIVALENT: "equiv",
+    REJECTED: "rej",
+    DIVERGED: "div",
+    TRAINED: "train",
+    TIMEOUT: "t/o",
+    FAILED: "fail",
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.errors import GpLossError
-from gp_loss.fitness.candidate import OUTCOMES
+from gp_loss.events import OUTCOMES, TRAINED
 from gp_loss.parse import parse_tree, shorten
 from gp_loss.runlog import load_events, ranked, rung_of  # noqa: F401  (public here too)
 from gp_loss.summary import formula
@@ -169,7 +169,7 @@ def _plots(run: Path, events: list[dict[str, Any]]) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = []
-    trained = [e for e in events if e["outcome"] == "trained" and e.get("fitness") is not None]
+    trained = [e for e in events if e["outcome"] == TRAINED and e.get("fitness") is not None]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if trained:
         explored = [e["id"] + 1 for e in trained]
@@ -238,7 +238,7 @@ def baseline_metrics(run: Path, config: dict[str, Any]) -> dict[str, dict[str, f
         print(f"report: proxy-training baseline {name} for the front plot", file=sys.stderr, flush=True)
         _, losses = resolve_losses(task, name)
         result = next(iter(proxy._rungs(losses)))
-        if result.outcome == "trained":
+        if result.outcome == TRAINED:
             found[name] = dict(result.metrics)
     from gp_loss.exchange import write_json_atomic
 
@@ -270,7 +270,7 @@ def _front_plot(
             return float(sum(len(parse_tree(t, signatures[s])) for s, t in trees.items()))
         return float(metrics.get(name, float("nan")))
 
-    trained = [e for e in events if e["outcome"] == "trained" and e.get("metrics")]
+    trained = [e for e in events if e["outcome"] == TRAINED and e.get("metrics")]
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.scatter(
         [value(x_name, e["metrics"], e["trees"]) for e in trained],

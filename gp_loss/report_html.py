@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gp_loss.events import TRAINED
 from gp_loss.parse import parse_tree
 from gp_loss.report import finalists_of, leaderboard_json, metric_of, signatures_of
 from gp_loss.runlog import funnel, load_events
@@ -90,7 +91,7 @@ def _scatter_svg(events: list[dict[str, Any]], metric: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    trained = [e for e in events if e["outcome"] == "trained" and e.get("fitness") is not None]
+    trained = [e for e in events if e["outcome"] == TRAINED and e.get("fitness") is not None]
     fig, ax = plt.subplots(figsize=(5.6, 3.3))
     if trained:
         minutes = [e["time"] / 60 for e in trained]

@@ -12,7 +12,6 @@ killed at any moment and started again redoes only the trainings that had not fi
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -20,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from gp_loss.jsonl import repair_torn_tail
+from gp_loss.jsonl import append, repair_torn_tail
 from gp_loss.train import LossSpec, SeedRun, headline, resolve_losses, train_many
 
 
@@ -51,10 +50,7 @@ class TrainingLog:
     def add(self, key: str, seed: int, run: SeedRun) -> None:
         """Record one finished training (durable before this returns)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"key": key, "seed": seed, "run": asdict(run)}) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append(self.path, {"key": key, "seed": seed, "run": asdict(run)})
         self.done[key, seed] = run
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
-import json
 import os
 import platform
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import Hook, SearchState
 from gp_loss.exchange import BestLoss, SlotLoss, load_json, read_bytes, write_best, write_json_atomic
-from gp_loss.jsonl import repair_torn_tail
+from gp_loss.jsonl import append, repair_torn_tail
 from gp_loss.version import __version__
 
 RUN_FORMAT = "gp-loss-run/1"
@@ -159,10 +158,7 @@ class RunDirectory(Hook):
 
     # -- writing ---------------------------------------------------------------------------
     def _append(self, event: dict[str, Any]) -> None:
-        with open(self.events_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(event, separators=(",", ":")) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append(self.events_path, event, compact=True)
 
     def write_checkpoint(self, state: SearchState) -> None:
         """Replace checkpoint.json atomically."""

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.errors import GpLossError
+from gp_loss.events import CACHED, DUPLICATE, INVALID, PROXY_TRAINED, TRAINED, Event, event_rank, rung_of  # noqa: F401 (rung_of: public)
 from gp_loss.exchange import load_json, read_best, read_bytes
 from gp_loss.rundir import RunDirectory
 
 
-def load_events(run: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load_events(run: str | Path) -> tuple[dict[str, Any], list[Event]]:
     """run.json and every readable event of a run (read-only: nothing is repaired). A torn
     last line (a run killed mid-write) is left out; so is every line after an unreadable one,
     which is said once on stderr."""
@@ -55,16 +56,11 @@ def _config_without_run_json(directory: RunDirectory) -> dict[str, Any]:
     return {"task": best.task or "unknown", "task_info": info, "pipeline": {"constant_one": True}}
 
 
-def ranked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ranked(events: list[Event]) -> list[Event]:
     """Freshly trained candidates, best first (duplicates and equivalents not repeated): by the
     proxy rung reached, then fitness (scores at different rungs are not comparable)."""
-    trained = [e for e in events if e["outcome"] == "trained" and e.get("fitness") is not None]
-    return sorted(trained, key=lambda e: (-rung_of(e), -e["fitness"], e["id"]))
-
-
-def rung_of(event: dict[str, Any]) -> int:
-    """The index of the last proxy rung an event's candidate reached (0 without rungs)."""
-    return max(0, len(event.get("rungs") or ()) - 1)
+    trained = [e for e in events if e["outcome"] == TRAINED and e.get("fitness") is not None]
+    return sorted(trained, key=lambda e: (tuple(-v for v in event_rank(e)), e["id"]))
 
 
 #: The funnel's rows: a name and what a loss must have done to be counted there.
@@ -72,24 +68,24 @@ FUNNEL: tuple[tuple[str, str], ...] = (
     ("explored", "every loss the search drew, repeats included"),
     ("valid", "new (not a duplicate, nor judged by an earlier run) and finite on the probe batch"),
     ("passed LRP", "a gradient of its own (not equivalent) that passed the Loss-Rejection Protocol"),
-    ("trained", "proxy-trained to a fitness without diverging"),
+    (TRAINED, "proxy-trained to a fitness without diverging"),
     ("promoted", "trained past the first proxy rung"),
 )
 
 
-def promoted(event: dict[str, Any]) -> bool:
+def promoted(event: Event) -> bool:
     """The hurdles let the event's candidate past the first proxy rung."""
     return len(event.get("rungs") or ()) > 1
 
 
-def funnel(events: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
+def funnel(events: list[Event]) -> list[tuple[str, int, str]]:
     """How many losses reached each stage of the search (name, count, what it means)."""
     outcomes = [e["outcome"] for e in events]
     counts = (
         len(outcomes),
-        sum(o not in ("duplicate", "cached", "invalid") for o in outcomes),
-        sum(o in ("trained", "diverged") for o in outcomes),
-        sum(o == "trained" for o in outcomes),
-        sum(o == "trained" and promoted(e) for o, e in zip(outcomes, events)),
+        sum(o not in (DUPLICATE, CACHED, INVALID) for o in outcomes),
+        sum(o in PROXY_TRAINED for o in outcomes),
+        sum(o == TRAINED for o in outcomes),
+        sum(o == TRAINED and promoted(e) for o, e in zip(outcomes, events)),
     )
     return [(name, count, what) for (name, what), count in zip(FUNNEL, counts)]

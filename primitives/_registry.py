@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import sympy
 import torch
 
+from primitives.registry import Registry
+
 Tensor = torch.Tensor
 
 
@@ -39,7 +41,7 @@ class Primitive:
         return self.fn(*args)
 
 
-PRIMITIVES: dict[str, Primitive] = {}
+PRIMITIVES: Registry[Primitive] = Registry("primitive")
 
 
 def register(
@@ -55,10 +57,8 @@ def register(
     """Decorator adding a torch function to :data:`PRIMITIVES`; refuses duplicate names."""
 
     def wrap(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        if name in PRIMITIVES:
-            raise ValueError(f"primitive {name!r} registered twice")
-        PRIMITIVES[name] = Primitive(
-            name, arity, fn, spatial, sympy_fn, latex, kind, words or f"{name}({{0}})"
+        PRIMITIVES.register(
+            name, Primitive(name, arity, fn, spatial, sympy_fn, latex, kind, words or f"{name}({{0}})")
         )
         return fn
 
@@ -67,7 +67,4 @@ def register(
 
 def get_primitive(name: str) -> Primitive:
     """Return the primitive called ``name``; the error lists the known names."""
-    try:
-        return PRIMITIVES[name]
-    except KeyError:
-        raise KeyError(f"unknown primitive {name!r}; known: {', '.join(sorted(PRIMITIVES))}") from None
+    return PRIMITIVES.lookup(name)

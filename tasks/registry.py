@@ -1,4 +1,4 @@
-"""The task registry: a small dict filled by a decorator that refuses duplicate names."""
+"""The task registry (a :class:`primitives.registry.Registry`), filled by a decorator."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gp_loss.errors import GpLossError
+from primitives.registry import Registry
 
-TASKS: dict[str, type] = {}
+TASKS: Registry[type] = Registry("task", GpLossError)
 
 
 def register_task(name: str) -> Callable[[type], type]:
@@ -19,13 +20,11 @@ def register_task(name: str) -> Callable[[type], type]:
     def wrap(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise TypeError(f"register_task({name!r}) decorates a Task subclass, not {cls!r}")
-        if name in TASKS and TASKS[name] is not cls:
-            raise ValueError(f"task {name!r} registered twice")
         declared = cls.__dict__.get("name")
         if declared and declared != name:
             raise ValueError(f"task class {cls.__name__} says name = {declared!r} but registers as {name!r}")
+        TASKS.register(name, cls)
         cls.name = name  # the decorator states the name; the class need not repeat it
-        TASKS[name] = cls
         return cls
 
     return wrap
@@ -33,7 +32,4 @@ def register_task(name: str) -> Callable[[type], type]:
 
 def get_task(name: str, **options: Any):
     """Build the task ``name`` with its options; the error lists the known tasks."""
-    if name not in TASKS:
-        known = ", ".join(sorted(TASKS)) or "(none registered)"
-        raise GpLossError(f"unknown task {name!r}; known: {known}")
-    return TASKS[name](**options)
+    return TASKS.lookup(name)(**options)

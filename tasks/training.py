@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from gp_loss.errors import GpLossError
+from gp_loss.events import DIVERGED, TRAINED
 
 #: A loss whose magnitude passes this bound counts as exploding: with the safe primitives a
 #: tree only gets there on its way to a saturation rail (1/EPS, exp's cap), where gradients
@@ -92,7 +93,7 @@ class Trained:
     @property
     def outcome(self) -> str:
         """``trained`` or ``diverged``."""
-        return "trained" if self.diverged is None else "diverged"
+        return TRAINED if self.diverged is None else DIVERGED
 
     def raise_if_diverged(self, seed: int | None = None) -> None:
         """Raise :class:`TrainingDiverged` for a diverged run (final trainings use it)."""
@@ -223,9 +224,9 @@ def rung_results(
     for rung in steps:
         run = training.advance(rung)
         if run.diverged:
-            yield TrainResult("diverged", {}, run.steps, run.last_loss)
+            yield TrainResult(DIVERGED, {}, run.steps, run.last_loss)
             return
-        yield TrainResult("trained", evaluate(run.model), run.steps, run.last_loss)
+        yield TrainResult(TRAINED, evaluate(run.model), run.steps, run.last_loss)
 
 
 def _finite_gradients(params: list[nn.Parameter]) -> bool:

@@ -97,6 +97,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "gp_loss",
             "gp_loss.errors",
+            "gp_loss.events",
             "gp_loss.file_lock",
             "gp_loss.version",
             "gp_loss.shadowing",

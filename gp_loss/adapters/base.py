@@ -19,12 +19,13 @@ from typing import Any, ClassVar
 import torch
 
 from gp_loss.errors import GpLossError
+from primitives.registry import Registry
 
 Tensor = torch.Tensor
 Interval = tuple[float, float]
 
 #: Registered adapter classes by name.
-ADAPTERS: dict[str, type[Adapter]] = {}
+ADAPTERS: Registry[type[Adapter]] = Registry("adapter", GpLossError)
 
 UNBOUNDED: Interval = (-math.inf, math.inf)
 
@@ -150,22 +151,15 @@ def register_adapter(cls: type[Adapter]) -> type[Adapter]:
     """Class decorator: register an adapter under its ``name`` (duplicates are refused)."""
     if not cls.name or not cls.inputs or not hasattr(cls, "function"):
         raise ValueError(f"adapter {cls.__name__} needs a name, inputs and a function")
-    if cls.name in ADAPTERS and ADAPTERS[cls.name] is not cls:
-        raise ValueError(f"adapter {cls.name!r} registered twice")
     missing = set(cls.inputs) - set(cls.symbols)
     if missing:
         raise ValueError(f"adapter {cls.name!r} declares no symbol for {sorted(missing)}")
-    ADAPTERS[cls.name] = cls
-    return cls
+    return ADAPTERS.register(cls.name, cls)
 
 
 def adapter_class(name: str) -> type[Adapter]:
     """The adapter class registered as ``name``; a one-line error lists the known ones."""
-    found = ADAPTERS.get(name)
-    if found is None:
-        known = ", ".join(sorted(ADAPTERS)) or "(none registered)"
-        raise GpLossError(f"unknown adapter {name!r}; known: {known}")
-    return found
+    return ADAPTERS.lookup(name)
 
 
 def get_adapter(name: str, options: Mapping[str, Any] | None = None) -> Adapter:

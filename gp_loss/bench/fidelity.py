@@ -20,6 +20,7 @@ from typing import Any
 
 from gp_loss.bench.timing import machine
 from gp_loss.errors import GpLossError
+from gp_loss.events import TRAINED
 from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.rungs import rung_steps
 from gp_loss.train import SeedRun, job_task, resolve_losses, train_seed
@@ -102,7 +103,7 @@ def _proxy_job(task_name: str, options: dict, imports: tuple, entry: PanelLoss, 
     metrics, seconds = [], []
     start = time.perf_counter()
     for result in task.proxy_rungs(losses_of(task, entry), steps):
-        metrics.append(result.metrics.get(task.metric) if result.outcome == "trained" else None)
+        metrics.append(result.metrics.get(task.metric) if result.outcome == TRAINED else None)
         seconds.append(time.perf_counter() - start)
     metrics += [None] * (len(steps) - len(metrics))  # diverged: no score at the later levels
     seconds += [seconds[-1] if seconds else 0.0] * (len(steps) - len(seconds))

@@ -9,6 +9,7 @@ import torch
 
 from gp_loss.adapters import adapter_class
 from gp_loss.bench.timing import machine
+from gp_loss.events import REJECTED
 from gp_loss.fitness.probe import probe_head
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
 from gp_loss.module import TreeLoss
@@ -75,7 +76,7 @@ def run(task, n_random: int = 30, seed: int = 0, **lrp_options) -> str:
             ms = (time.perf_counter() - start) * 1e3
             if (kind == "good" and verdict != "pass") or (kind == "bad" and verdict == "pass"):
                 misjudged.append(f"{slot.name}: {label} `{tree}` -> {verdict}")
-            g = ("check" if outcome == "rejected" else "n/a") if gain is None else f"{gain:+.3f}"
+            g = ("check" if outcome == REJECTED else "n/a") if gain is None else f"{gain:+.3f}"
             lines.append(f"| {slot.name} | {kind} | {label} | `{tree}` | {g} | {verdict} | {ms:.1f} |")
     randoms = [line for line in lines if "| random |" in line]
     passed = sum("| pass |" in line for line in randoms)

@@ -22,6 +22,7 @@ import torch
 
 from gp_loss.bench.lrp import VERDICT, known_panel
 from gp_loss.bench.timing import machine
+from gp_loss.events import TRAINED
 from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.probe import probe_batch, probe_gradient
@@ -235,7 +236,7 @@ def trained_share(runs: list[str], fraction: float = 0.5) -> str:
             baselines[key] = _train_job(settings.task, options, task.reference_baseline, None, None)
         base = baselines[key]
         events = directory.recover_events(directory.read_state())
-        trained = [e for e in events if e["outcome"] == "trained"]
+        trained = [e for e in events if e["outcome"] == TRAINED]
         reaching = sum(e["fitness"] >= fraction * base for e in trained)
         best = max((e["fitness"] for e in trained), default=None)
         fill = next((e["id"] for e in events if e["phase"] == "evolve"), None)

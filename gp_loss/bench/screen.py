@@ -9,6 +9,7 @@ from collections import Counter
 import torch
 
 from gp_loss.bench.timing import machine
+from gp_loss.events import TRAINED
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.space import random_tree
@@ -21,7 +22,7 @@ class _Screened:
     name = "proxy"
 
     def __call__(self, candidate) -> Evaluation:
-        return Evaluation("trained", 0.0)
+        return Evaluation(TRAINED, 0.0)
 
 
 def _stream(task, n: int, seed: int) -> list[dict[str, str]]:
@@ -55,7 +56,7 @@ def screen(task, n: int, seed: int = 0) -> tuple[float, Counter, dict[str, float
     start = time.perf_counter()
     for i, genome in enumerate(genomes):
         result = pipeline(Candidate(genome, i))
-        outcomes["passed LRP" if result.outcome == "trained" else result.outcome] += 1
+        outcomes["passed LRP" if result.outcome == TRAINED else result.outcome] += 1
         stage_seconds.update(result.seconds)
     elapsed = time.perf_counter() - start
     return n / elapsed, outcomes, {k: 1e3 * v / n for k, v in stage_seconds.items()}

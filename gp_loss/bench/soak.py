@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gp_loss.bench.timing import machine
+from gp_loss.events import FAILED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,7 +180,7 @@ def run(
         checkpoint_explored=checkpoint,
         duplicates=len(ids) - len(set(ids)),
         lost=len(expected - set(ids)),
-        failed=sum(e["outcome"] == "failed" for e in events),
+        failed=sum(e["outcome"] == FAILED for e in events),
         reference_events=len(reference_events),
         agree_until=agree,
         exit_code=driver.returncode,

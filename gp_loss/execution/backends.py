@@ -1,12 +1,45 @@
 """Choosing a backend by name: the one place that knows the three implementations (they
-import :mod:`gp_loss.execution.base`, never the other way round)."""
+import :mod:`gp_loss.execution.base`, never the other way round). Each registers a factory in
+:data:`BACKENDS`; the implementations load only when chosen (Ray is an optional extra)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from gp_loss.errors import GpLossError
-from gp_loss.execution.base import BACKENDS, Backend, WorkerSpec
+from gp_loss.execution.base import Backend, WorkerSpec
+from primitives.registry import Registry
+
+#: name -> factory(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)
+BACKENDS: Registry[Callable[..., Backend]] = Registry("backend", GpLossError)
+
+
+def _serial(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address) -> Backend:
+    from gp_loss.execution.serial import SerialBackend
+
+    if workers != 1:
+        raise GpLossError("the serial backend runs one evaluation at a time; use --backend process or ray")
+    return SerialBackend(local_evaluate, eval_timeout)
+
+
+def _process(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address) -> Backend:
+    from gp_loss.execution.process import ProcessBackend
+
+    gpus = 1.0 if gpus_per_eval is None else gpus_per_eval  # no GPU visible: ignored
+    return ProcessBackend(spec, workers, eval_timeout=eval_timeout, gpus_per_eval=gpus)
+
+
+def _ray(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address) -> Backend:
+    from gp_loss.execution.ray_backend import RayBackend
+
+    return RayBackend(
+        spec, workers, address=ray_address, eval_timeout=eval_timeout, gpus_per_eval=gpus_per_eval
+    )
+
+
+BACKENDS.register("serial", _serial)
+BACKENDS.register("process", _process)
+BACKENDS.register("ray", _ray)
 
 
 def make_backend(
@@ -28,23 +61,5 @@ def make_backend(
         raise GpLossError("--workers must be at least 1")
     if gpus_per_eval is not None and gpus_per_eval < 0:
         raise GpLossError("--gpus-per-eval must be >= 0")
-    if name == "serial":
-        from gp_loss.execution.serial import SerialBackend
-
-        if workers != 1:
-            raise GpLossError(
-                "the serial backend runs one evaluation at a time; use --backend process or ray"
-            )
-        return SerialBackend(local_evaluate, eval_timeout)
-    if name == "process":
-        from gp_loss.execution.process import ProcessBackend
-
-        gpus = 1.0 if gpus_per_eval is None else gpus_per_eval  # no GPU visible: ignored
-        return ProcessBackend(spec, workers, eval_timeout=eval_timeout, gpus_per_eval=gpus)
-    if name == "ray":
-        from gp_loss.execution.ray_backend import RayBackend
-
-        return RayBackend(
-            spec, workers, address=ray_address, eval_timeout=eval_timeout, gpus_per_eval=gpus_per_eval
-        )
-    raise GpLossError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+    factory = BACKENDS.lookup(name)
+    return factory(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)

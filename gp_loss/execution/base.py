@@ -1,4 +1,4 @@
-"""The execution interface and the factory behind ``--backend``."""
+"""The execution interface every backend implements (``gp_loss.execution.backends`` names them)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-BACKENDS = ("serial", "process", "ray")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gp_loss.events import FAILED, TIMEOUT
 from gp_loss.fitness.candidate import Candidate, Evaluation
 
 Done = Callable[[Candidate, Any, Evaluation], None]
@@ -86,8 +87,8 @@ class Dispatcher:
             if finished.result is not None:
                 result = Evaluation.from_json(finished.result)
             else:
-                worst = self.worst_fitness if finished.outcome == "timeout" else None
-                result = Evaluation(finished.outcome or "failed", worst, reason=finished.detail[-500:])
+                worst = self.worst_fitness if finished.outcome == TIMEOUT else None
+                result = Evaluation(finished.outcome or FAILED, worst, reason=finished.detail[-500:])
             self._settle(candidate, meta, result, remote=True)
             released = self.waiting.pop("dup:" + candidate.key, [])
             if candidate.context.get("gec_key"):

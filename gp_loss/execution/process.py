@@ -15,6 +15,7 @@ import traceback
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from gp_loss.events import FAILED, TIMEOUT
 from gp_loss.execution.base import Backend, Finished, WorkerSpec, report
 from gp_loss.execution.spawn import spawn_pool
 from gp_loss.execution.worker import evaluate_genome, init_process_worker
@@ -100,7 +101,7 @@ class ProcessBackend(Backend):
                 except Exception as err:  # the evaluation itself raised
                     del self._jobs[future]
                     report(f"evaluation {ticket} failed: {err!r}")
-                    done.append(Finished(ticket, None, "failed", traceback.format_exc(limit=3)))
+                    done.append(Finished(ticket, None, FAILED, traceback.format_exc(limit=3)))
             if broken:
                 done += self._recover_from_lost_worker()
             elif self.eval_timeout:
@@ -116,7 +117,7 @@ class ProcessBackend(Backend):
         failed = []
         for ticket, job, attempts, _ in lost:
             if attempts >= 1:
-                failed.append(Finished(ticket, None, "failed", "worker lost twice"))
+                failed.append(Finished(ticket, None, FAILED, "worker lost twice"))
             else:
                 self._send(ticket, job, attempts + 1)
         return failed
@@ -134,7 +135,7 @@ class ProcessBackend(Backend):
             self._send(ticket, job, attempts)  # not their fault: same attempt count
         for ticket, *_ in overdue:
             report(f"evaluation {ticket} ran past --eval-timeout {self.eval_timeout:g}s: outcome timeout")
-        return [Finished(job[0], None, "timeout", f"over {self.eval_timeout:g}s") for job in overdue]
+        return [Finished(job[0], None, TIMEOUT, f"over {self.eval_timeout:g}s") for job in overdue]
 
     def map(self, fn, items) -> list[Any]:
         return list(self._pool.map(fn, items))

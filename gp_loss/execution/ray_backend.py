@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from gp_loss.errors import GpLossError
+from gp_loss.events import FAILED, TIMEOUT
 from gp_loss.execution.base import Backend, Finished, WorkerSpec, report
 from gp_loss.execution.worker import evaluate_genome
 
@@ -82,12 +83,12 @@ class RayBackend(Backend):
                     ray.exceptions.ObjectLostError,
                 ) as err:
                     report(f"evaluation {ticket}: worker lost twice ({type(err).__name__}): outcome failed")
-                    done.append(Finished(ticket, None, "failed", type(err).__name__))
+                    done.append(Finished(ticket, None, FAILED, type(err).__name__))
                 except ray.exceptions.TaskCancelledError:
-                    done.append(Finished(ticket, None, "timeout", "cancelled"))
+                    done.append(Finished(ticket, None, TIMEOUT, "cancelled"))
                 except Exception as err:
                     report(f"evaluation {ticket} failed: {err!r}"[:300])
-                    done.append(Finished(ticket, None, "failed", traceback.format_exc(limit=3)))
+                    done.append(Finished(ticket, None, FAILED, traceback.format_exc(limit=3)))
             if self.eval_timeout:
                 now = time.monotonic()
                 for ref, (ticket, started) in list(self._jobs.items()):
@@ -97,7 +98,7 @@ class RayBackend(Backend):
                         report(
                             f"evaluation {ticket} ran past --eval-timeout {self.eval_timeout:g}s: outcome timeout"
                         )
-                        done.append(Finished(ticket, None, "timeout", f"over {self.eval_timeout:g}s"))
+                        done.append(Finished(ticket, None, TIMEOUT, f"over {self.eval_timeout:g}s"))
         return done
 
     def map(self, fn, items) -> list[Any]:

@@ -7,6 +7,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
+from gp_loss.events import FAILED, TIMEOUT
 from gp_loss.execution.base import Backend, Finished, report
 
 
@@ -38,10 +39,10 @@ class SerialBackend(Backend):
             self._done.append(Finished(ticket, result))
         except _Overdue:
             report(f"evaluation {ticket} ran past --eval-timeout {self.eval_timeout:g}s: outcome timeout")
-            self._done.append(Finished(ticket, None, "timeout", f"over {self.eval_timeout:g}s"))
+            self._done.append(Finished(ticket, None, TIMEOUT, f"over {self.eval_timeout:g}s"))
         except Exception as err:  # a bug in a task or loss: record it, keep searching
             report(f"evaluation {ticket} failed: {err!r}")
-            self._done.append(Finished(ticket, None, "failed", traceback.format_exc(limit=3)))
+            self._done.append(Finished(ticket, None, FAILED, traceback.format_exc(limit=3)))
         finally:
             if timed:
                 signal.setitimer(signal.ITIMER_REAL, 0)

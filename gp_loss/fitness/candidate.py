@@ -6,19 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Outcomes in pipeline order (docs/architecture.md section 3), plus ``cached`` (judged by an earlier run:
-#: :mod:`gp_loss.memory`) and ``timeout`` / ``failed`` for execution backends.
-OUTCOMES: tuple[str, ...] = (
-    "duplicate",
-    "cached",
-    "invalid",
-    "equivalent",
-    "rejected",
-    "diverged",
-    "trained",
-    "timeout",
-    "failed",
-)
+from gp_loss.events import OUTCOMES as OUTCOMES  # named once there; older scripts import it from here
 
 
 @dataclass
@@ -46,7 +34,7 @@ class Evaluation:
     """The recorded outcome of one candidate.
 
     Attributes:
-        outcome: stage where the candidate ended (one of :data:`OUTCOMES`; ``timeout``: the
+        outcome: stage where the candidate ended (one of :data:`gp_loss.events.OUTCOMES`; ``timeout``: the
             evaluation ran past ``--eval-timeout``; ``failed``: its worker died twice).
         fitness: target metric of the proxy training (worst value if diverged); ``None`` for
             candidates that never earn one (invalid, rejected) — they never enter a population.

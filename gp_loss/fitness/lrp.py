@@ -12,6 +12,7 @@ import torch
 
 from gp_loss.adapters import get_adapter
 from gp_loss.errors import GpLossError
+from gp_loss.events import INVALID, REJECTED
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.probe import probe_batch, probe_gradient, probe_head
 from gp_loss.fitness.rejection import (
@@ -119,7 +120,7 @@ class LossRejection(Stage):
         """
         if self.settings(slot).protocol != "shared":
             return None
-        non_finite = ("invalid", f"non-finite loss during LRP ({slot})")
+        non_finite = (INVALID, f"non-finite loss during LRP ({slot})")
         ratio = self.settings(slot).max_grad_ratio
         if ratio is not None:
             scale = self.gradient_scale(loss, slot)
@@ -127,7 +128,7 @@ class LossRejection(Stage):
                 return non_finite
             if scale > ratio:
                 return (
-                    "rejected",
+                    REJECTED,
                     f"{slot}: gradient {scale:.3g}x the reference baseline's (slots would fight)",
                 )
         probes = self.ordering_probes(slot)
@@ -137,7 +138,7 @@ class LossRejection(Stage):
         if verdict is None:
             return non_finite
         if verdict:
-            return "rejected", f"{slot}: ranks confident mistakes or the majority class above the truth"
+            return REJECTED, f"{slot}: ranks confident mistakes or the majority class above the truth"
         return None
 
     def gradient_scale(self, loss: TreeLoss, slot: str) -> float | None:
@@ -209,8 +210,8 @@ class LossRejection(Stage):
             return ended[0], None, ended[1]
         gain = self.gain(loss, slot)
         if gain is None:
-            return "invalid", None, f"non-finite loss during LRP ({slot})"
-        return ("passed" if gain >= self.threshold(slot) else "rejected"), gain, None
+            return INVALID, None, f"non-finite loss during LRP ({slot})"
+        return ("passed" if gain >= self.threshold(slot) else REJECTED), gain, None
 
     def evaluate(self, candidate: Candidate) -> Evaluation:
         start = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gp_loss.events import DUPLICATE, EQUIVALENT, FAILED, TIMEOUT
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.remembered import Remembered
 from gp_loss.fitness.rungs import PROMOTE, hurdles
@@ -118,7 +119,7 @@ class FitnessPipeline:
         for stage in self.screening:
             found = stage.timed_screen(candidate)
             if found is not None:
-                if found.outcome != "duplicate":  # a duplicate costs nothing: no seconds
+                if found.outcome != DUPLICATE:  # a duplicate costs nothing: no seconds
                     found.seconds = {**candidate.context["seconds"], **found.seconds}
                 found.seconds.pop(self.dedup.name, None)
                 return found
@@ -133,17 +134,17 @@ class FitnessPipeline:
         for stage, spent in candidate.context.get("seconds", {}).items():
             if stage != self.dedup.name:
                 result.seconds.setdefault(stage, spent)
-        if candidate.context.get("gec_key") and result.outcome not in ("duplicate", "equivalent"):
+        if candidate.context.get("gec_key") and result.outcome not in (DUPLICATE, EQUIVALENT):
             result.gec_key = candidate.context["gec_key"]
         self.record(candidate, result)
         return result
 
     def record(self, candidate: Candidate, result: Evaluation) -> None:
         """Enter a final result into the duplicate and GEC caches (first id wins)."""
-        if result.outcome in ("timeout", "failed"):
+        if result.outcome in (TIMEOUT, FAILED):
             return  # not a property of the loss: a later copy is evaluated again
         self.dedup.remember(candidate.key, candidate.id, result)
-        if result.gec_key is not None and result.outcome not in ("duplicate", "equivalent"):
+        if result.gec_key is not None and result.outcome not in (DUPLICATE, EQUIVALENT):
             self.gec.remember(result.gec_key, candidate.id, result)
         if self.memory is not None:  # only computed results are stored (a reuse is not one)
             self.memory.learn(candidate, result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gp_loss.events import CACHED
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.stage import Stage
 
@@ -28,7 +29,7 @@ class Remembered(Stage):
         found = self.cache.lookup(self.fingerprint, candidate.key)
         if found is None:
             return None
-        cached = found.reuse("cached", None, {})
+        cached = found.reuse(CACHED, None, {})
         cached.reason = f"cache: judged before ({found.effective_outcome})" + (
             f"; {found.reason}" if found.reason else ""
         )
@@ -39,7 +40,7 @@ class Remembered(Stage):
         found = self.cache.lookup_equivalent(self.fingerprint, gec_key)
         if found is None:
             return None
-        cached = found.reuse("cached", None, {})
+        cached = found.reuse(CACHED, None, {})
         cached.reason = "cache: gradient-equivalent to a loss trained before"
         return cached
 

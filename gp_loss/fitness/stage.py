@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gp_loss.events import DUPLICATE
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.probe import ProbeGradient, probe_batch, probe_gradient
 from gp_loss.module import TreeLoss
@@ -93,7 +94,7 @@ class Stage:
         found = self.timed_screen(candidate)
         spent = candidate.context["seconds"][self.name]
         if found is not None:
-            if found.outcome != "duplicate":  # a duplicate costs nothing: no seconds
+            if found.outcome != DUPLICATE:  # a duplicate costs nothing: no seconds
                 found.seconds.setdefault(self.name, spent)
             return found
         result = self._pass_on(candidate, spent)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gp_loss.errors import GpLossError
+from gp_loss.events import DIVERGED, DUPLICATE, EQUIVALENT, INVALID, TRAINED
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.lrp import LossRejection
 from gp_loss.fitness.probe import gradient_fingerprint
@@ -76,7 +77,7 @@ class ProxyTraining:
         reached: list[dict[str, Any]] = []
         result = None
         for index, result in enumerate(self._rungs(losses)):
-            if result.outcome == "diverged":
+            if result.outcome == DIVERGED:
                 break
             fitness = self._fitness(result.metrics)
             reached.append({"steps": result.steps, "fitness": fitness})
@@ -86,11 +87,9 @@ class ProxyTraining:
             if index + 1 < len(self.steps) and not clears(fitness, bar, worst):
                 break
         spent = {self.name: time.perf_counter() - start}
-        if result is None or result.outcome == "diverged":
-            return Evaluation("diverged", worst, {}, seconds=spent, rungs=reached)
-        return Evaluation(
-            "trained", reached[-1]["fitness"], dict(result.metrics), seconds=spent, rungs=reached
-        )
+        if result is None or result.outcome == DIVERGED:
+            return Evaluation(DIVERGED, worst, {}, seconds=spent, rungs=reached)
+        return Evaluation(TRAINED, reached[-1]["fitness"], dict(result.metrics), seconds=spent, rungs=reached)
 
     def _rungs(self, losses) -> Iterator[Any]:
         """One result per rung reached: the task's ``proxy_train`` for a single rung (a task may
@@ -148,7 +147,7 @@ class GradientEquivalence(Stage):
         key = candidate.context["gec_key"] = self.fingerprint(candidate)
         if key in self.seen:
             source_id, source = self.seen[key]
-            return source.reuse("equivalent", source_id, {})
+            return source.reuse(EQUIVALENT, source_id, {})
         return self.memory.equivalent(key) if self.memory is not None else None
 
     def learn(self, candidate: Candidate, result: Evaluation) -> None:
@@ -209,7 +208,7 @@ class Validity(Stage):
     def screen(self, candidate: Candidate) -> Evaluation | None:
         """``invalid`` with the reason, or ``None``."""
         reason = self.problem(candidate)
-        return None if reason is None else Evaluation("invalid", reason=reason)
+        return None if reason is None else Evaluation(INVALID, reason=reason)
 
 
 class Deduplicate(Stage):
@@ -227,7 +226,7 @@ class Deduplicate(Stage):
         if found is None:
             return None
         source_id, source = found
-        return source.reuse("duplicate", source_id, {})
+        return source.reuse(DUPLICATE, source_id, {})
 
     def learn(self, candidate: Candidate, result: Evaluation) -> None:
         self.remember(candidate.key, candidate.id, result)

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 
 from gp_loss.baselines import get_baseline
+from gp_loss.events import DIVERGED, TRAINED
 from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult
 from tasks.registry import TASKS, register_task
 
@@ -84,13 +85,13 @@ class TwoSlotToy(Task):
                 optimizer.zero_grad()
                 value = losses[slot](pred, batch.targets)
                 if stop_invalid and not torch.isfinite(value):
-                    return TrainResult("diverged", {}, step)
+                    return TrainResult(DIVERGED, {}, step)
                 if value.requires_grad:
                     value.backward()
                     optimizer.step()
             with torch.no_grad():
                 score += float(self.probe_metric(slot, pred, batch.targets).mean()) / 2
-        return TrainResult("trained", {"score": score}, 40)
+        return TrainResult(TRAINED, {"score": score}, 40)
 
 
 if "two_slot_toy" not in TASKS:  # importable twice (tests, workers) without a duplicate error

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gp_loss.fitness.candidate import OUTCOMES
+from gp_loss.events import CACHED, OUTCOMES, TRAINED, Event, event_rank
 from gp_loss.runlog import promoted
 
 #: The tag written last for each explored candidate, with the explored count as value and step:
@@ -36,9 +36,9 @@ class Point:
     text: str = ""
 
 
-def is_trained(event: dict[str, Any]) -> bool:
+def is_trained(event: Event) -> bool:
     """An event that carries a proxy fitness of this search's own (trained now or cached)."""
-    return event["outcome"] in ("trained", "cached") and event.get("fitness") is not None
+    return event["outcome"] in (TRAINED, CACHED) and event.get("fitness") is not None
 
 
 class Projection:
@@ -55,14 +55,14 @@ class Projection:
         self.best: tuple[int, float] | None = None
         self.best_event: dict[str, Any] | None = None
 
-    def points(self, event: dict[str, Any]) -> list[Point]:
+    def points(self, event: Event) -> list[Point]:
         """The points of one event; :data:`EXPLORED` comes last."""
         step, seconds = event["id"] + 1, float(event.get("time") or 0.0)
         out: list[Point] = []
         outcome = event["outcome"]
         self.counts[outcome] += 1
         changed = [outcome]
-        if outcome == "trained" and promoted(event):
+        if outcome == TRAINED and promoted(event):
             self.counts[PROMOTED] += 1
             changed.append(PROMOTED)
         if is_trained(event):
@@ -70,7 +70,7 @@ class Projection:
                 if rung.get("fitness") is not None:
                     out.append(Point(f"fitness/rung_{index}", step, seconds, float(rung["fitness"])))
             out.append(Point("fitness", step, seconds, float(event["fitness"])))
-            rank = (max(0, len(event.get("rungs") or ()) - 1), float(event["fitness"]))
+            rank = event_rank(event)
             if self.best is None or rank > self.best:
                 self.best, self.best_event = rank, event
                 text = (

@@ -11,7 +11,7 @@ import pytest
 from deap import algorithms, tools
 
 import gp_loss
-from gp_loss.fitness.candidate import OUTCOMES
+from gp_loss.events import OUTCOMES
 from gp_loss.fitness.stages import ProxyTraining
 from gp_loss.space import LossGenome, LossTree
 from gp_loss.testing.tasks import TwoSlotToy
