@@ -16,11 +16,12 @@ from gp_loss import pareto
 from gp_loss.errors import GpLossError
 from gp_loss.events import CACHED, OUTCOMES, PROXY_TRAINED, TRAINED, rank_key
 from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.parse import parse_tree
+from gp_loss.selection import REPLACE_RULES, selection_for
 from gp_loss.space import random_tree
 from gp_loss.variation import SpaceLimits, crossover, mutate
 
-REPLACE_RULES = ("oldest", "worst")
 INITS = ("scratch", "baselines")
 
 
@@ -70,12 +71,23 @@ class EvolutionConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EvolutionConfig:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json` (older run.json files are brought up to date by
+        :func:`gp_loss.rundir.migrate_run_json` first)."""
         data = dict(data)
         data["init_depth"] = tuple(data.get("init_depth", (1, 3)))
         data["objectives"] = tuple(data.get("objectives", ()))
-        data.setdefault("per_slot_init", False)  # runs from before it drew whole genomes
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def validate(self) -> None:
+        """A one-line error for the first setting that cannot work (the one place they are checked)."""
+        if self.replace not in REPLACE_RULES:
+            raise GpLossError(f"unknown --replace {self.replace!r}; use oldest or worst")
+        if not 0.0 <= self.crossover_prob <= 1.0:
+            raise GpLossError(f"--crossover must be a probability in [0, 1], got {self.crossover_prob}")
+        if self.init not in INITS:
+            raise GpLossError(f"unknown --init {self.init!r}; use {' or '.join(INITS)}")
+        if self.population_size < 2:
+            raise GpLossError("--population must be at least 2")
 
 
 @dataclass
@@ -206,6 +218,8 @@ class AgingEvolution:
         self.hooks = list(hooks)
         self.space = space or SpaceLimits()
         self.signatures = {s.name: s.signature(self.space.constant_one) for s in task.slots}
+        #: who wins a tournament and who leaves a full population (gp_loss/selection.py)
+        self.selection = selection_for(self.config.objectives, self.config.replace)
         if state is None:
             random.seed(self.config.seed)
             state = SearchState(rng=random.getstate())
@@ -291,11 +305,7 @@ class AgingEvolution:
     def _tournament(self) -> Member:
         size = min(self.config.tournament, len(self.state.population))
         entrants = random.sample(self.state.population, size)
-        if self.config.objectives:  # Pareto rank in the population, then crowding distance
-            ranks = pareto.ranking([m.point for m in self.state.population])
-            where = {id(m): i for i, m in enumerate(self.state.population)}
-            return min(entrants, key=lambda m: (ranks[where[id(m)]][0], -ranks[where[id(m)]][1]))
-        return max(entrants, key=lambda m: m.rank)
+        return self.selection.winner(entrants, self.state.population)
 
     def propose(self) -> tuple[dict[str, str], dict[str, Any]]:
         """The next genome to explore and how it was made."""
@@ -334,15 +344,8 @@ class AgingEvolution:
         rung = result.rung if result.effective_outcome == TRAINED else 0
         values = self._objectives(genome, result)
         population.append(Member(event_id, genome, float(result.fitness), rung, values))
-        if len(population) > self.config.population_size and not self.config.random_search:
-            if self.config.objectives:  # NSGA-II's survivor rule on the aging population
-                population.pop(pareto.worst([m.point for m in population]))
-            elif self.config.replace == "worst":
-                population.remove(min(population, key=lambda m: m.rank))
-            else:
-                population.pop(0)
-        elif self.config.random_search and len(population) > self.config.population_size:
-            population.pop(0)
+        if len(population) > self.config.population_size:  # random search only ages
+            population.pop(0 if self.config.random_search else self.selection.leaver(population))
         return True
 
     def _objectives(self, genome: dict[str, str], result: Evaluation) -> list[float] | None:
@@ -455,7 +458,9 @@ class AgingEvolution:
         from gp_loss.execution.dispatch import Dispatcher
         from gp_loss.execution.serial import SerialBackend
 
-        pipeline = self.evaluate if hasattr(self.evaluate, "screen") else _PlainEvaluate(self.evaluate)
+        pipeline = (
+            self.evaluate if isinstance(self.evaluate, FitnessPipeline) else _PlainEvaluate(self.evaluate)
+        )
         backend = backend or SerialBackend(pipeline.remote)
         self._clock, self._elapsed_base = time.perf_counter(), self.state.elapsed
         dispatcher = Dispatcher(
@@ -467,8 +472,7 @@ class AgingEvolution:
                 genome, meta = self.propose()
                 self.state.rng = random.getstate()
                 candidate = Candidate(genome)
-                if hasattr(pipeline, "hurdles"):
-                    candidate.context["hurdles"] = pipeline.hurdles(self.state.rung_scores)
+                candidate.context["hurdles"] = pipeline.hurdles(self.state.rung_scores)
                 dispatcher.put(candidate, meta)
             if not dispatcher.in_flight:
                 break
@@ -494,3 +498,6 @@ class _PlainEvaluate:
 
     def record(self, candidate: Candidate, result: Evaluation) -> None:
         return None
+
+    def hurdles(self, history: list[list[float]]) -> list[float | None]:
+        return []  # a plain function trains every candidate in full

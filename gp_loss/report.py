@@ -21,19 +21,12 @@ def slot_formula(tree: str, signature) -> str:
     return shorten(tree) if signature is None else formula(tree, signature)
 
 
-def _constant_one(config: dict[str, Any]) -> bool:
-    """``constant_one`` of a run (kept with the pipeline; older runs kept it with the evolution)."""
-    return config.get("pipeline", {}).get(
-        "constant_one", config.get("evolution", {}).get("constant_one", False)
-    )
-
-
 def signatures_of(config: dict[str, Any]) -> dict[str, Any]:
     """Slot signatures of a run: from the task description it recorded, else from the registry."""
     from gp_loss.signature import SlotSignature
     from tasks import TASKS
 
-    one = _constant_one(config)
+    one = config.get("pipeline", {}).get("constant_one", False)
     if "task_info" in config:
         slots = config["task_info"]["slots"]
         return {name: SlotSignature(info["adapter"], info["spatial"], one) for name, info in slots.items()}

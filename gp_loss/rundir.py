@@ -9,6 +9,7 @@ only a torn last line (a kill mid-write) is cut off.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import errno
 import os
@@ -38,6 +39,25 @@ def versions() -> dict[str, str]:
         "gp_loss": __version__,
         "platform": platform.platform(),
     }
+
+
+def migrate_run_json(data: dict[str, Any]) -> dict[str, Any]:
+    """run.json as today's code writes it, from any earlier form of the same format: the one
+    place that knows what older runs recorded (every reader of run.json goes through
+    :meth:`RunDirectory.read_config`). Returns a new dict."""
+    data = copy.deepcopy(data)
+    pipeline = data.setdefault("pipeline", {})
+    evolution = data.setdefault("evolution", {})
+    pipeline.setdefault("lrp_protocol", "paper")  # before the shared protocol, every run used the paper's
+    for key in ("max_height", "max_nodes", "constant_one"):  # once kept with the evolution settings
+        if key in evolution:
+            pipeline.setdefault(key, evolution.pop(key))
+    evolution.setdefault("per_slot_init", False)  # before it, the initial population drew whole genomes
+    # before the proxy seed was pinned, the proxy trained with the evolution's seed
+    data.setdefault("task_options", {}).setdefault("seed", evolution.get("seed", 0))
+    data.setdefault("cache", "off")  # before the search cache, runs had none
+    data.setdefault("tracking", {})
+    return data
 
 
 def fresh_run_path(task: str, root: str | os.PathLike = "runs") -> Path:
@@ -112,7 +132,7 @@ class RunDirectory(Hook):
         if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise GpLossError(f"{self.run_json}: unsupported run format {found!r}")
-        return data
+        return migrate_run_json(data)
 
     def read_state(self) -> SearchState | None:
         """The saved state, or ``None`` if the run died before its first checkpoint."""

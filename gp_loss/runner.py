@@ -12,13 +12,12 @@ import torch
 
 from gp_loss import runlock
 from gp_loss.errors import GpLossError
-from gp_loss.evolution import INITS, REPLACE_RULES, AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
-from gp_loss.execution.backends import make_backend
+from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
+from gp_loss.execution.backends import ExecutionOptions, make_backend
 from gp_loss.execution.base import WorkerSpec, default_threads
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
 from gp_loss.fitness.probe import check_probes
-from gp_loss.fitness.rejection import PROTOCOLS
 from gp_loss.progress import ProgressPrinter
 from gp_loss.rundir import RunDirectory, fresh_run_path
 
@@ -32,17 +31,6 @@ def parse_budget(text: str) -> float:
         raise GpLossError(f"cannot read budget {text!r}; use e.g. 90s, 10m, 2h or 1h30m")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
-
-
-@dataclass
-class ExecutionOptions:
-    """Where evaluations run (docs/architecture.md section 7): ``--backend``, ``--workers`` and friends."""
-
-    backend: str = "serial"
-    workers: int = 1
-    eval_timeout: float | None = None
-    gpus_per_eval: float | None = None
-    ray_address: str | None = None
 
 
 @dataclass
@@ -129,26 +117,19 @@ class RunSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
-        stored = dict(data.get("pipeline", {}))
-        stored.setdefault("lrp_protocol", "paper")  # runs from before the head protocol used the paper's
-        for key in ("max_height", "max_nodes", "constant_one"):  # runs that kept them in both places
-            if key in data.get("evolution", {}):
-                stored.setdefault(key, data["evolution"][key])
-        pipeline = PipelineOptions.from_json(stored)
-        evolution = EvolutionConfig.from_json(data.get("evolution", {}))
-        options = dict(data.get("task_options", {}))
-        options.setdefault("seed", evolution.seed)  # runs from before the proxy seed was pinned
+        """The settings of a run.json (read through :meth:`RunDirectory.read_config`, which
+        brings older files up to date: :func:`gp_loss.rundir.migrate_run_json`)."""
         return cls(
             task=data["task"],
-            task_options=options,
-            pipeline=pipeline,
-            evolution=evolution,
+            task_options=dict(data.get("task_options", {})),
+            pipeline=PipelineOptions.from_json(data.get("pipeline", {})),
+            evolution=EvolutionConfig.from_json(data.get("evolution", {})),
             limits=Limits(**data.get("limits", {})),
             torch_threads=data.get("torch_threads"),
             execution=ExecutionOptions(**data.get("execution", {})),
             imports=tuple(data.get("imports", ())),
             task_object=data.get("task_object"),
-            cache=data.get("cache", "off"),  # runs from before the cache had none
+            cache=data.get("cache"),
             tracking=TrackingOptions(**data.get("tracking", {})),
             config=data.get("config"),
         )
@@ -292,30 +273,9 @@ def start(
 ) -> Search:
     """Create a new run directory and the search that fills it (``task``: the task object when
     the caller built it; by default it is built from ``settings.task`` by name)."""
-    if settings.evolution.replace not in REPLACE_RULES:
-        raise GpLossError(f"unknown --replace {settings.evolution.replace!r}; use oldest or worst")
-    if settings.execution.workers < 1:
-        raise GpLossError("--workers must be at least 1")
-    if settings.execution.backend == "serial" and settings.execution.workers > 1:
-        raise GpLossError("the serial backend runs one evaluation at a time; use --backend process or ray")
-    evolution = settings.evolution
-    if not 0.0 <= evolution.crossover_prob <= 1.0:
-        raise GpLossError(f"--crossover must be a probability in [0, 1], got {evolution.crossover_prob}")
-    if settings.pipeline.max_height < 1 or settings.pipeline.max_nodes < 1:
-        raise GpLossError("--max-height and --max-nodes must be at least 1")
-    if settings.pipeline.lrp_steps is not None and settings.pipeline.lrp_steps < 0:
-        raise GpLossError("--lrp-steps must be >= 0")
-    if settings.pipeline.lrp_protocol not in PROTOCOLS:
-        known = ", ".join(PROTOCOLS)
-        raise GpLossError(f"unknown --lrp protocol {settings.pipeline.lrp_protocol!r}; known: {known}")
-    if settings.execution.eval_timeout is not None and settings.execution.eval_timeout <= 0:
-        raise GpLossError("--eval-timeout must be positive")
-    if not 0 < settings.pipeline.promote <= 1:
-        raise GpLossError(f"--promote must be a share in (0, 1], got {settings.pipeline.promote}")
-    if settings.evolution.init not in INITS:
-        raise GpLossError(f"unknown --init {settings.evolution.init!r}; use {' or '.join(INITS)}")
-    if settings.evolution.population_size < 2:
-        raise GpLossError("--population must be at least 2")
+    settings.execution.validate()  # each group of options checks itself
+    settings.evolution.validate()
+    settings.pipeline.validate()
     if settings.evolution.objectives and settings.pipeline.rungs is None:
         # a Pareto search compares every objective at one fidelity: hurdles on the first
         # objective alone would stop the losses that are good at the others (--rungs overrides)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gp_loss.errors import GpLossError
 from gp_loss.events import DUPLICATE, EQUIVALENT, FAILED, TIMEOUT
 from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.rejection import PROTOCOLS
 from gp_loss.fitness.remembered import Remembered
 from gp_loss.fitness.rungs import PROMOTE, hurdles
 from gp_loss.fitness.stages import (
@@ -57,6 +59,17 @@ class PipelineOptions:
         data["rungs"] = list(self.rungs) if self.rungs else None
         return data
 
+    def validate(self) -> None:
+        """A one-line error for the first setting that cannot work (the one place they are checked)."""
+        if self.max_height < 1 or self.max_nodes < 1:
+            raise GpLossError("--max-height and --max-nodes must be at least 1")
+        if self.lrp_steps is not None and self.lrp_steps < 0:
+            raise GpLossError("--lrp-steps must be >= 0")
+        if self.lrp_protocol not in PROTOCOLS:
+            raise GpLossError(f"unknown --lrp protocol {self.lrp_protocol!r}; known: {', '.join(PROTOCOLS)}")
+        if not 0 < self.promote <= 1:
+            raise GpLossError(f"--promote must be a share in (0, 1], got {self.promote}")
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PipelineOptions:
         """Inverse of :meth:`to_json` (unknown keys are ignored)."""
@@ -80,10 +93,8 @@ class FitnessPipeline:
         (:mod:`gp_loss.memory`), consulted after this run's own duplicates; ``None``: off."""
         self.task = task
         self.options = options = options or PipelineOptions()
-        one = options.constant_one
-        self.proxy = ProxyTraining(
-            task, stop_invalid=options.stop_invalid, constant_one=one, rungs=options.rungs
-        )
+        space = options.space  # the one run context every stage shares (task, limits, signatures)
+        self.proxy = ProxyTraining(task, stop_invalid=options.stop_invalid, rungs=options.rungs, space=space)
         self.lrp = LossRejection(
             self.proxy,
             task,
@@ -91,13 +102,10 @@ class FitnessPipeline:
             steps=options.lrp_steps,
             lr=options.lrp_lr,
             eta=options.lrp_eta,
-            constant_one=one,
             enabled=options.lrp,
         )
-        self.gec = GradientEquivalence(self.lrp, task, constant_one=one, enabled=options.gec)
-        self.validity = Validity(
-            self.gec, task, max_height=options.max_height, max_nodes=options.max_nodes, constant_one=one
-        )
+        self.gec = GradientEquivalence(self.lrp, enabled=options.gec)
+        self.validity = Validity(self.gec)
         self.memory = None
         first = self.validity
         if memory is not None:
@@ -107,12 +115,22 @@ class FitnessPipeline:
             )
             self.gec.memory = self.memory
         self.dedup = Deduplicate(first, task)
+        #: the task, the space's limits and the slot signatures every stage shares
+        self.context = self.proxy.context
+
+    @property
+    def stages(self) -> tuple[Stage | ProxyTraining, ...]:
+        """Every stage, in the order a candidate meets them (the persistent cache's only where
+        there is one): the screening stages, which run in the driver where the caches live
+        (:meth:`screen`), then the Loss-Rejection Protocol and the proxy training, which run on
+        the execution backend (:meth:`remote`)."""
+        found = (self.dedup, self.memory, self.validity, self.gec, self.lrp, self.proxy)
+        return tuple(stage for stage in found if stage is not None)
 
     @property
     def screening(self) -> tuple[Stage, ...]:
         """Stages 1-3 in order, those switched on: what :meth:`screen` runs."""
-        stages = (self.dedup, self.memory, self.validity, self.gec)
-        return tuple(stage for stage in stages if stage is not None and stage.enabled)
+        return tuple(s for s in self.stages if s not in (self.lrp, self.proxy) and s.enabled)
 
     def screen(self, candidate: Candidate) -> Evaluation | None:
         """Stages 1-3: a final result (duplicate, invalid, equivalent) or ``None`` to go on."""

@@ -146,8 +146,10 @@ def test_protocol_is_stored_in_run_json_and_old_runs_resume_with_the_papers():
     fresh = RunSettings("cls_digits", pipeline=PipelineOptions(lrp_protocol="paper")).to_json()
     assert RunSettings.from_json(fresh).pipeline.lrp_protocol == "paper"
     assert RunSettings.from_json(RunSettings("cls_digits").to_json()).pipeline.lrp_protocol == "shared"
+    from gp_loss.rundir import migrate_run_json
+
     before_this_change = {"task": "cls_digits", "pipeline": {"gec": True, "lrp": True, "lrp_eta": None}}
-    assert RunSettings.from_json(before_this_change).pipeline.lrp_protocol == "paper"
+    assert RunSettings.from_json(migrate_run_json(before_this_change)).pipeline.lrp_protocol == "paper"
 
 
 def test_slot_verdicts_are_kept_per_tree():

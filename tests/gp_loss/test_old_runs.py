@@ -1,0 +1,82 @@
+"""Run directories and best.json files written by earlier code keep working: a run written on
+2026-12-07 (tests/data/run_2026_12, cls_digits, 70 explored) is shown, reported, exported,
+loaded and resumed; run.json files of older forms are brought up to date in one place
+(:func:`gp_loss.rundir.migrate_run_json`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from gp_loss.rundir import migrate_run_json
+from tests.test_cli import call_cli
+
+FIXTURE = Path(__file__).parent.parent / "data" / "run_2026_12"
+
+
+@pytest.fixture
+def old_run(tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    return run
+
+
+def _older_form(run_json: dict) -> dict:
+    """run.json as runs before the shared LRP, the pinned proxy seed, the per-slot initial
+    population, the search cache and tracking wrote it (size limits kept with the evolution)."""
+    old = json.loads(json.dumps(run_json))
+    for key in ("max_height", "max_nodes", "constant_one"):
+        old["evolution"][key] = old["pipeline"].pop(key)
+    for key, where in (
+        ("lrp_protocol", "pipeline"),
+        ("per_slot_init", "evolution"),
+        ("seed", "task_options"),
+    ):
+        old[where].pop(key)
+    for key in ("cache", "tracking", "config"):
+        old.pop(key)
+    return old
+
+
+def test_an_older_run_json_reads_as_today_s():
+    today = json.loads((FIXTURE / "run.json").read_text())
+    migrated = migrate_run_json(_older_form(today))
+    assert migrated["pipeline"] == {**today["pipeline"], "lrp_protocol": "paper"}  # what those runs used
+    assert migrated["evolution"] == {**today["evolution"], "per_slot_init": False}
+    assert migrated["task_options"]["seed"] == today["evolution"]["seed"]
+    assert migrated["cache"] == "off" and migrated["tracking"] == {}
+    assert migrate_run_json(migrated) == migrated  # today's form is left as it is
+
+
+def test_a_run_from_today_s_code_is_shown_reported_exported_and_loaded(old_run):
+    shown = call_cli("show", str(old_run), "--json")
+    assert shown.returncode == 0, shown.stderr
+    board = json.loads(shown.stdout)
+    best = json.loads((old_run / "best.json").read_text())
+    assert board["explored"] == 70 and board["leaderboard"][0]["id"] == best["id"]
+    assert call_cli("report", str(old_run), "--html").returncode == 0
+    exported = call_cli("export", str(old_run / "best.json"), "--format", "python")
+    assert exported.returncode == 0 and "class Loss" in exported.stdout
+
+    import gp_loss
+
+    loss = gp_loss.load_loss(old_run / "best.json")
+    probabilities = torch.softmax(torch.randn(4, 10), 1)
+    target = torch.nn.functional.one_hot(torch.arange(4), 10).float()
+    assert torch.isfinite(loss(probabilities, target))
+
+
+@pytest.mark.parametrize("form", ["today", "older"])
+def test_a_run_resumes_where_it_stopped(old_run, form):
+    if form == "older":
+        run_json = old_run / "run.json"
+        run_json.write_text(json.dumps(_older_form(json.loads(run_json.read_text()))))
+    resumed = call_cli("evolve", "--resume", "--out", str(old_run), "--max-explored", "75", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(line) for line in (old_run / "events.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in events] == list(range(75))
+    assert json.loads((old_run / "run.json").read_text())["resumes"] == [{"explored": 70}]
