@@ -70,8 +70,8 @@ class Screen:
             passing.append(static_problem(parsed, signature, options.max_height, options.max_nodes) is None)
         if not any(passing):
             return passing
-        probes = slot_probes(self.pipeline.task, candidate, options.constant_one)
-        losses = slot_losses(self.pipeline.task, candidate, options.constant_one)
+        probes = slot_probes(self.pipeline.context, candidate)
+        losses = slot_losses(self.pipeline.context, candidate)
         lrp = self.pipeline.lrp
         for index, slot in enumerate(self.slots):
             if passing[index] and not probes[slot].finite:

@@ -127,6 +127,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "gp_loss.evolution",
             "gp_loss.pareto",
+            "gp_loss.selection",
             "gp_loss.execution",
             "gp_loss.memory",
             "gp_loss.screened",

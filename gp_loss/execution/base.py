@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gp_loss.fitness.candidate import Evaluation
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -38,13 +40,16 @@ class WorkerSpec:
 
 @dataclass
 class Finished:
-    """A finished job: its ticket and either the Evaluation as a dict or an error outcome.
+    """A finished job: its ticket and either its Evaluation or an error outcome.
 
-    ``outcome`` is ``None`` on success, else ``timeout`` or ``failed`` with ``detail``.
+    ``result`` is the Evaluation itself where it was computed in this process (serial), and its
+    JSON form where it crossed a process boundary (process and Ray workers): an evaluation is
+    serialised only where it has to be. ``outcome`` is ``None`` on success, else ``timeout`` or
+    ``failed`` with ``detail``.
     """
 
     ticket: int
-    result: dict[str, Any] | None = None
+    result: Evaluation | dict[str, Any] | None = None
     outcome: str | None = None
     detail: str = ""
 

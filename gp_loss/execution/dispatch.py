@@ -84,7 +84,9 @@ class Dispatcher:
         """Wait for at least one evaluation in flight and settle what finished."""
         for finished in self.backend.wait():
             candidate, meta = self.in_flight.pop(finished.ticket)
-            if finished.result is not None:
+            if isinstance(finished.result, Evaluation):
+                result = finished.result
+            elif finished.result is not None:  # from another process
                 result = Evaluation.from_json(finished.result)
             else:
                 worst = self.worst_fitness if finished.outcome == TIMEOUT else None

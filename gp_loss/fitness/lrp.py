@@ -24,6 +24,7 @@ from gp_loss.fitness.rejection import (
 )
 from gp_loss.fitness.stage import Stage, slot_losses
 from gp_loss.module import TreeLoss
+from gp_loss.variation import SpaceLimits
 
 #: Per-slot LRP verdicts kept by one :class:`LossRejection` (the oldest go first).
 VERDICT_CACHE = 100_000
@@ -59,15 +60,14 @@ class LossRejection(Stage):
         steps: int | None = None,
         lr: float | None = None,
         eta: float | Mapping[str, float] | None = None,
-        constant_one: bool = False,
         enabled: bool = True,
+        space: SpaceLimits | None = None,
     ) -> None:
-        super().__init__(inner, task, enabled=enabled)
+        super().__init__(inner, task, enabled=enabled, space=space)
         self.protocol = protocol or "shared"
         if self.protocol not in PROTOCOLS:
             raise GpLossError(f"unknown LRP protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
         self.overrides = {"steps": steps, "lr": lr, "eta": eta}
-        self.constant_one = constant_one
         self._reference_norms: dict[str, float] = {}
         self._settings: dict[str, LrpSettings] = {}
         self._verdicts: dict[tuple[str, str], tuple[str, float | None, str | None]] = {}
@@ -215,7 +215,7 @@ class LossRejection(Stage):
 
     def evaluate(self, candidate: Candidate) -> Evaluation:
         start = time.perf_counter()
-        losses = slot_losses(self.task, candidate, self.constant_one)
+        losses = slot_losses(self.context, candidate)
         gains: dict[str, float] = {}
         passed: list[str] = []
         for slot in self.task.slots:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gp_loss.events import DUPLICATE
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.probe import ProbeGradient, probe_batch, probe_gradient
 from gp_loss.module import TreeLoss
+from gp_loss.signature import SlotSignature
 from gp_loss.space import LossGenome
+from gp_loss.variation import SpaceLimits
 
 EvaluateFn = Callable[[Candidate], Evaluation]
 
@@ -30,26 +34,60 @@ def as_candidate(task, item: Any) -> Candidate:
     return Candidate({slots[0]: str(item)})
 
 
-def slot_losses(task, candidate: Candidate, constant_one: bool = False) -> dict[str, TreeLoss]:
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one search shares: the task, the space's limits (height, nodes,
+    whether the constant ``one`` is a terminal) and the slot signatures they give. Built once
+    per pipeline; the stages read the signatures from here instead of each being told
+    ``constant_one``."""
+
+    task: Any
+    space: SpaceLimits = field(default_factory=SpaceLimits)
+
+    @cached_property
+    def signatures(self) -> dict[str, SlotSignature]:
+        """Slot name -> its signature in this search space."""
+        return {slot.name: slot.signature(self.space.constant_one) for slot in self.task.slots}
+
+
+def slot_losses(context: RunContext, candidate: Candidate) -> dict[str, TreeLoss]:
     """The candidate's compiled loss modules, built once per candidate."""
     if "losses" not in candidate.context:
         candidate.context["losses"] = {
-            slot.name: TreeLoss.for_slot(slot, candidate.genome[slot.name], constant_one)
-            for slot in task.slots
+            slot.name: TreeLoss(
+                candidate.genome[slot.name], context.signatures[slot.name], slot.adapter_options
+            )
+            for slot in context.task.slots
         }
     return candidate.context["losses"]
 
 
-def slot_probes(task, candidate: Candidate, constant_one: bool = False) -> dict[str, ProbeGradient]:
+def slot_probes(context: RunContext, candidate: Candidate) -> dict[str, ProbeGradient]:
     """Per slot: loss value and gradient at the fixed probe predictions (computed once)."""
     if "probes" not in candidate.context:
-        losses = slot_losses(task, candidate, constant_one)
+        losses = slot_losses(context, candidate)
         probes = {}
-        for slot in task.slots:
-            batch = probe_batch(task, slot.name)
+        for slot in context.task.slots:
+            batch = probe_batch(context.task, slot.name)
             probes[slot.name] = probe_gradient(losses[slot.name], batch.predictions, batch.targets)
         candidate.context["probes"] = probes
     return candidate.context["probes"]
+
+
+def context_of(inner: Any, task=None, space: SpaceLimits | None = None) -> RunContext:
+    """A stage's :class:`RunContext`: built from ``task`` and ``space`` where given, else the
+    inner stage's (the nested form ``GradientEquivalence(LossRejection(ProxyTraining(task)))``
+    names the task once)."""
+    inner_context = getattr(inner, "context", None)
+    if task is None:
+        if inner_context is None:
+            raise TypeError("a stage needs its task, or an inner stage that has one")
+        task = inner_context.task
+    if space is None:
+        space = (
+            inner_context.space if inner_context is not None and inner_context.task is task else SpaceLimits()
+        )
+    return RunContext(task, space)
 
 
 class Stage:
@@ -62,12 +100,17 @@ class Stage:
 
     name = "stage"
 
-    def __init__(self, inner: EvaluateFn | Any, task=None, *, enabled: bool = True) -> None:
-        if task is None:  # innermost wrappers may be built as Stage(ProxyTraining(task))
-            task = inner.task
+    def __init__(
+        self, inner: EvaluateFn | Any, task=None, *, enabled: bool = True, space: SpaceLimits | None = None
+    ) -> None:
+        self.context = context_of(inner, task, space)
         self.inner = inner
-        self.task = task
         self.enabled = enabled
+
+    @property
+    def task(self):
+        """The task searched."""
+        return self.context.task
 
     def __call__(self, item: Any) -> Evaluation:
         candidate = as_candidate(self.task, item)

@@ -19,10 +19,10 @@ from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.lrp import LossRejection
 from gp_loss.fitness.probe import gradient_fingerprint
 from gp_loss.fitness.rungs import clears, rung_steps
-from gp_loss.fitness.stage import EvaluateFn, Stage, as_candidate, slot_losses, slot_probes
+from gp_loss.fitness.stage import EvaluateFn, RunContext, Stage, as_candidate, slot_losses, slot_probes
 from gp_loss.parse import parse_tree
 from gp_loss.space import tree_inputs
-from gp_loss.variation import MAX_HEIGHT, MAX_NODES, within_limits
+from gp_loss.variation import SpaceLimits, within_limits
 
 __all__ = [
     "Deduplicate",
@@ -33,6 +33,7 @@ __all__ = [
     "Stage",
     "Validity",
     "as_candidate",
+    "compose",
     "slot_losses",
     "slot_probes",
 ]
@@ -57,12 +58,12 @@ class ProxyTraining:
         task,
         *,
         stop_invalid: bool = True,
-        constant_one: bool = False,
         rungs: Sequence[float] | None = None,
+        space: SpaceLimits | None = None,
     ) -> None:
+        self.context = RunContext(task, space or SpaceLimits())
         self.task = task
         self.stop_invalid = stop_invalid
-        self.constant_one = constant_one
         fractions = tuple(rungs or task.default_rungs)
         if max(fractions, default=0) != 1:
             raise GpLossError(f"rungs {list(fractions)}: the last rung must be 1 (the full proxy training)")
@@ -71,7 +72,7 @@ class ProxyTraining:
     def __call__(self, item: Any) -> Evaluation:
         candidate = as_candidate(self.task, item)
         start = time.perf_counter()
-        losses = slot_losses(self.task, candidate, self.constant_one)
+        losses = slot_losses(self.context, candidate)
         bars = list(candidate.context.get("hurdles") or [])
         worst = self.task.worst_fitness()
         reached: list[dict[str, Any]] = []
@@ -122,13 +123,12 @@ class GradientEquivalence(Stage):
         task=None,
         *,
         digits: int = 2,
-        constant_one: bool = False,
         enabled: bool = True,
         memory=None,
+        space: SpaceLimits | None = None,
     ) -> None:
-        super().__init__(inner, task, enabled=enabled)
+        super().__init__(inner, task, enabled=enabled, space=space)
         self.digits = digits
-        self.constant_one = constant_one
         self.seen: dict[str, tuple[int | None, Evaluation]] = {}
         #: the persistent cache's stage (:class:`gp_loss.fitness.remembered.Remembered`), asked
         #: for a stored loss with the same key when this run has seen none
@@ -136,7 +136,7 @@ class GradientEquivalence(Stage):
 
     def fingerprint(self, candidate: Candidate) -> str:
         """The candidate's GEC key: per slot, the rounded per-sample gradient norms."""
-        probes = slot_probes(self.task, candidate, self.constant_one)
+        probes = slot_probes(self.context, candidate)
         return " | ".join(
             f"{slot.name}:{gradient_fingerprint(probes[slot.name].grad, self.digits)}"
             for slot in self.task.slots
@@ -182,25 +182,21 @@ class Validity(Stage):
         inner,
         task=None,
         *,
-        max_height: int = MAX_HEIGHT,
-        max_nodes: int = MAX_NODES,
-        constant_one: bool = False,
         enabled: bool = True,
+        space: SpaceLimits | None = None,
     ) -> None:
-        super().__init__(inner, task, enabled=enabled)
-        self.max_height = max_height
-        self.max_nodes = max_nodes
-        self.constant_one = constant_one
+        super().__init__(inner, task, enabled=enabled, space=space)
 
     def problem(self, candidate: Candidate) -> str | None:
         """Why the candidate is invalid, or ``None``."""
+        space = self.context.space
         for slot in self.task.slots:
-            signature = slot.signature(self.constant_one)
+            signature = self.context.signatures[slot.name]
             tree = parse_tree(candidate.genome[slot.name], signature)
-            reason = static_problem(tree, signature, self.max_height, self.max_nodes)
+            reason = static_problem(tree, signature, space.max_height, space.max_nodes)
             if reason is not None:
                 return f"{slot.name}: {reason}"
-        for name, probe in slot_probes(self.task, candidate, self.constant_one).items():
+        for name, probe in slot_probes(self.context, candidate).items():
             if not probe.finite:
                 return f"{name}: non-finite value or gradient on the probe batch"
         return None
@@ -234,3 +230,13 @@ class Deduplicate(Stage):
     def remember(self, key: str, source_id: int | None, result: Evaluation) -> None:
         """Record a result under its genome key (also used to rebuild the cache on resume)."""
         self.seen.setdefault(key, (source_id, result))
+
+
+def compose(task, *stages: type[Stage], space: SpaceLimits | None = None) -> Stage | ProxyTraining:
+    """The nested form for research scripts: ``compose(task, GradientEquivalence, LossRejection)``
+    is ``GradientEquivalence(LossRejection(ProxyTraining(task)))``, outermost stage first, each
+    sharing one :class:`RunContext` (``space``: the size limits and the constant ``one``)."""
+    evaluate: Stage | ProxyTraining = ProxyTraining(task, space=space)
+    for stage in reversed(stages):
+        evaluate = stage(evaluate)
+    return evaluate
