@@ -14,30 +14,23 @@ run directory is consistent at every moment and :func:`resume` continues it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gp_loss.errors import GpLossError
-from gp_loss.evolution import EvolutionConfig, Limits, SearchState
-from gp_loss.fitness.pipeline import PipelineOptions
-from gp_loss.runner import (
+from gp_loss.evolution import Limits, SearchState
+from gp_loss.runner import RunSettings, Search, settings_for_task
+from gp_loss.settings import (
+    GROUPS,
+    EvolutionConfig,
     ExecutionOptions,
-    RunSettings,
-    Search,
+    PipelineOptions,
     TrackingOptions,
     parse_budget,
-    settings_for_task,
 )
-
-#: Keyword names :func:`search` takes for the CLI's evolution flags.
-_EVOLUTION_NAMES = {
-    "population": "population_size",
-    "tournament": "tournament_size",
-    "crossover": "crossover_prob",
-}
 
 
 @dataclass
@@ -137,34 +130,41 @@ def run(search: Search, quiet: bool = False) -> SearchResult:
 
 
 def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> RunSettings:
-    """Split :func:`search`'s keywords over the evolution, pipeline and execution settings."""
-    targets = {
-        "evolution": {f.name for f in fields(EvolutionConfig)} | set(_EVOLUTION_NAMES),
-        "pipeline": {f.name for f in fields(PipelineOptions)},
-        "execution": {f.name for f in fields(ExecutionOptions)},
-        "run": {"torch_threads", "imports", "cache"},
-        "tracking": {f.name for f in fields(TrackingOptions)},
-    }
-    parts: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    """Split :func:`search`'s keywords over the setting groups (gp_loss/settings.py): each
+    field is reached by its declared keyword (``population``, like ``--population``) or by its
+    own name (``population_size``)."""
+    from dataclasses import fields
+
+    from gp_loss.option import keywords
+
+    targets = keywords(GROUPS)
+    for group in GROUPS:
+        targets.update({f.name: (group, f.name) for f in fields(group)})
+    parts: dict[Any, dict[str, Any]] = {group: {} for group in GROUPS}
+    run: dict[str, Any] = {}
     for key, value in settings.items():
-        where = next((name for name, known in targets.items() if key in known), None)
-        if where is None:
-            known = ", ".join(sorted(set().union(*targets.values())))
+        if key in ("torch_threads", "imports", "cache"):
+            run[key] = value
+        elif key in targets:
+            group, name = targets[key]
+            parts[group][name] = value
+        else:
+            known = ", ".join(sorted({*targets, "torch_threads", "imports", "cache"}))
             raise GpLossError(f"unknown search setting {key!r}; known: {known}")
-        parts[where][_EVOLUTION_NAMES.get(key, key)] = value
-    evolution = {"population_size": task.default_population, **parts["evolution"]}
-    if "imports" in parts["run"]:
-        parts["run"]["imports"] = tuple(parts["run"]["imports"])
-    if "cache" in parts["run"] and parts["run"]["cache"] is not None:
-        parts["run"]["cache"] = str(parts["run"]["cache"])
+    evolution = {"population_size": task.default_population, **parts[EvolutionConfig]}
+    if "imports" in run:
+        run["imports"] = tuple(run["imports"])
+    if run.get("cache") is not None:
+        run["cache"] = str(run["cache"])
+    tracking = {k: None if v is None else str(v) for k, v in parts[TrackingOptions].items()}
     return settings_for_task(
         task,
-        pipeline=PipelineOptions(**parts["pipeline"]),
+        pipeline=PipelineOptions(**parts[PipelineOptions]),
         evolution=EvolutionConfig(**evolution),
         limits=limits,
-        execution=ExecutionOptions(**parts["execution"]),
-        tracking=TrackingOptions(**{k: None if v is None else str(v) for k, v in parts["tracking"].items()}),
-        **parts["run"],
+        execution=ExecutionOptions(**parts[ExecutionOptions]),
+        tracking=TrackingOptions(**tracking),
+        **run,
     )
 
 

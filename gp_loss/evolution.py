@@ -18,76 +18,10 @@ from gp_loss.events import CACHED, OUTCOMES, PROXY_TRAINED, TRAINED, rank_key
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.parse import parse_tree
-from gp_loss.selection import REPLACE_RULES, selection_for
+from gp_loss.selection import selection_for
+from gp_loss.settings import EvolutionConfig, SpaceLimits
 from gp_loss.space import random_tree
-from gp_loss.variation import SpaceLimits, crossover, mutate
-
-INITS = ("scratch", "baselines")
-
-
-@dataclass
-class EvolutionConfig:
-    """Evolution settings; every field is a CLI flag of ``evolve``.
-
-    Attributes:
-        population_size: P.
-        tournament_size: T; ``None`` means max(2, P // 10).
-        crossover_prob: probability that a child comes from one-point crossover of two
-            tournament winners (on one slot) rather than from mutation alone.
-        replace: survivor rule when the population is full: remove the ``oldest`` or ``worst``.
-        random_search: fresh random genomes forever (the paper's baseline).
-        init_depth: depth range of random trees (DEAP half-and-half).
-        seed: seed of Python's ``random`` (DEAP's operators draw from it).
-        per_slot_init: with several slots, fill the initial population slot by slot: each
-            initial genome draws one fresh tree and reuses trees of the other slots that
-            already passed the Loss-Rejection Protocol (see :meth:`AgingEvolution.propose`).
-        init: ``scratch`` (the paper's): the initial population is random trees; ``baselines``:
-            the task's baseline trees first, then mutants of them (as the Evolved Transformer
-            was seeded with the Transformer).
-        objectives: a Pareto search over these (task metrics, or ``size``: the genome's node
-            count, smaller better); empty: the task's target metric alone. Survivors and
-            tournaments then go by non-domination and crowding distance (:mod:`gp_loss.pareto`).
-    """
-
-    population_size: int = 20
-    tournament_size: int | None = None
-    crossover_prob: float = 0.1
-    replace: str = "oldest"
-    random_search: bool = False
-    init_depth: tuple[int, int] = (1, 3)
-    seed: int = 0
-    per_slot_init: bool = True
-    init: str = "scratch"
-    objectives: tuple[str, ...] = ()
-
-    @property
-    def tournament(self) -> int:
-        """Effective tournament size."""
-        return self.tournament_size or max(2, self.population_size // 10)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form for run.json."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> EvolutionConfig:
-        """Inverse of :meth:`to_json` (older run.json files are brought up to date by
-        :func:`gp_loss.rundir.migrate_run_json` first)."""
-        data = dict(data)
-        data["init_depth"] = tuple(data.get("init_depth", (1, 3)))
-        data["objectives"] = tuple(data.get("objectives", ()))
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-    def validate(self) -> None:
-        """A one-line error for the first setting that cannot work (the one place they are checked)."""
-        if self.replace not in REPLACE_RULES:
-            raise GpLossError(f"unknown --replace {self.replace!r}; use oldest or worst")
-        if not 0.0 <= self.crossover_prob <= 1.0:
-            raise GpLossError(f"--crossover must be a probability in [0, 1], got {self.crossover_prob}")
-        if self.init not in INITS:
-            raise GpLossError(f"unknown --init {self.init!r}; use {' or '.join(INITS)}")
-        if self.population_size < 2:
-            raise GpLossError("--population must be at least 2")
+from gp_loss.variation import crossover, mutate
 
 
 @dataclass

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,59 +11,21 @@ import torch
 
 from gp_loss import runlock
 from gp_loss.errors import GpLossError
-from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits, SearchState
-from gp_loss.execution.backends import ExecutionOptions, make_backend
+from gp_loss.evolution import AgingEvolution, Hook, Limits, SearchState
+from gp_loss.execution.backends import BACKENDS, make_backend
 from gp_loss.execution.base import WorkerSpec, default_threads
 from gp_loss.fitness.candidate import Candidate, Evaluation
-from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.fitness.probe import check_probes
 from gp_loss.progress import ProgressPrinter
 from gp_loss.rundir import RunDirectory, fresh_run_path
-
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_budget(text: str) -> float:
-    """``90s``, ``10m``, ``2h``, ``1h30m`` or plain seconds -> seconds."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise GpLossError(f"cannot read budget {text!r}; use e.g. 90s, 10m, 2h or 1h30m")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
-
-
-@dataclass
-class TrackingOptions:
-    """Where a search is also logged (docs/architecture.md section 10): ``--tensorboard DIR``
-    (one event directory per run under it) and ``--mlflow URI`` (a tracking server, a
-    ``sqlite:///`` file or a local folder)."""
-
-    tensorboard: str | None = None
-    mlflow: str | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.tensorboard or self.mlflow)
-
-    def resolved(self) -> TrackingOptions:
-        """Local paths made absolute, so that a resume from another folder logs to the same place."""
-        uri = self.mlflow
-        if uri and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
-        elif uri and "://" not in uri and not uri.startswith(("file:", "databricks")):
-            uri = str(Path(uri).resolve())
-        board = str(Path(self.tensorboard).resolve()) if self.tensorboard else None
-        return TrackingOptions(board, uri)
-
-    def check_installed(self) -> None:
-        """A one-line error naming what to install, before any run file is written."""
-        import importlib.util
-
-        for name in ("tensorboard", "mlflow"):
-            if getattr(self, name) and importlib.util.find_spec(name) is None:
-                raise GpLossError(
-                    f"--{name} (keyword {name}=) needs {name}: pip install -e '.[tracking]' "
-                    f"(or pip install {name})"
-                )
+from gp_loss.settings import (
+    EvolutionConfig,
+    ExecutionOptions,
+    PipelineOptions,
+    TrackingOptions,
+    parse_budget,
+)
 
 
 @dataclass
@@ -273,7 +234,8 @@ def start(
 ) -> Search:
     """Create a new run directory and the search that fills it (``task``: the task object when
     the caller built it; by default it is built from ``settings.task`` by name)."""
-    settings.execution.validate()  # each group of options checks itself
+    BACKENDS.lookup(settings.execution.backend)  # each group of options checks itself
+    settings.execution.validate()
     settings.evolution.validate()
     settings.pipeline.validate()
     if settings.evolution.objectives and settings.pipeline.rungs is None:
@@ -344,6 +306,8 @@ def _resume(
     settings = RunSettings.from_json(config)
     for key, value in (execution or {}).items():
         setattr(settings.execution, key, value)
+    BACKENDS.lookup(settings.execution.backend)
+    settings.execution.validate()
     if tracking:  # what is given replaces what run.json says; the rest stays
         given = tracking.resolved()
         settings.tracking = TrackingOptions(

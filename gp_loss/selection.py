@@ -9,9 +9,7 @@ from typing import Protocol
 
 from gp_loss import pareto
 from gp_loss.errors import GpLossError
-
-#: ``--replace``: the member that leaves a full population.
-REPLACE_RULES = ("oldest", "worst")
+from gp_loss.settings import REPLACE_RULES
 
 
 class Member(Protocol):

@@ -24,10 +24,11 @@ from deap import base, gp, tools
 
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Evaluation
-from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.screened import Screen
+from gp_loss.settings import MAX_HEIGHT, MAX_NODES, PipelineOptions
 from gp_loss.space import LossGenome, LossTree, primitive_set
-from gp_loss.variation import MAX_HEIGHT, MAX_NODES, MUTATIONS
+from gp_loss.variation import MUTATIONS
 
 
 def _height(individual) -> int:

@@ -11,28 +11,16 @@ import copy
 import functools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from deap import gp
 
+from gp_loss.settings import MAX_HEIGHT, MAX_NODES
 from gp_loss.signature import SlotSignature
 from gp_loss.space import LossTree, primitive_set
 
 MUTATIONS: tuple[str, ...] = ("insert", "shrink", "replace", "subtree")
 
 #: Defaults: DEAP's customary height limit 17; node cap keeps a proxy training's graph small.
-MAX_HEIGHT = 17
-MAX_NODES = 64
-
-
-@dataclass(frozen=True)
-class SpaceLimits:
-    """The search space's size limits and whether it has the constant ``one``: screening
-    (validity) and variation (mutation, crossover) read these from one object."""
-
-    max_height: int = MAX_HEIGHT
-    max_nodes: int = MAX_NODES
-    constant_one: bool = False
 
 
 def within_limits(tree: gp.PrimitiveTree, max_height: int = MAX_HEIGHT, max_nodes: int = MAX_NODES) -> bool:

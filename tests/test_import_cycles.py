@@ -98,6 +98,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gp_loss",
             "gp_loss.errors",
             "gp_loss.events",
+            "gp_loss.option",
+            "gp_loss.settings",
             "gp_loss.file_lock",
             "gp_loss.version",
             "gp_loss.shadowing",

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 from gp_loss.bench.timing import machine
-from gp_loss.evolution import EvolutionConfig, Limits
-from gp_loss.fitness.pipeline import PipelineOptions
+from gp_loss.evolution import Limits
 from gp_loss.progress import format_seconds
 from gp_loss.runner import RunSettings, start
+from gp_loss.settings import EvolutionConfig, PipelineOptions
 
 ONE_RUNG = (1.0,)
 VARIANTS: dict[str, tuple[PipelineOptions, bool]] = {

@@ -56,7 +56,8 @@ def random_passers(task, count: int, seed: int) -> list[dict[str, str]]:
     and the task's Loss-Rejection Protocol (``shared``), none Gradient-Equivalent to a baseline
     or to another, drawn with ``seed``."""
     from gp_loss.fitness.candidate import Candidate
-    from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+    from gp_loss.fitness.pipeline import FitnessPipeline
+    from gp_loss.settings import PipelineOptions
 
     pipeline = FitnessPipeline(task, PipelineOptions(constant_one=True))
     # a random loss that trains like a baseline or an earlier pick (same GEC key) adds a tie,

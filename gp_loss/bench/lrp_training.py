@@ -26,9 +26,9 @@ from gp_loss.events import TRAINED
 from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.probe import probe_batch, probe_gradient
-from gp_loss.fitness.rejection import PROTOCOLS
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
 from gp_loss.module import TreeLoss
+from gp_loss.settings import PROTOCOLS
 from gp_loss.space import random_tree, tree_inputs
 
 #: Random draws per slot before the panel gives up looking for passers.

@@ -25,10 +25,11 @@ def task_option_values(values: tuple[str, ...]) -> dict:
 
 
 def lrp_protocol_option(*names: str, help: str):
-    """The choice of Loss-Rejection Protocol (``gp_loss.fitness.rejection.PROTOCOLS``; spelled
-    out here so that the CLI starts without importing torch)."""
+    """The choice of Loss-Rejection Protocol (:data:`gp_loss.settings.PROTOCOLS`)."""
+    from gp_loss.settings import PROTOCOLS
+
     return click.option(
-        *names, type=click.Choice(["shared", "paper"]), default="shared", show_default=True, help=help
+        *names, type=click.Choice(list(PROTOCOLS)), default="shared", show_default=True, help=help
     )
 
 

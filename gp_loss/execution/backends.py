@@ -5,40 +5,14 @@ import :mod:`gp_loss.execution.base`, never the other way round). Each registers
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from gp_loss.errors import GpLossError
 from gp_loss.execution.base import Backend, WorkerSpec
+from gp_loss.settings import ExecutionOptions
 from primitives.registry import Registry
 
 #: name -> factory(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)
 BACKENDS: Registry[Callable[..., Backend]] = Registry("backend", GpLossError)
-
-
-@dataclass
-class ExecutionOptions:
-    """Where evaluations run (docs/architecture.md section 7): ``--backend``, ``--workers`` and
-    friends, and the one place they are checked."""
-
-    backend: str = "serial"
-    workers: int = 1
-    eval_timeout: float | None = None
-    gpus_per_eval: float | None = None
-    ray_address: str | None = None
-
-    def validate(self) -> None:
-        """A one-line error for the first setting that cannot work."""
-        BACKENDS.lookup(self.backend)
-        if self.workers < 1:
-            raise GpLossError("--workers must be at least 1")
-        if self.backend == "serial" and self.workers > 1:
-            raise GpLossError(
-                "the serial backend runs one evaluation at a time; use --backend process or ray"
-            )
-        if self.eval_timeout is not None and self.eval_timeout <= 0:
-            raise GpLossError("--eval-timeout must be positive")
-        if self.gpus_per_eval is not None and self.gpus_per_eval < 0:
-            raise GpLossError("--gpus-per-eval must be >= 0")
 
 
 def _serial(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address) -> Backend:
@@ -83,4 +57,4 @@ def make_backend(
     and none on CPU-only machines.
     """
     ExecutionOptions(name, workers, eval_timeout, gpus_per_eval, ray_address).validate()
-    return BACKENDS[name](spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)
+    return BACKENDS.lookup(name)(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)

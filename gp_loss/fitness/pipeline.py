@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from gp_loss.errors import GpLossError
 from gp_loss.events import DUPLICATE, EQUIVALENT, FAILED, TIMEOUT
 from gp_loss.fitness.candidate import Candidate, Evaluation
-from gp_loss.fitness.rejection import PROTOCOLS
 from gp_loss.fitness.remembered import Remembered
-from gp_loss.fitness.rungs import PROMOTE, hurdles
+from gp_loss.fitness.rungs import hurdles
 from gp_loss.fitness.stages import (
     Deduplicate,
     GradientEquivalence,
@@ -20,63 +17,7 @@ from gp_loss.fitness.stages import (
     Validity,
     as_candidate,
 )
-from gp_loss.variation import MAX_HEIGHT, MAX_NODES, SpaceLimits
-
-
-@dataclass
-class PipelineOptions:
-    """Switches and parameters of the fitness pipeline (docs/architecture.md section 3).
-
-    ``gec``/``lrp``/``stop_invalid`` map to ``--no-gec``/``--no-lrp``/``--no-stop-invalid``,
-    ``lrp_protocol`` to ``--lrp shared|paper``. ``None`` for an LRP parameter means the task's
-    calibrated default. ``max_height``, ``max_nodes`` and ``constant_one`` (``--max-height``,
-    ``--max-nodes``, ``--constant-one``) bound the search space for screening and variation
-    alike (:attr:`space`). ``rungs`` (``--rungs``; ``None``: the task's default) and
-    ``promote`` (``--promote``) set the multi-fidelity proxy (:mod:`gp_loss.fitness.rungs`).
-    """
-
-    gec: bool = True
-    lrp: bool = True
-    stop_invalid: bool = True
-    lrp_protocol: str = "shared"
-    lrp_steps: int | None = None
-    lrp_lr: float | None = None
-    lrp_eta: float | None = None
-    max_height: int = MAX_HEIGHT
-    max_nodes: int = MAX_NODES
-    constant_one: bool = False
-    rungs: tuple[float, ...] | None = None
-    promote: float = PROMOTE
-
-    @property
-    def space(self) -> SpaceLimits:
-        """The size limits and ``constant_one`` (this object is their one holder)."""
-        return SpaceLimits(self.max_height, self.max_nodes, self.constant_one)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form for run.json."""
-        data = asdict(self)
-        data["rungs"] = list(self.rungs) if self.rungs else None
-        return data
-
-    def validate(self) -> None:
-        """A one-line error for the first setting that cannot work (the one place they are checked)."""
-        if self.max_height < 1 or self.max_nodes < 1:
-            raise GpLossError("--max-height and --max-nodes must be at least 1")
-        if self.lrp_steps is not None and self.lrp_steps < 0:
-            raise GpLossError("--lrp-steps must be >= 0")
-        if self.lrp_protocol not in PROTOCOLS:
-            raise GpLossError(f"unknown --lrp protocol {self.lrp_protocol!r}; known: {', '.join(PROTOCOLS)}")
-        if not 0 < self.promote <= 1:
-            raise GpLossError(f"--promote must be a share in (0, 1], got {self.promote}")
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PipelineOptions:
-        """Inverse of :meth:`to_json` (unknown keys are ignored)."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if known.get("rungs"):
-            known["rungs"] = tuple(known["rungs"])
-        return cls(**known)
+from gp_loss.settings import PipelineOptions as PipelineOptions  # its home is gp_loss.settings
 
 
 class FitnessPipeline:

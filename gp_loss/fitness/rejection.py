@@ -31,8 +31,6 @@ from gp_loss.adapters.base import ORDERED_PAIRS
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-PROTOCOLS: tuple[str, ...] = ("shared", "paper")
-
 
 @dataclass(frozen=True)
 class LrpSettings:

@@ -16,9 +16,6 @@ from collections.abc import Sequence
 
 from gp_loss.errors import GpLossError
 
-#: Default share of candidates promoted past each rung (ASHA's 1 / eta with eta = 3).
-PROMOTE = 1 / 3
-
 
 def rung_steps(task, fractions: Sequence[float]) -> list[int]:
     """Fractions of the task's proxy steps as ascending step counts (at least 1 each)."""
@@ -29,17 +26,6 @@ def rung_steps(task, fractions: Sequence[float]) -> list[int]:
     if not task.steps:
         raise GpLossError(f"task {task.name!r} does not train its proxy in steps: it has one rung only")
     return sorted({max(1, round(f * task.steps)) for f in fractions})
-
-
-def parse_fractions(text: str, flag: str) -> tuple[float, ...]:
-    """``0.25,0.5,1`` -> ``(0.25, 0.5, 1.0)`` with a one-line error naming ``flag``."""
-    try:
-        fractions = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise GpLossError(f"bad {flag} {text!r}; use fractions of the proxy steps such as 0.25,1") from None
-    if not fractions or any(not 0 < f <= 1 for f in fractions) or max(fractions) != 1:
-        raise GpLossError(f"bad {flag} {text!r}: fractions in (0, 1], the last one 1 (the full proxy)")
-    return tuple(sorted(set(fractions)))
 
 
 def hurdle(reached: Sequence[float], promote: float) -> float | None:

@@ -21,8 +21,9 @@ from gp_loss.fitness.probe import gradient_fingerprint
 from gp_loss.fitness.rungs import clears, rung_steps
 from gp_loss.fitness.stage import EvaluateFn, RunContext, Stage, as_candidate, slot_losses, slot_probes
 from gp_loss.parse import parse_tree
+from gp_loss.settings import SpaceLimits
 from gp_loss.space import tree_inputs
-from gp_loss.variation import SpaceLimits, within_limits
+from gp_loss.variation import within_limits
 
 __all__ = [
     "Deduplicate",

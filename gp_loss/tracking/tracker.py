@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from gp_loss.errors import GpLossError
 from gp_loss.evolution import Hook, SearchState
 from gp_loss.runlog import load_events
-from gp_loss.runner import TrackingOptions
+from gp_loss.settings import TrackingOptions
 from gp_loss.tracking.points import Point, Projection
 from gp_loss.tracking.sinks import Sink, created_at, flat_settings, report_failure, sinks
 

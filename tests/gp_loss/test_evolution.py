@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from gp_loss.evolution import AgingEvolution, EvolutionConfig, Hook, Limits
-from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.evolution import AgingEvolution, Hook, Limits
+from gp_loss.fitness.pipeline import FitnessPipeline
+from gp_loss.settings import EvolutionConfig, PipelineOptions
 from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
 

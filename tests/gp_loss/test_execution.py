@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from gp_loss.baselines import get_baseline
-from gp_loss.evolution import EvolutionConfig, Limits
+from gp_loss.evolution import Limits
 from gp_loss.execution.backends import make_backend
 from gp_loss.execution.base import WorkerSpec
 from gp_loss.execution.process import ProcessBackend, gpu_slots
 from gp_loss.fitness.candidate import Candidate
-from gp_loss.runner import ExecutionOptions, RunSettings, start
+from gp_loss.runner import RunSettings, start
+from gp_loss.settings import EvolutionConfig, ExecutionOptions
 
 GOOD = {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree}
 TOY = ("gp_loss.testing.tasks",)

@@ -11,9 +11,10 @@ import torch
 from gp_loss.baselines import get_baseline
 from gp_loss.errors import GpLossError
 from gp_loss.fitness.candidate import Candidate, Evaluation
-from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.fitness.probe import gradient_fingerprint
 from gp_loss.fitness.stages import GradientEquivalence, LossRejection, ProxyTraining
+from gp_loss.settings import PipelineOptions
 from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
 

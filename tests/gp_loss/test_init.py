@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from gp_loss.evolution import EvolutionConfig, Limits
+from gp_loss.evolution import Limits
 from gp_loss.parse import parse_tree
 from gp_loss.runner import RunSettings, start
+from gp_loss.settings import EvolutionConfig
 from tasks import get_task
 from tests.test_cli import run_cli
 
@@ -43,7 +44,7 @@ def test_baselines_come_first_then_their_mutants(tmp_path):
 
 def test_baselines_outside_the_space_are_left_out():
     from gp_loss.evolution import AgingEvolution
-    from gp_loss.variation import SpaceLimits
+    from gp_loss.settings import SpaceLimits
 
     task = get_task("cls_digits")
 

@@ -14,8 +14,9 @@ import pytest
 from gp_loss import search
 from gp_loss.baselines import get_baseline
 from gp_loss.fitness.candidate import Candidate
-from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.memory import SearchCache, task_fingerprint
+from gp_loss.settings import PipelineOptions
 from tasks import get_task
 from tests.test_cli import ROOT, run_cli
 

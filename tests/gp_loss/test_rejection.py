@@ -140,8 +140,8 @@ def test_training_panel_is_reproducible_with_a_seed():
 
 
 def test_protocol_is_stored_in_run_json_and_old_runs_resume_with_the_papers():
-    from gp_loss.fitness.pipeline import PipelineOptions
     from gp_loss.runner import RunSettings
+    from gp_loss.settings import PipelineOptions
 
     fresh = RunSettings("cls_digits", pipeline=PipelineOptions(lrp_protocol="paper")).to_json()
     assert RunSettings.from_json(fresh).pipeline.lrp_protocol == "paper"
@@ -164,7 +164,7 @@ def test_slot_verdicts_are_kept_per_tree():
 def test_cli_offers_exactly_the_protocols():
     from gp_loss.commands.bench import bench_lrp
     from gp_loss.commands.evolve import evolve_cmd
-    from gp_loss.fitness.rejection import PROTOCOLS
+    from gp_loss.settings import PROTOCOLS
 
     for command, name in ((evolve_cmd, "lrp_protocol"), (bench_lrp, "protocol")):
         (option,) = [p for p in command.params if p.name == name]

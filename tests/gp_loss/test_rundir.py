@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from gp_loss.errors import GpLossError
-from gp_loss.evolution import EvolutionConfig, Limits
-from gp_loss.runner import RunSettings, parse_budget, resume, start
+from gp_loss.evolution import Limits
+from gp_loss.runner import RunSettings, resume, start
+from gp_loss.settings import EvolutionConfig, parse_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("seconds", "time")

@@ -40,8 +40,9 @@ def test_pareto_selection_is_chosen_for_several_objectives():
 
 
 def test_the_pipeline_lists_its_stages_in_order_and_compose_nests_them():
-    from gp_loss.fitness.pipeline import FitnessPipeline, PipelineOptions
+    from gp_loss.fitness.pipeline import FitnessPipeline
     from gp_loss.fitness.stages import GradientEquivalence, LossRejection, ProxyTraining, compose
+    from gp_loss.settings import PipelineOptions
     from gp_loss.testing.tasks import TwoSlotToy
 
     task = TwoSlotToy()
