@@ -15,7 +15,7 @@ from gp_loss.commands.cache import cache_cmd
 from gp_loss.commands.evolve import evolve_cmd
 from gp_loss.commands.finalize import finalize_cmd
 from gp_loss.commands.results import export_cmd, report_cmd, show_cmd, tasks_cmd, train_cmd, verify_cmd
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

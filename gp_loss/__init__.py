@@ -25,28 +25,28 @@ from typing import Any
 #: (what tasks import) does not load the search engine (PEP 562).
 _PUBLIC = {
     "Adapter": "gp_loss.adapters",
-    "BestLoss": "gp_loss.exchange",
-    "GpLossError": "gp_loss.errors",
-    "LossGenome": "gp_loss.space",
-    "LossTree": "gp_loss.space",
-    "SlotLoss": "gp_loss.exchange",
-    "SlotSignature": "gp_loss.signature",
-    "compile_tree": "gp_loss.codegen",
-    "finalize": "gp_loss.finalists",
-    "verify": "gp_loss.verification",
-    "write_bundle": "gp_loss.bundle",
-    "load_loss": "gp_loss.module",
+    "BestLoss": "gp_loss.trees.best_json",
+    "GpLossError": "gp_loss.core.errors",
+    "LossGenome": "gp_loss.trees.space",
+    "LossTree": "gp_loss.trees.space",
+    "SlotLoss": "gp_loss.trees.best_json",
+    "SlotSignature": "gp_loss.core.signature",
+    "compile_tree": "gp_loss.trees.codegen",
+    "finalize": "gp_loss.results.finalists",
+    "verify": "gp_loss.export.verification",
+    "write_bundle": "gp_loss.export.bundle",
+    "load_loss": "gp_loss.trees.loss_module",
     "make_toolbox": "gp_loss.toolbox",
-    "parse_tree": "gp_loss.parse",
-    "primitive_set": "gp_loss.space",
-    "read_best": "gp_loss.exchange",
+    "parse_tree": "gp_loss.trees.parse",
+    "primitive_set": "gp_loss.trees.space",
+    "read_best": "gp_loss.trees.best_json",
     "register_adapter": "gp_loss.adapters",
     "compare": "gp_loss.api",
     "resume": "gp_loss.api",
     "retrain": "gp_loss.api",
     "search": "gp_loss.api",
     "SearchResult": "gp_loss.api",
-    "write_best": "gp_loss.exchange",
+    "write_best": "gp_loss.trees.best_json",
 }
 
 
@@ -54,12 +54,16 @@ from gp_loss.version import __version__  # noqa: E402,F401  (the one version str
 
 
 def _check_shadowing() -> None:
-    from gp_loss import shadowing
+    from gp_loss.core import shadowing
 
     shadowing.check()
 
 
 _check_shadowing()
+
+from gp_loss.core import moved  # noqa: E402  (modules from before the sub-packages)
+
+moved.install()
 
 
 def __getattr__(name: str) -> Any:

@@ -20,10 +20,8 @@ from typing import Any
 
 import torch
 
-from gp_loss.errors import GpLossError
-from gp_loss.evolution import Limits, SearchState
-from gp_loss.runner import RunSettings, Search, settings_for_task
-from gp_loss.settings import (
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.settings import (
     GROUPS,
     EvolutionConfig,
     ExecutionOptions,
@@ -31,6 +29,8 @@ from gp_loss.settings import (
     TrackingOptions,
     parse_budget,
 )
+from gp_loss.runs.runner import RunSettings, Search, settings_for_task
+from gp_loss.search.evolution import Limits, SearchState
 
 
 @dataclass
@@ -61,13 +61,13 @@ class SearchResult:
 
     def leaderboard(self, top: int = 10) -> list[dict[str, Any]]:
         """The ``top`` trained losses: rank, id, fitness, metrics, trees and formulas."""
-        from gp_loss.report import leaderboard_json
+        from gp_loss.results.report import leaderboard_json
 
         return leaderboard_json(self.directory, top)["leaderboard"]
 
     def load_loss(self) -> torch.nn.Module:
         """The best loss as a ``torch.nn.Module`` (``ModuleDict`` for several slots)."""
-        from gp_loss.module import load_loss
+        from gp_loss.trees.loss_module import load_loss
 
         if self.state.best is None:
             raise GpLossError(f"{self.directory}: no loss trained yet, so there is no best loss")
@@ -75,7 +75,7 @@ class SearchResult:
 
     def summary(self) -> str:
         """The text ``evolve`` prints at the end."""
-        from gp_loss.summary import summary
+        from gp_loss.results.summary import summary
 
         constant_one = RunSettings.from_json(_read_config(self.directory)).pipeline.constant_one
         return summary(self.directory, self.state, self.task, constant_one)
@@ -90,7 +90,7 @@ class SearchResult:
 
 
 def _read_config(directory: Path) -> dict[str, Any]:
-    from gp_loss.rundir import RunDirectory
+    from gp_loss.runs.run_directory import RunDirectory
 
     return RunDirectory(directory).read_config()
 
@@ -130,12 +130,12 @@ def run(search: Search, quiet: bool = False) -> SearchResult:
 
 
 def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> RunSettings:
-    """Split :func:`search`'s keywords over the setting groups (gp_loss/settings.py): each
+    """Split :func:`search`'s keywords over the setting groups (gp_loss/core/settings.py): each
     field is reached by its declared keyword (``population``, like ``--population``) or by its
     own name (``population_size``)."""
     from dataclasses import fields
 
-    from gp_loss.option import keywords
+    from gp_loss.core.option import keywords
 
     targets = keywords(GROUPS)
     for group in GROUPS:
@@ -206,7 +206,7 @@ def search(
             MLflow run per search. Both need ``pip install -e '.[tracking]'``, log from a
             background thread, and go on after a resume where they left off.
     """
-    from gp_loss.runner import start
+    from gp_loss.runs.runner import start
 
     if isinstance(task, str):
         from tasks import get_task
@@ -243,7 +243,7 @@ def resume(
     ``execution``: ``backend``, ``workers``... for the rest of the run; ``tensorboard`` and
     ``mlflow`` replace where the run is tracked.
     """
-    from gp_loss.runner import resume as resume_run
+    from gp_loss.runs.runner import resume as resume_run
 
     tracking = {k: execution.pop(k) for k in ("tensorboard", "mlflow") if k in execution}
 
@@ -262,12 +262,12 @@ def resume(
 
 def retrain(task, loss, seeds: int = 3, first_seed: int = 0):
     """Train ``task``'s final model with ``loss`` over ``seeds`` seeds; a
-    :class:`gp_loss.train.TrainReport` (``.markdown()``, ``.to_json()``, ``.runs``).
+    :class:`gp_loss.results.final_training.TrainReport` (``.markdown()``, ``.to_json()``, ``.runs``).
 
     ``loss``: a baseline name of the task, a ``best.json`` path or run directory, or a
     :class:`SearchResult`.
     """
-    from gp_loss.train import train
+    from gp_loss.results.final_training import train
 
     spec = str(loss.directory) if isinstance(loss, SearchResult) else str(loss)
     return train(task, spec, seeds, first_seed)
@@ -286,7 +286,7 @@ class Comparison:
         """Every seed's metrics and, per loss, mean, std and the paired difference to the first."""
         from dataclasses import asdict
 
-        from gp_loss.train import summarise
+        from gp_loss.results.final_training import summarise
 
         first = next(iter(self.runs))
         return {
@@ -320,7 +320,7 @@ class Comparison:
 
     def markdown(self) -> str:
         """One row per loss: mean +- std of the metric, and the first loss minus it, per seed."""
-        from gp_loss.train import diverged_note, mean_std, summarise
+        from gp_loss.results.final_training import diverged_note, mean_std, summarise
 
         first = next(iter(self.runs))
         lines = [
@@ -343,7 +343,7 @@ class Comparison:
 def compare(task, losses: dict[str, Any], seeds: int = 3, first_seed: int = 0) -> Comparison:
     """Retrain each loss (label -> baseline name, ``best.json`` path, run directory or
     :class:`SearchResult`) with the same seeds; the first is compared with each other one."""
-    from gp_loss.retraining import retrain
+    from gp_loss.results.retraining import retrain
 
     specs = [
         (label, str(loss.directory) if isinstance(loss, SearchResult) else str(loss))

@@ -7,7 +7,7 @@
 Individuals are :class:`LossTree` (one-slot tasks) or :class:`LossGenome` (one tree per slot).
 Operators modify individuals in place and return tuples, as DEAP's own do; size limits are
 applied with ``gp.staticLimit``. ``individual``, ``population``, ``mutate`` and ``mate`` are
-screened (:mod:`gp_loss.screened`): they hand out only losses that pass the validity check and
+screened (:mod:`gp_loss.search.screened`): they hand out only losses that pass the validity check and
 the LRP and are new, as the search's own initialisation does; the raw ones are ``raw_*``. ``evaluate`` runs the full fitness pipeline and returns a plain
 fitness tuple; candidates that earn no fitness (invalid, rejected) get the task's worst value.
 """
@@ -22,13 +22,13 @@ from typing import Any
 
 from deap import base, gp, tools
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.settings import MAX_HEIGHT, MAX_NODES, PipelineOptions
 from gp_loss.fitness.candidate import Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.screened import Screen
-from gp_loss.settings import MAX_HEIGHT, MAX_NODES, PipelineOptions
-from gp_loss.space import LossGenome, LossTree, primitive_set
-from gp_loss.variation import MUTATIONS
+from gp_loss.search.screened import Screen
+from gp_loss.trees.space import LossGenome, LossTree, primitive_set
+from gp_loss.trees.variation import MUTATIONS
 
 
 def _height(individual) -> int:
@@ -73,7 +73,7 @@ def mate(first, second) -> tuple[Any, Any]:
 def compile_individual(expr, signatures):
     """``toolbox.compile``: a LossTree -> its torch function (of the slot's inputs); a LossGenome
     -> one function per slot. Uses our straight-line code generator, not ``gp.compile``."""
-    from gp_loss.codegen import compile_tree
+    from gp_loss.trees.codegen import compile_tree
 
     if isinstance(expr, LossGenome):
         return [compile_tree(str(tree), sig) for tree, sig in zip(expr, signatures)]
@@ -150,7 +150,7 @@ def task_worker_spec(task, pipeline: dict, threads: int, backend: str = "process
     registry can (its module imported first), else the object itself, pickled (not for the
     serial backend, which evaluates in this process)."""
     from gp_loss.execution.base import WorkerSpec
-    from gp_loss.runner import pickled_task, settings_for_task
+    from gp_loss.runs.runner import pickled_task, settings_for_task
 
     settings = settings_for_task(task)
     if settings.task_object and backend == "serial":
@@ -192,7 +192,7 @@ def make_toolbox(
             evaluations (``serial``, ``process`` or ``ray``); call ``toolbox.close()`` when done.
         screened: ``individual``, ``population``, ``mutate`` and ``mate`` hand out only losses
             that pass the pipeline's cheap checks and are new, as the search's own
-            initialisation does (:mod:`gp_loss.screened`); the raw generators stay registered
+            initialisation does (:mod:`gp_loss.search.screened`); the raw generators stay registered
             as ``raw_individual``, ``raw_population``, ``raw_mutate`` and ``raw_mate``. ``False``
             registers the raw ones under the plain names too.
     """

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from gp_loss.adapters import get_adapter
-from gp_loss.errors import GpLossError
-from gp_loss.signature import SlotSignature
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.signature import SlotSignature
 from tasks.training import FINAL_PROTOCOLS, Training, TrainResult, rung_results
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -293,7 +293,7 @@ class Task(abc.ABC):
 
     def data_identity(self) -> dict[str, Any] | None:
         """What identifies the task's data beyond its options (the folders and image ids of a
-        real dataset): part of the persistent search cache's key (:mod:`gp_loss.memory`). ``{}``
+        real dataset): part of the persistent search cache's key (:mod:`gp_loss.search.search_cache`). ``{}``
         (the default): the options alone fix the data; ``None``: unknown, the task is not
         cached."""
         return {}

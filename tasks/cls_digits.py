@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gp_loss.baselines import get_baseline
+from gp_loss.core.baselines import get_baseline
 from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, option
 from tasks.data.splits import stratified_split
 from tasks.registry import register_task

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 
-from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
 from tasks.base import HeadProbe, LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option
 from tasks.data.cache import builtin
 from tasks.data.digit_scenes import DigitScenes

@@ -26,8 +26,8 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset, default_collate
 
 from gp_loss.adapters import adapter_class
-from gp_loss.baselines import BASELINES
-from gp_loss.errors import GpLossError
+from gp_loss.core.baselines import BASELINES
+from gp_loss.core.errors import GpLossError
 from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, option
 from tasks.training import Training
 
@@ -97,7 +97,7 @@ class GenericTask(Task):
         probe_size: samples in the LRP / GEC probe batch.
         lrp: Loss-Rejection Protocol settings (``{"eta": 0.3}``...); see ``Task.lrp_defaults``.
         baselines: the slot's baseline trees by name; default: every baseline registered for
-            the adapter (``gp_loss.baselines``).
+            the adapter (``gp_loss.core.baselines``).
         budget, population: ``search``'s defaults for this task.
         final_protocol: ``plain`` (the default: final trainings keep your recipe) or
             ``annealed`` (a cosine schedule to 0 and evaluation of the weights' moving average,

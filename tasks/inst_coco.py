@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from gp_loss.baselines import get_baseline
+from gp_loss.core.baselines import get_baseline
 from tasks.base import HeadProbe, ProbeBatch, Slot
 from tasks.data.cache import builtin
 from tasks.data.digit_scenes import DigitScenes

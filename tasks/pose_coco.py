@@ -25,8 +25,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
 from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option, split_identity
 from tasks.data.cache import builtin
 from tasks.data.layouts import write_coco_keypoints

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from primitives.registry import Registry
 
 TASKS: Registry[type] = Registry("task", GpLossError)

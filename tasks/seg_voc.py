@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import torch
 
-from gp_loss.baselines import get_baseline
+from gp_loss.core.baselines import get_baseline
 from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, option, split_identity
 from tasks.registry import register_task
 from tasks.segmentation.losses import (

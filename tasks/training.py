@@ -21,8 +21,8 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from gp_loss.errors import GpLossError
-from gp_loss.events import DIVERGED, TRAINED
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.events import DIVERGED, TRAINED
 
 #: A loss whose magnitude passes this bound counts as exploding: with the safe primitives a
 #: tree only gets there on its way to a saturation rail (1/EPS, exp's cap), where gradients

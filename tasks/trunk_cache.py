@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import torch
 
-from gp_loss.errors import GpLossError
-from gp_loss.file_lock import exclusive
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.file_lock import exclusive
 from tasks.data.cache import cache_root
 
 #: Bump when a trunk's training changes in a way its key does not show.

@@ -161,7 +161,7 @@ def test_evolve_show_train_and_export_a_new_task_with_a_new_adapter(tmp_path):
     assert loss.scale == 2.0  # the option is the exported module's default
 
     # the exported module computes what the search computed: the tree on the adapter's inputs
-    from gp_loss.module import TreeLoss
+    from gp_loss.trees.loss_module import TreeLoss
 
     prediction, target = torch.randn(16), torch.randn(16)
     reference = TreeLoss.for_slot(ToyRegression.slots[0], slot["tree"])
@@ -172,7 +172,7 @@ def test_evolve_show_train_and_export_a_new_task_with_a_new_adapter(tmp_path):
 
 
 def test_unknown_adapter_and_bad_option_are_one_line_errors():
-    from gp_loss.errors import GpLossError
+    from gp_loss.core.errors import GpLossError
 
     with pytest.raises(GpLossError, match=r"unknown adapter 'scaled_residuals'; known: .*scaled_residual"):
         Slot("fit", "scaled_residuals", spatial=False, probe_metric="x")

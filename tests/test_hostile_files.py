@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gp_loss import search
-from gp_loss.baselines import get_baseline
+from gp_loss.core.baselines import get_baseline
 from tests.test_cli import ROOT, call_cli
 
 CE = get_baseline("cross_entropy").tree

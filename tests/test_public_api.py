@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import gp_loss
-from gp_loss.errors import GpLossError
-from gp_loss.evolution import Hook
+from gp_loss.core.errors import GpLossError
+from gp_loss.search.evolution import Hook
 from tasks.generic import GenericTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +68,8 @@ class StopAfter(Hook):
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path, capsys):
     from gp_loss.api import run, settings_from_keywords
-    from gp_loss.evolution import Limits
-    from gp_loss.runner import start
+    from gp_loss.runs.runner import start
+    from gp_loss.search.evolution import Limits
 
     task = blob_task()
     settings = settings_from_keywords(task, Limits(max_explored=50), {"population": 4})

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from primitives.registry import Registry
 
 Tensor = torch.Tensor

@@ -8,7 +8,7 @@ from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typi
 import torch
 
 from gp_loss.adapters.base import Adapter, register_adapter
-from gp_loss.baselines import get_baseline
+from gp_loss.core.baselines import get_baseline
 from primitives.numerics import MAX_MAGNITUDE
 
 Tensor = torch.Tensor

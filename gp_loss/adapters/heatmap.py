@@ -9,7 +9,7 @@ import torch
 
 from gp_loss.adapters.base import Adapter, register_adapter
 from gp_loss.adapters.regression import RESIDUAL_BAD_LOSSES
-from gp_loss.baselines import get_baseline
+from gp_loss.core.baselines import get_baseline
 
 Tensor = torch.Tensor
 

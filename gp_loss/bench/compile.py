@@ -7,12 +7,12 @@ import time
 import torch
 from deap import gp
 
-from gp_loss.baselines import get_baseline
 from gp_loss.bench.timing import interleaved, machine
-from gp_loss.codegen import compile_tree
-from gp_loss.parse import parse_tree
-from gp_loss.signature import SlotSignature
-from gp_loss.space import primitive_set
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.signature import SlotSignature
+from gp_loss.trees.codegen import compile_tree
+from gp_loss.trees.parse import parse_tree
+from gp_loss.trees.space import primitive_set
 from primitives.elementwise import log as safe_log
 
 

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 from gp_loss.bench.timing import machine
-from gp_loss.evolution import Limits
-from gp_loss.progress import format_seconds
-from gp_loss.runner import RunSettings, start
-from gp_loss.settings import EvolutionConfig, PipelineOptions
+from gp_loss.core.settings import EvolutionConfig, PipelineOptions
+from gp_loss.runs.runner import RunSettings, start
+from gp_loss.search.evolution import Limits
+from gp_loss.search.progress import format_seconds
 
 ONE_RUNG = (1.0,)
 VARIANTS: dict[str, tuple[PipelineOptions, bool]] = {

@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gp_loss.bench.timing import machine
-from gp_loss.errors import GpLossError
-from gp_loss.events import TRAINED
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.events import TRAINED
 from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.rungs import rung_steps
-from gp_loss.train import SeedRun, job_task, resolve_losses, train_seed
+from gp_loss.results.final_training import SeedRun, job_task, resolve_losses, train_seed
 
 #: Give up drawing a slot's passing random tree after this many draws.
 MAX_DRAWS = 20_000
@@ -44,7 +44,7 @@ class PanelLoss:
 
 def losses_of(task, entry: PanelLoss) -> dict:
     """The loss modules of a panel entry for ``task``."""
-    from gp_loss.module import TreeLoss
+    from gp_loss.trees.loss_module import TreeLoss
 
     if entry.trees:
         return {slot.name: TreeLoss.for_slot(slot, entry.trees[slot.name]) for slot in task.slots}
@@ -55,9 +55,9 @@ def random_passers(task, count: int, seed: int) -> list[dict[str, str]]:
     """``count`` genomes of random trees (depth 1-3) whose every slot passes the validity checks
     and the task's Loss-Rejection Protocol (``shared``), none Gradient-Equivalent to a baseline
     or to another, drawn with ``seed``."""
+    from gp_loss.core.settings import PipelineOptions
     from gp_loss.fitness.candidate import Candidate
     from gp_loss.fitness.pipeline import FitnessPipeline
-    from gp_loss.settings import PipelineOptions
 
     pipeline = FitnessPipeline(task, PipelineOptions(constant_one=True))
     # a random loss that trains like a baseline or an earlier pick (same GEC key) adds a tie,
@@ -82,8 +82,8 @@ def _passing_tree(pipeline, slot) -> str:
     """A random tree for ``slot`` that uses its required inputs, is finite on the probe batch
     and passes the Loss-Rejection Protocol."""
     from gp_loss.fitness.probe import probe_batch, probe_gradient
-    from gp_loss.module import TreeLoss
-    from gp_loss.space import random_tree, tree_inputs
+    from gp_loss.trees.loss_module import TreeLoss
+    from gp_loss.trees.space import random_tree, tree_inputs
 
     signature = slot.signature()
     batch = probe_batch(pipeline.task, slot.name)
@@ -176,7 +176,7 @@ class Fidelity:
 
     def markdown(self) -> str:
         """The panel (proxy metric per level, final mean +- std) and the correlations per level."""
-        from gp_loss.train import mean_std, summarise
+        from gp_loss.results.final_training import mean_std, summarise
 
         head = " | ".join(f"proxy @ {s}" for s in self.steps)
         lines = [

@@ -36,12 +36,12 @@ import torch
 
 from gp_loss.adapters import get_adapter
 from gp_loss.bench.timing import machine
-from gp_loss.exchange import SlotLoss
+from gp_loss.core.signature import SlotSignature
 from gp_loss.fitness.rejection import free_prediction_gain
-from gp_loss.module import TreeLoss, file_module, source_module
-from gp_loss.parse import parse_tree
-from gp_loss.signature import SlotSignature
-from gp_loss.space import random_tree, tree_inputs
+from gp_loss.trees.best_json import SlotLoss
+from gp_loss.trees.loss_module import TreeLoss, file_module, source_module
+from gp_loss.trees.parse import parse_tree
+from gp_loss.trees.space import random_tree, tree_inputs
 
 #: Seconds one tree may take through stages 1-5 before it counts as a hang.
 TREE_TIMEOUT = 20

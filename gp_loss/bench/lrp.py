@@ -9,11 +9,11 @@ import torch
 
 from gp_loss.adapters import adapter_class
 from gp_loss.bench.timing import machine
-from gp_loss.events import REJECTED
+from gp_loss.core.events import REJECTED
 from gp_loss.fitness.probe import probe_head
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
-from gp_loss.module import TreeLoss
-from gp_loss.space import random_tree, tree_inputs
+from gp_loss.trees.loss_module import TreeLoss
+from gp_loss.trees.space import random_tree, tree_inputs
 
 #: Short words for the Loss-Rejection outcomes in the benches' tables.
 VERDICT = {"passed": "pass", "rejected": "reject", "invalid": "invalid"}

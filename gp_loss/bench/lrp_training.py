@@ -22,14 +22,14 @@ import torch
 
 from gp_loss.bench.lrp import VERDICT, known_panel
 from gp_loss.bench.timing import machine
-from gp_loss.events import TRAINED
+from gp_loss.core.events import TRAINED
+from gp_loss.core.settings import PROTOCOLS
 from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.probe import probe_batch, probe_gradient
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
-from gp_loss.module import TreeLoss
-from gp_loss.settings import PROTOCOLS
-from gp_loss.space import random_tree, tree_inputs
+from gp_loss.trees.loss_module import TreeLoss
+from gp_loss.trees.space import random_tree, tree_inputs
 
 #: Random draws per slot before the panel gives up looking for passers.
 MAX_DRAWS = 20000
@@ -106,7 +106,7 @@ def build_panel(task, n: int, seed: int = 0) -> Panel:
 
 def _train_job(task_name: str, options: dict, baseline: str, slot: str | None, tree: str | None) -> float:
     """Proxy fitness of the default baseline with ``slot`` (if any) replaced by ``tree``."""
-    from gp_loss.train import resolve_losses
+    from gp_loss.results.final_training import resolve_losses
     from tasks import get_task
 
     torch.set_num_threads(1)
@@ -215,8 +215,8 @@ def trained_share(runs: list[str], fraction: float = 0.5) -> str:
     import json
     from pathlib import Path
 
-    from gp_loss.rundir import RunDirectory
-    from gp_loss.runner import RunSettings, build_task, task_options
+    from gp_loss.runs.run_directory import RunDirectory
+    from gp_loss.runs.runner import RunSettings, build_task, task_options
 
     lines = [
         "| run | task | LRP protocol | baseline proxy fitness | trained | reaching "

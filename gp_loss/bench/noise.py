@@ -1,6 +1,6 @@
 """``bench noise``: how noisy is the final protocol, and how many seeds does a verdict need?
 
-Two or more losses are retrained over the same seeds (:mod:`gp_loss.retraining`), under each
+Two or more losses are retrained over the same seeds (:mod:`gp_loss.results.retraining`), under each
 final protocol asked for, side by side in one run. For each protocol it reports each loss's seed
 standard deviation, the standard deviation of the paired per-seed difference between the first
 loss and each other one, and the half-width of the 95% paired t interval that the measured
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.bench.timing import machine
-from gp_loss.errors import GpLossError
-from gp_loss.retraining import TrainingLog, retrain
-from gp_loss.stats import half_width, paired_difference
-from gp_loss.train import SeedRun
+from gp_loss.core.errors import GpLossError
+from gp_loss.results.final_training import SeedRun
+from gp_loss.results.retraining import TrainingLog, retrain
+from gp_loss.results.stats import half_width, paired_difference
 
 #: the 95% paired half-width (x100) a verdict needs at 5 seeds: a tenth of the paper's smallest
 #: reported gains on the vision tasks is below anything a CPU proxy can resolve, so 2 points

@@ -2,7 +2,7 @@
 
 For each task: a search from scratch at ``budget`` (or a given run), then its top finalists and
 every reference baseline retrained at the final protocol over the same seeds
-(:mod:`gp_loss.retraining`); the found loss is the finalist with the best mean target metric, as
+(:mod:`gp_loss.results.retraining`); the found loss is the finalist with the best mean target metric, as
 ``finalize`` picks it. One table per task, laid out like the paper's: a row per baseline plus the
 found loss, a column per metric (x100, mean +- std), the found loss's 95% paired t interval and
 verdict against each baseline, and the paper's own number for the same row where it reports one
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.bench.timing import machine
-from gp_loss.errors import GpLossError
-from gp_loss.finalists import Finalists, Row, select_finalists
-from gp_loss.retraining import TrainingLog, retrain, stderr_say
-from gp_loss.train import mean_std
+from gp_loss.core.errors import GpLossError
+from gp_loss.results.final_training import mean_std
+from gp_loss.results.finalists import Finalists, Row, select_finalists
+from gp_loss.results.retraining import TrainingLog, retrain, stderr_say
 
 #: The numbers AutoLoss-Zero (arXiv 2103.14026) reports for the same rows, x100, for reference
 #: only: ResNet-50 Faster/Mask R-CNN on COCO, SimpleBaseline on COCO keypoints, DeepLabv3+ on
@@ -175,7 +175,7 @@ def _search(task_name: str, directory: Path, budget: str | None, limits: Mapping
 
 def _search_seconds(directory: Path) -> float:
     """The search's own wall time, as its checkpoint counts it (0 where it has none)."""
-    from gp_loss.rundir import RunDirectory
+    from gp_loss.runs.run_directory import RunDirectory
 
     state = RunDirectory(directory).read_state()
     return 0.0 if state is None else float(state.elapsed)
@@ -193,9 +193,9 @@ def run(
     max_trained: int | None = None,
 ) -> Paper:
     """The table of each task in ``tasks`` (see the module docstring)."""
-    from gp_loss.runlog import load_events
-    from gp_loss.runner import RunSettings
-    from gp_loss.runner import task_options as options_of
+    from gp_loss.runs.runlog import load_events
+    from gp_loss.runs.runner import RunSettings
+    from gp_loss.runs.runner import task_options as options_of
     from tasks import TASKS, get_task
 
     if seeds < 2 or top < 1 or jobs < 1:

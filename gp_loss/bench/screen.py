@@ -9,11 +9,11 @@ from collections import Counter
 import torch
 
 from gp_loss.bench.timing import machine
-from gp_loss.events import TRAINED
+from gp_loss.core.events import TRAINED
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.space import random_tree
-from gp_loss.variation import mutate
+from gp_loss.trees.space import random_tree
+from gp_loss.trees.variation import mutate
 
 
 class _Screened:
@@ -33,7 +33,7 @@ def _stream(task, n: int, seed: int) -> list[dict[str, str]]:
     genomes: list[dict[str, str]] = []
     for _ in range(n):
         if genomes and random.random() < 0.5:
-            from gp_loss.parse import parse_tree
+            from gp_loss.trees.parse import parse_tree
 
             parent = parse_tree(random.choice(genomes)[slot.name], signature)
             child, _ = mutate(parent, signature)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gp_loss.bench.timing import machine
-from gp_loss.events import FAILED
+from gp_loss.core.events import FAILED
 
 ROOT = Path(__file__).resolve().parents[2]
 

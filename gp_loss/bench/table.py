@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gp_loss.bench.timing import machine
-from gp_loss.errors import GpLossError
-from gp_loss.retraining import retrain
-from gp_loss.train import SeedRun, diverged_note, mean_std, summarise
+from gp_loss.core.errors import GpLossError
+from gp_loss.results.final_training import SeedRun, diverged_note, mean_std, summarise
+from gp_loss.results.retraining import retrain
 
 
 def parse_rows(specs: tuple[str, ...]) -> list[tuple[str, str]]:

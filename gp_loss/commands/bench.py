@@ -12,7 +12,7 @@ from gp_loss.commands.options import (
     lrp_protocol_option,
     task_option_values,
 )
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 
 @click.group("bench")
@@ -180,7 +180,7 @@ def bench_efficiency(
     import torch
 
     from gp_loss.bench.efficiency import run
-    from gp_loss.settings import parse_budget
+    from gp_loss.core.settings import parse_budget
 
     torch.set_num_threads(1)
     emit(run(task_name, parse_budget(budget), parse_budget(slice_), seed, population, out), as_json)
@@ -196,7 +196,7 @@ def bench_efficiency(
 def bench_parallel(task_name: str, budget: str, slice_: str, gpu: bool, task_options, as_json: bool) -> None:
     """Explored and trained losses per minute with 1 and 2 workers (and GPU packing with --gpu)."""
     from gp_loss.bench.parallel import run
-    from gp_loss.settings import parse_budget
+    from gp_loss.core.settings import parse_budget
 
     options = task_option_values(task_options)
     emit(run(task_name, parse_budget(budget), parse_budget(slice_), gpu=gpu, task_options=options), as_json)

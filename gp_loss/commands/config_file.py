@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 if sys.version_info >= (3, 11):
     import tomllib

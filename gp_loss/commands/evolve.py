@@ -9,14 +9,14 @@ import click
 from gp_loss.commands.config_file import META_FILE, META_TASK_OPTIONS, config_option, resolved
 from gp_loss.commands.finalize import finalize_options
 from gp_loss.commands.options import import_modules, import_option, task_option_values
-from gp_loss.errors import GpLossError
-from gp_loss.option import click_options, from_flags
-from gp_loss.settings import GROUPS, EvolutionConfig, ExecutionOptions, PipelineOptions, TrackingOptions
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.option import click_options, from_flags
+from gp_loss.core.settings import GROUPS, EvolutionConfig, ExecutionOptions, PipelineOptions, TrackingOptions
 
 
 def parse_objectives(names: tuple[str, ...], task_class, metric: str | None) -> tuple[str, ...]:
     """``--objectives`` checked against the task's metrics."""
-    from gp_loss.pareto import SIZE
+    from gp_loss.search.pareto import SIZE
 
     if not names:
         return ()
@@ -52,7 +52,7 @@ def parse_objectives(names: tuple[str, ...], task_class, metric: str | None) -> 
 @click.option(
     "--resume", is_flag=True, help="Continue the run in --out; task and settings come from run.json."
 )
-@click_options(*GROUPS)  # the evolution, pipeline, execution and tracking settings (gp_loss/settings.py)
+@click_options(*GROUPS)  # the evolution, pipeline, execution and tracking settings (gp_loss/core/settings.py)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option(
     "--torch-threads", type=int, default=None, help="torch threads per evaluation (default: cores / workers)."
@@ -88,9 +88,9 @@ def parse_objectives(names: tuple[str, ...], task_class, metric: str | None) -> 
 def evolve_cmd(**kw) -> None:
     """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
     from gp_loss.api import run
-    from gp_loss.evolution import Limits
-    from gp_loss.runner import RunSettings, resume, start
-    from gp_loss.settings import parse_budget
+    from gp_loss.core.settings import parse_budget
+    from gp_loss.runs.runner import RunSettings, resume, start
+    from gp_loss.search.evolution import Limits
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
     execution = from_flags(ExecutionOptions, kw)  # only what was given: a resume keeps the rest
@@ -147,7 +147,7 @@ def evolve_cmd(**kw) -> None:
         sys.exit(130)
     click.echo(result.summary())
     if kw["then_finalize"]:
-        from gp_loss.finalists import finalize
+        from gp_loss.results.finalists import finalize
 
         table = finalize(
             search.directory.path, top=kw["finalize_top"], seeds=kw["finalize_seeds"], quiet=kw["quiet"]

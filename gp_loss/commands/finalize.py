@@ -43,7 +43,7 @@ def finalize_cmd(run, finalize_top, finalize_seeds, baselines, jobs, task_option
     """Retrain the run's top losses and the baselines over the same seeds; print each loss's
     metrics, its paired 95% interval against each baseline and the verdict (also written into
     the run's best.json). Run again after a kill: finished trainings are kept."""
-    from gp_loss.finalists import finalize
+    from gp_loss.results.finalists import finalize
 
     import_modules(imports, run)
     table = finalize(

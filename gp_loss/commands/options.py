@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 
 def task_option_values(values: tuple[str, ...]) -> dict:
@@ -25,8 +25,8 @@ def task_option_values(values: tuple[str, ...]) -> dict:
 
 
 def lrp_protocol_option(*names: str, help: str):
-    """The choice of Loss-Rejection Protocol (:data:`gp_loss.settings.PROTOCOLS`)."""
-    from gp_loss.settings import PROTOCOLS
+    """The choice of Loss-Rejection Protocol (:data:`gp_loss.core.settings.PROTOCOLS`)."""
+    from gp_loss.core.settings import PROTOCOLS
 
     return click.option(
         *names, type=click.Choice(list(PROTOCOLS)), default="shared", show_default=True, help=help
@@ -67,7 +67,7 @@ def import_modules(modules: tuple[str, ...] | list[str], run: str | None = None)
     one such as its best.json) recorded (``evolve --import``)."""
     from pathlib import Path
 
-    from gp_loss.imports import import_modules as import_all
+    from gp_loss.search.imports import import_modules as import_all
 
     wanted = list(modules)
     if run is not None:

@@ -7,7 +7,7 @@ import json
 import click
 
 from gp_loss.commands.options import emit, import_modules, import_option, json_flag, task_option_values
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 
 @click.command("tasks")
@@ -85,7 +85,7 @@ def train_cmd(
     as_json: bool,
 ) -> None:
     """Retrain with a baseline or found loss; print the test metrics."""
-    from gp_loss.train import train
+    from gp_loss.results.final_training import train
     from tasks import get_task
 
     import_modules(imports, loss_spec)
@@ -105,7 +105,7 @@ def train_cmd(
 @json_flag()
 def show_cmd(run: str, top: int, imports: tuple[str, ...], as_json: bool) -> None:
     """Leaderboard of a run: formula, fitness, outcome counts."""
-    from gp_loss.report import leaderboard, leaderboard_json
+    from gp_loss.results.report import leaderboard, leaderboard_json
 
     import_modules(imports, run)
     if as_json:
@@ -149,11 +149,11 @@ def report_cmd(run: str, no_baselines: bool, as_html: bool, imports: tuple[str, 
     """Write report.md and PNG plots into the run directory (--html: one report.html)."""
     import_modules(imports, run)
     if as_html:
-        from gp_loss.report_html import write_html_report
+        from gp_loss.results.report_html import write_html_report
 
         path = write_html_report(run)
     else:
-        from gp_loss.report import write_report
+        from gp_loss.results.report import write_report
 
         path = write_report(run, baselines=not no_baselines)
     click.echo(f"wrote {path}")
@@ -182,8 +182,8 @@ def report_cmd(run: str, no_baselines: bool, as_html: bool, imports: tuple[str, 
 @import_option()
 def export_cmd(file: str, fmt: str, out: str | None, pick: int | None, imports: tuple[str, ...]) -> None:
     """Export a found loss (FILE: a best.json or a run directory)."""
-    from gp_loss.exchange import read_best
-    from gp_loss.export import export
+    from gp_loss.export.formats import export
+    from gp_loss.trees.best_json import read_best
 
     import_modules(imports, file)
     text = export(read_best(file, pick), fmt, out, source=file)
@@ -204,7 +204,7 @@ def verify_cmd(bundle: str, as_json: bool) -> None:
     """Check an export bundle: files unchanged since export (SHA-256), loss.py, loss.pt and
     loss.pt2 reproduce the test vectors in a fresh process, gradcheck in float64, finite on the
     adapter's edge cases and in half precision. Exit code 0 when every check passes, else 1."""
-    from gp_loss.verification import verify
+    from gp_loss.export.verification import verify
 
     result = verify(bundle)
     emit(result, as_json)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.settings import ExecutionOptions
 from gp_loss.execution.base import Backend, WorkerSpec
-from gp_loss.settings import ExecutionOptions
 from primitives.registry import Registry
 
 #: name -> factory(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gp_loss.events import FAILED, TIMEOUT
+from gp_loss.core.events import FAILED, TIMEOUT
 from gp_loss.fitness.candidate import Candidate, Evaluation
 
 Done = Callable[[Candidate, Any, Evaluation], None]

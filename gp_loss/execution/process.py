@@ -15,7 +15,7 @@ import traceback
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from gp_loss.events import FAILED, TIMEOUT
+from gp_loss.core.events import FAILED, TIMEOUT
 from gp_loss.execution.base import Backend, Finished, WorkerSpec, report
 from gp_loss.execution.spawn import spawn_pool
 from gp_loss.execution.worker import evaluate_genome, init_process_worker

@@ -13,8 +13,8 @@ import time
 import traceback
 from typing import Any
 
-from gp_loss.errors import GpLossError
-from gp_loss.events import FAILED, TIMEOUT
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.events import FAILED, TIMEOUT
 from gp_loss.execution.base import Backend, Finished, WorkerSpec, report
 from gp_loss.execution.worker import evaluate_genome
 

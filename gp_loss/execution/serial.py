@@ -7,7 +7,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
-from gp_loss.events import FAILED, TIMEOUT
+from gp_loss.core.events import FAILED, TIMEOUT
 from gp_loss.execution.base import Backend, Finished, report
 
 

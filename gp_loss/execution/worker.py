@@ -15,8 +15,8 @@ _EVALUATORS: dict[str, Any] = {}
 
 def _evaluator(spec_json: str):
     if spec_json not in _EVALUATORS:
+        from gp_loss.core.settings import PipelineOptions
         from gp_loss.fitness.pipeline import FitnessPipeline
-        from gp_loss.settings import PipelineOptions
         from tasks import get_task
 
         spec = json.loads(spec_json)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gp_loss.events import OUTCOMES as OUTCOMES  # named once there; older scripts import it from here
+from gp_loss.core.events import OUTCOMES as OUTCOMES  # named once there; older scripts import it from here
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Evaluation:
     """The recorded outcome of one candidate.
 
     Attributes:
-        outcome: stage where the candidate ended (one of :data:`gp_loss.events.OUTCOMES`; ``timeout``: the
+        outcome: stage where the candidate ended (one of :data:`gp_loss.core.events.OUTCOMES`; ``timeout``: the
             evaluation ran past ``--eval-timeout``; ``failed``: its worker died twice).
         fitness: target metric of the proxy training (worst value if diverged); ``None`` for
             candidates that never earn one (invalid, rejected) — they never enter a population.

@@ -11,14 +11,14 @@ from typing import Any
 import torch
 
 from gp_loss.adapters import get_adapter
-from gp_loss.errors import GpLossError
-from gp_loss.events import INVALID, REJECTED
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.events import INVALID, REJECTED
+from gp_loss.core.settings import PROTOCOLS, SpaceLimits
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.probe import probe_batch, probe_gradient, probe_head
 from gp_loss.fitness.rejection import LrpSettings, free_prediction_gain, misorders, trainable_head_gain
 from gp_loss.fitness.stage import Stage, slot_losses
-from gp_loss.module import TreeLoss
-from gp_loss.settings import PROTOCOLS, SpaceLimits
+from gp_loss.trees.loss_module import TreeLoss
 
 #: Per-slot LRP verdicts kept by one :class:`LossRejection` (the oldest go first).
 VERDICT_CACHE = 100_000

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gp_loss.events import DUPLICATE, EQUIVALENT, FAILED, TIMEOUT
+from gp_loss.core.events import DUPLICATE, EQUIVALENT, FAILED, TIMEOUT
+from gp_loss.core.settings import PipelineOptions as PipelineOptions  # its home is gp_loss.core.settings
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.remembered import Remembered
 from gp_loss.fitness.rungs import hurdles
@@ -17,7 +18,6 @@ from gp_loss.fitness.stages import (
     Validity,
     as_candidate,
 )
-from gp_loss.settings import PipelineOptions as PipelineOptions  # its home is gp_loss.settings
 
 
 class FitnessPipeline:
@@ -31,7 +31,7 @@ class FitnessPipeline:
 
     def __init__(self, task, options: PipelineOptions | None = None, memory=None) -> None:
         """``memory``: ``(SearchCache, fingerprint, run name)`` of the persistent search cache
-        (:mod:`gp_loss.memory`), consulted after this run's own duplicates; ``None``: off."""
+        (:mod:`gp_loss.search.search_cache`), consulted after this run's own duplicates; ``None``: off."""
         self.task = task
         self.options = options = options or PipelineOptions()
         space = options.space  # the one run context every stage shares (task, limits, signatures)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from gp_loss.errors import GpLossError
-from gp_loss.module import TreeLoss
+from gp_loss.core.errors import GpLossError
+from gp_loss.trees.loss_module import TreeLoss
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""The stage that consults the persistent search cache (:mod:`gp_loss.memory`) first."""
+"""The stage that consults the persistent search cache (:mod:`gp_loss.search.search_cache`) first."""
 
 from __future__ import annotations
 
-from gp_loss.events import CACHED
+from gp_loss.core.events import CACHED
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.stage import Stage
 
@@ -14,8 +14,8 @@ class Remembered(Stage):
 
     Args:
         inner: the next stage.
-        cache: the :class:`gp_loss.memory.SearchCache`.
-        fingerprint: the task fingerprint (:func:`gp_loss.memory.task_fingerprint`).
+        cache: the :class:`gp_loss.search.search_cache.SearchCache`.
+        fingerprint: the task fingerprint (:func:`gp_loss.search.search_cache.task_fingerprint`).
         run: this run's name, stored beside what it computes.
     """
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 
 def rung_steps(task, fractions: Sequence[float]) -> list[int]:

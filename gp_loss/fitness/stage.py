@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from gp_loss.events import DUPLICATE
+from gp_loss.core.events import DUPLICATE
+from gp_loss.core.settings import SpaceLimits
+from gp_loss.core.signature import SlotSignature
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.probe import ProbeGradient, probe_batch, probe_gradient
-from gp_loss.module import TreeLoss
-from gp_loss.settings import SpaceLimits
-from gp_loss.signature import SlotSignature
-from gp_loss.space import LossGenome
+from gp_loss.trees.loss_module import TreeLoss
+from gp_loss.trees.space import LossGenome
 
 EvaluateFn = Callable[[Candidate], Evaluation]
 

@@ -13,17 +13,17 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gp_loss.errors import GpLossError
-from gp_loss.events import DIVERGED, DUPLICATE, EQUIVALENT, INVALID, TRAINED
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.events import DIVERGED, DUPLICATE, EQUIVALENT, INVALID, TRAINED
+from gp_loss.core.settings import SpaceLimits
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.lrp import LossRejection
 from gp_loss.fitness.probe import gradient_fingerprint
 from gp_loss.fitness.rungs import clears, rung_steps
 from gp_loss.fitness.stage import EvaluateFn, RunContext, Stage, as_candidate, slot_losses, slot_probes
-from gp_loss.parse import parse_tree
-from gp_loss.settings import SpaceLimits
-from gp_loss.space import tree_inputs
-from gp_loss.variation import within_limits
+from gp_loss.trees.parse import parse_tree
+from gp_loss.trees.space import tree_inputs
+from gp_loss.trees.variation import within_limits
 
 __all__ = [
     "Deduplicate",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from deap import gp
 
-from gp_loss.space import CONSTANT_ONE
+from gp_loss.trees.space import CONSTANT_ONE
 from primitives import PRIMITIVES
 
 

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import torch
 
-from gp_loss.baselines import get_baseline
-from gp_loss.events import DIVERGED, TRAINED
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.events import DIVERGED, TRAINED
 from tasks.base import LossFn, ProbeBatch, Slot, Task, TrainResult
 from tasks.registry import TASKS, register_task
 

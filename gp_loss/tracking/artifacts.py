@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 #: The run's own files a tracker keeps (those that exist).
 RUN_FILES = ("run.json", "best.json", "report.md", "report.html")
@@ -16,12 +16,12 @@ RUN_FILES = ("run.json", "best.json", "report.md", "report.html")
 def finalists_points(run: Path) -> tuple[dict[str, str], dict[str, float]]:
     """The finalists' table as text, and each row's mean target metric and the verdicts'
     paired differences as scalars (``final/...``), where ``finalize`` ran."""
-    from gp_loss.report import finalists_of
+    from gp_loss.results.report import finalists_of
 
     table = finalists_of(run)
     if not table:
         return {}, {}
-    from gp_loss.finalists import finalists_markdown
+    from gp_loss.results.finalists import finalists_markdown
 
     metric = table["metric"]
     scalars: dict[str, float] = {}
@@ -43,8 +43,8 @@ def _key(label: str) -> str:
 def end_of_search(run: Path) -> tuple[dict[str, str], dict[str, float], list[Path]]:
     """Texts, scalars and files for the trackers once a search stops: the reports are written
     first (report.md with its plots, report.html)."""
-    from gp_loss.report import write_report
-    from gp_loss.report_html import write_html_report
+    from gp_loss.results.report import write_report
+    from gp_loss.results.report_html import write_html_report
 
     plots: list[Path] = []
     try:
@@ -86,8 +86,8 @@ def _tracked(run: Path) -> bool:
 
 
 def _send(run: Path, texts: dict[str, str], scalars: dict[str, float], files: list[Path]) -> None:
-    from gp_loss.runlog import load_events
-    from gp_loss.settings import TrackingOptions
+    from gp_loss.core.settings import TrackingOptions
+    from gp_loss.runs.runlog import load_events
     from gp_loss.tracking.sinks import created_at, flat_settings, report_failure, sinks
 
     config, events = load_events(run)

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gp_loss.exchange import write_json_atomic
 from gp_loss.tracking.points import EXPLORED, Point
+from gp_loss.trees.best_json import write_json_atomic
 
 #: Where a run directory remembers its MLflow run (so that a resume logs into the same one).
 STATE = "tracking.json"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gp_loss.events import CACHED, OUTCOMES, TRAINED, Event, event_rank
-from gp_loss.runlog import promoted
+from gp_loss.core.events import CACHED, OUTCOMES, TRAINED, Event, event_rank
+from gp_loss.runs.runlog import promoted
 
 #: The tag written last for each explored candidate, with the explored count as value and step:
 #: where it holds step S, every point of steps up to S was written before it.

@@ -7,7 +7,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from gp_loss.settings import TrackingOptions
+from gp_loss.core.settings import TrackingOptions
 from gp_loss.tracking.points import Point
 
 

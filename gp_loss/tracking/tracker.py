@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from gp_loss.errors import GpLossError
-from gp_loss.evolution import Hook, SearchState
-from gp_loss.runlog import load_events
-from gp_loss.settings import TrackingOptions
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.settings import TrackingOptions
+from gp_loss.runs.runlog import load_events
+from gp_loss.search.evolution import Hook, SearchState
 from gp_loss.tracking.points import Point, Projection
 from gp_loss.tracking.sinks import Sink, created_at, flat_settings, report_failure, sinks
 
@@ -119,7 +119,7 @@ class Tracker(Hook):
 
 def _formulas(config: dict[str, Any]):
     """genome -> one line per slot with its formula (the tree where it cannot be read)."""
-    from gp_loss.report import signatures_of, slot_formula
+    from gp_loss.results.report import signatures_of, slot_formula
 
     try:
         signatures = signatures_of(config)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from gp_loss.file_lock import exclusive
+from gp_loss.core.file_lock import exclusive
 
 
 def cache_root() -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 
 class CocoDetection(torch.utils.data.Dataset):

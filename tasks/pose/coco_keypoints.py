@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from tasks.pose.evaluation import coco_keypoint_ap
 from tasks.pose.heatmaps import crop, crop_box, decode, gaussian_targets, to_image
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 MODELS = ("small", "simplebaseline_resnet50")
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 
 MODELS = ("small", "deeplabv3_resnet50")
 #: ImageNet statistics, used for every model (DeepLabV3's backbone expects them)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from tasks.data.cache import builtin
 from tasks.data.digit_scenes import NUM_DIGIT_CLASSES, DigitScenes
 from tasks.data.layouts import write_voc

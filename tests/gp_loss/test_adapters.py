@@ -6,8 +6,8 @@ import torch
 from torchvision.ops import box_area, box_iou
 
 from gp_loss.adapters import box_iou_areas, softmax_onehot, valid_mean
-from gp_loss.module import TreeLoss
-from gp_loss.signature import SlotSignature
+from gp_loss.core.signature import SlotSignature
+from gp_loss.trees.loss_module import TreeLoss
 
 SEG = SlotSignature("softmax_onehot", spatial=True)
 

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
-from gp_loss.baselines import BASELINES, get_baseline, register_baseline
-from gp_loss.errors import GpLossError
-from gp_loss.module import TreeLoss
-from gp_loss.signature import SlotSignature
+from gp_loss.core.baselines import BASELINES, get_baseline, register_baseline
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.signature import SlotSignature
+from gp_loss.trees.loss_module import TreeLoss
 
 SEG = SlotSignature("softmax_onehot", spatial=True)
 BOXES = SlotSignature("box_iou_areas")

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from gp_loss import load_loss, verify, write_bundle
-from gp_loss.baselines import get_baseline
-from gp_loss.bundle import MANIFEST, sha256
-from gp_loss.exchange import BestLoss, SlotLoss
-from gp_loss.export import export
+from gp_loss.core.baselines import get_baseline
+from gp_loss.export.bundle import MANIFEST, sha256
+from gp_loss.export.formats import export
+from gp_loss.trees.best_json import BestLoss, SlotLoss
 from tests.test_cli import call_cli
 
 CE = get_baseline("cross_entropy").tree

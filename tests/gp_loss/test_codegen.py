@@ -7,11 +7,11 @@ import random
 import pytest
 import torch
 
-from gp_loss.codegen import compile_tree, tree_code
-from gp_loss.parse import parse_tree
-from gp_loss.signature import SlotSignature
-from gp_loss.space import LossTree, primitive_set, random_tree
+from gp_loss.core.signature import SlotSignature
 from gp_loss.testing import interpret
+from gp_loss.trees.codegen import compile_tree, tree_code
+from gp_loss.trees.parse import parse_tree
+from gp_loss.trees.space import LossTree, primitive_set, random_tree
 
 SPATIAL = SlotSignature("softmax_onehot", spatial=True, constant_one=True)
 BOXES = SlotSignature("box_iou_areas")

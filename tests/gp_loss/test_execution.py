@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from gp_loss.baselines import get_baseline
-from gp_loss.evolution import Limits
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.settings import EvolutionConfig, ExecutionOptions
 from gp_loss.execution.backends import make_backend
 from gp_loss.execution.base import WorkerSpec
 from gp_loss.execution.process import ProcessBackend, gpu_slots
 from gp_loss.fitness.candidate import Candidate
-from gp_loss.runner import RunSettings, start
-from gp_loss.settings import EvolutionConfig, ExecutionOptions
+from gp_loss.runs.runner import RunSettings, start
+from gp_loss.search.evolution import Limits
 
 GOOD = {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree}
 TOY = ("gp_loss.testing.tasks",)
@@ -161,7 +161,7 @@ def test_gpu_placement(monkeypatch):
 
 
 def test_backend_errors():
-    from gp_loss.errors import GpLossError
+    from gp_loss.core.errors import GpLossError
 
     spec = WorkerSpec("cls_digits")
     with pytest.raises(GpLossError, match="unknown backend"):

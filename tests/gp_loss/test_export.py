@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss
 
 from gp_loss import load_loss
-from gp_loss.errors import GpLossError
-from gp_loss.exchange import read_best
-from gp_loss.export import export
-from gp_loss.module import TreeLoss
+from gp_loss.core.errors import GpLossError
+from gp_loss.export.formats import export
+from gp_loss.trees.best_json import read_best
+from gp_loss.trees.loss_module import TreeLoss
 
 CE = "neg(mul(y, log(y_hat)))"
 GIOU = "neg(add(mul(inter, inv(union)), mul(union, inv(enclose))))"
@@ -202,9 +202,9 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
 
 def test_formulas_do_not_cancel_the_safe_inverse_of_a_zero_able_input():
     """inv(0) = 0, so y * inv(y) is an indicator, not 1; positive inputs still cancel."""
-    from gp_loss.parse import parse_tree
-    from gp_loss.signature import SlotSignature
-    from gp_loss.symbolic import to_latex, to_text
+    from gp_loss.core.signature import SlotSignature
+    from gp_loss.trees.parse import parse_tree
+    from gp_loss.trees.symbolic import to_latex, to_text
 
     seg = SlotSignature("softmax_onehot", spatial=True)
     assert to_text(parse_tree("mul(y, inv(y))", seg)) == "y*safe_inv(y)"

@@ -13,10 +13,10 @@ import time
 import pytest
 
 from gp_loss import finalize, search
-from gp_loss.baselines import get_baseline
-from gp_loss.finalists import LOG, Finalists, Row, select_finalists
-from gp_loss.report import leaderboard
-from gp_loss.train import SeedRun
+from gp_loss.core.baselines import get_baseline
+from gp_loss.results.final_training import SeedRun
+from gp_loss.results.finalists import LOG, Finalists, Row, select_finalists
+from gp_loss.results.report import leaderboard
 from tests.test_cli import ROOT, run_cli
 
 CE = get_baseline("cross_entropy").tree

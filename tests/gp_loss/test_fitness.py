@@ -8,13 +8,13 @@ import sys
 import pytest
 import torch
 
-from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.settings import PipelineOptions
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.fitness.probe import gradient_fingerprint
 from gp_loss.fitness.stages import GradientEquivalence, LossRejection, ProxyTraining
-from gp_loss.settings import PipelineOptions
 from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
 
@@ -88,7 +88,7 @@ def test_lrp_passes_known_good_and_rejects_known_bad(task):
     bad = ["mul(y, log(y_hat))", "neg(square(add(y_hat, neg(y))))", "square(y_hat)", "add(y, neg(y))"]
     # pass the paper's protocol, then collapse the MLP onto one class (proxy accuracy <= 0.3)
     collapsing = ["tanh(add(y_hat, y))", "sqrt(add(y_hat, y))"]
-    from gp_loss.module import TreeLoss
+    from gp_loss.trees.loss_module import TreeLoss
 
     signature = task.slots[0].signature()
     for tree in good:

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from gp_loss.adapters import get_adapter, valid_mean
 from gp_loss.bench.fuzz import EXTREME, inputs, signatures
-from gp_loss.exchange import SlotLoss
-from gp_loss.module import TreeLoss, source_module
-from gp_loss.parse import parse_tree
-from gp_loss.signature import SlotSignature
-from gp_loss.space import primitive_set
+from gp_loss.core.signature import SlotSignature
+from gp_loss.trees.best_json import SlotLoss
+from gp_loss.trees.loss_module import TreeLoss, source_module
+from gp_loss.trees.parse import parse_tree
+from gp_loss.trees.space import primitive_set
 
 SIGNATURES = signatures()
 CASES = {s: inputs(s) for s in SIGNATURES}

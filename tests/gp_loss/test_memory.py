@@ -12,11 +12,11 @@ from collections import Counter
 import pytest
 
 from gp_loss import search
-from gp_loss.baselines import get_baseline
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.settings import PipelineOptions
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.memory import SearchCache, task_fingerprint
-from gp_loss.settings import PipelineOptions
+from gp_loss.search.search_cache import SearchCache, task_fingerprint
 from tasks import get_task
 from tests.test_cli import ROOT, run_cli
 
@@ -69,8 +69,8 @@ def test_a_search_with_another_seed_reuses_the_first_ones_judgements(tmp_path):
 
 
 def test_a_run_from_before_the_pinned_proxy_seed_resumes_with_its_own():
-    from gp_loss.rundir import migrate_run_json
-    from gp_loss.runner import RunSettings, task_options
+    from gp_loss.runs.run_directory import migrate_run_json
+    from gp_loss.runs.runner import RunSettings, task_options
 
     old = RunSettings.from_json(
         migrate_run_json({"task": "cls_digits", "task_options": {}, "evolution": {"seed": 3}})

@@ -1,7 +1,7 @@
 """Run directories and best.json files written by earlier code keep working: a run written on
 2026-12-07 (tests/data/run_2026_12, cls_digits, 70 explored) is shown, reported, exported,
 loaded and resumed; run.json files of older forms are brought up to date in one place
-(:func:`gp_loss.rundir.migrate_run_json`)."""
+(:func:`gp_loss.runs.run_directory.migrate_run_json`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gp_loss.rundir import migrate_run_json
+from gp_loss.runs.run_directory import migrate_run_json
 from tests.test_cli import call_cli
 
 FIXTURE = Path(__file__).parent.parent / "data" / "run_2026_12"
@@ -80,3 +80,23 @@ def test_a_run_resumes_where_it_stopped(old_run, form):
     events = [json.loads(line) for line in (old_run / "events.jsonl").read_text().splitlines()]
     assert [e["id"] for e in events] == list(range(75))
     assert json.loads((old_run / "run.json").read_text())["resumes"] == [{"explored": 70}]
+
+
+def test_modules_imported_by_their_names_from_before_the_sub_packages_still_load():
+    import importlib
+    import warnings
+
+    from gp_loss.core.errors import GpLossError
+    from gp_loss.trees.best_json import read_best
+
+    for old, new in (
+        ("gp_loss.errors", "gp_loss.core.errors"),
+        ("gp_loss.exchange", "gp_loss.trees.best_json"),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new)
+        assert any(f"{old} is now {new}" in str(w.message) for w in caught)
+    assert importlib.import_module("gp_loss.errors").GpLossError is GpLossError
+    assert importlib.import_module("gp_loss.exchange").read_best is read_best

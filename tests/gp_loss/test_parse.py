@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from gp_loss.errors import GpLossError
-from gp_loss.parse import parse_tree
-from gp_loss.signature import SlotSignature
-from gp_loss.space import random_tree
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.signature import SlotSignature
+from gp_loss.trees.parse import parse_tree
+from gp_loss.trees.space import random_tree
 
 SPATIAL = SlotSignature("softmax_onehot", spatial=True, constant_one=True)
 VECTOR = SlotSignature("softmax_onehot")

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gp_loss.baselines import get_baseline
-from gp_loss.exchange import BestLoss, SlotLoss
-from gp_loss.module import TreeLoss, load_loss
-from gp_loss.signature import SlotSignature
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.signature import SlotSignature
+from gp_loss.trees.best_json import BestLoss, SlotLoss
+from gp_loss.trees.loss_module import TreeLoss, load_loss
 
 SIGNATURE = SlotSignature("regression", spatial=True, constant_one=True)
 

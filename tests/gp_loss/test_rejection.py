@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from gp_loss.adapters import get_adapter
-from gp_loss.baselines import get_baseline
 from gp_loss.bench import lrp_training
-from gp_loss.errors import GpLossError
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.signature import SlotSignature
 from gp_loss.fitness.rejection import (
     free_prediction_gain,
     misorders,
@@ -20,9 +21,8 @@ from gp_loss.fitness.rejection import (
     trainable_head_gain,
 )
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
-from gp_loss.module import TreeLoss
-from gp_loss.signature import SlotSignature
 from gp_loss.testing.tasks import TwoSlotToy
+from gp_loss.trees.loss_module import TreeLoss
 from tasks import get_task
 
 SOFTMAX = SlotSignature("softmax_onehot")
@@ -140,13 +140,13 @@ def test_training_panel_is_reproducible_with_a_seed():
 
 
 def test_protocol_is_stored_in_run_json_and_old_runs_resume_with_the_papers():
-    from gp_loss.runner import RunSettings
-    from gp_loss.settings import PipelineOptions
+    from gp_loss.core.settings import PipelineOptions
+    from gp_loss.runs.runner import RunSettings
 
     fresh = RunSettings("cls_digits", pipeline=PipelineOptions(lrp_protocol="paper")).to_json()
     assert RunSettings.from_json(fresh).pipeline.lrp_protocol == "paper"
     assert RunSettings.from_json(RunSettings("cls_digits").to_json()).pipeline.lrp_protocol == "shared"
-    from gp_loss.rundir import migrate_run_json
+    from gp_loss.runs.run_directory import migrate_run_json
 
     before_this_change = {"task": "cls_digits", "pipeline": {"gec": True, "lrp": True, "lrp_eta": None}}
     assert RunSettings.from_json(migrate_run_json(before_this_change)).pipeline.lrp_protocol == "paper"
@@ -164,7 +164,7 @@ def test_slot_verdicts_are_kept_per_tree():
 def test_cli_offers_exactly_the_protocols():
     from gp_loss.commands.bench import bench_lrp
     from gp_loss.commands.evolve import evolve_cmd
-    from gp_loss.settings import PROTOCOLS
+    from gp_loss.core.settings import PROTOCOLS
 
     for command, name in ((evolve_cmd, "lrp_protocol"), (bench_lrp, "protocol")):
         (option,) = [p for p in command.params if p.name == name]

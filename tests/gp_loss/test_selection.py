@@ -1,4 +1,4 @@
-"""Selection policies outside the evolution loop (gp_loss/selection.py), and the stage list."""
+"""Selection policies outside the evolution loop (gp_loss/search/selection.py), and the stage list."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from gp_loss.errors import GpLossError
-from gp_loss.selection import ParetoSelection, RankSelection, selection_for
+from gp_loss.core.errors import GpLossError
+from gp_loss.search.selection import ParetoSelection, RankSelection, selection_for
 
 
 @dataclass
@@ -40,9 +40,9 @@ def test_pareto_selection_is_chosen_for_several_objectives():
 
 
 def test_the_pipeline_lists_its_stages_in_order_and_compose_nests_them():
+    from gp_loss.core.settings import PipelineOptions
     from gp_loss.fitness.pipeline import FitnessPipeline
     from gp_loss.fitness.stages import GradientEquivalence, LossRejection, ProxyTraining, compose
-    from gp_loss.settings import PipelineOptions
     from gp_loss.testing.tasks import TwoSlotToy
 
     task = TwoSlotToy()

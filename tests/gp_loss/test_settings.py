@@ -1,4 +1,4 @@
-"""Each search setting is declared once (gp_loss/settings.py): evolve's flags and
+"""Each search setting is declared once (gp_loss/core/settings.py): evolve's flags and
 gp_loss.search's keywords come from the declarations, and each group checks its own values."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 
 from gp_loss.commands.evolve import evolve_cmd
-from gp_loss.errors import GpLossError
-from gp_loss.option import declared, from_flags, keywords
-from gp_loss.settings import GROUPS, EvolutionConfig, ExecutionOptions, PipelineOptions, TrackingOptions
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.option import declared, from_flags, keywords
+from gp_loss.core.settings import GROUPS, EvolutionConfig, ExecutionOptions, PipelineOptions, TrackingOptions
 
 
 def test_every_declared_setting_is_a_flag_of_evolve_with_its_help():
@@ -24,7 +24,7 @@ def test_every_declared_setting_is_a_flag_of_evolve_with_its_help():
 
 def test_every_declared_setting_is_a_search_keyword():
     from gp_loss.api import settings_from_keywords
-    from gp_loss.evolution import Limits
+    from gp_loss.search.evolution import Limits
     from tasks import get_task
 
     task = get_task("cls_digits")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gp_loss.stats import paired_difference
+from gp_loss.results.stats import paired_difference
 
 
 def test_interval_of_a_hand_checked_case_is_a_tie():

@@ -11,10 +11,10 @@ import pytest
 from deap import algorithms, tools
 
 import gp_loss
-from gp_loss.events import OUTCOMES
+from gp_loss.core.events import OUTCOMES
 from gp_loss.fitness.stages import ProxyTraining
-from gp_loss.space import LossGenome, LossTree
 from gp_loss.testing.tasks import TwoSlotToy
+from gp_loss.trees.space import LossGenome, LossTree
 from tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gp_loss.adapters import ADAPTERS
-from gp_loss.baselines import BASELINES
-from gp_loss.errors import GpLossError
+from gp_loss.core.baselines import BASELINES
+from gp_loss.core.errors import GpLossError
 from gp_loss.execution.backends import BACKENDS
 from primitives import PRIMITIVES
 from primitives.registry import Registry

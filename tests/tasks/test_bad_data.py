@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco, write_coco_keypoints, write_voc
 from tasks.data.stick_figures import StickFigures

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
-from gp_loss.module import TreeLoss
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
+from gp_loss.trees.loss_module import TreeLoss
 from tasks import TASKS, get_task
 
 

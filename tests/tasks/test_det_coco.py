@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gp_loss import load_loss
-from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
-from gp_loss.module import TreeLoss
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
+from gp_loss.trees.loss_module import TreeLoss
 from tasks import get_task
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco

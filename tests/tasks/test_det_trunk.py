@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tasks.trunk_cache as trunk_cache
-from gp_loss.train import resolve_losses
+from gp_loss.results.final_training import resolve_losses
 from tasks import get_task
 from tasks.det_coco import DetCoco
 from tasks.detection.coco_data import collate

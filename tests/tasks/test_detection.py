@@ -8,9 +8,9 @@ import pytest
 import torch
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from gp_loss.errors import GpLossError
-from gp_loss.module import TreeLoss
-from gp_loss.signature import SlotSignature
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.signature import SlotSignature
+from gp_loss.trees.loss_module import TreeLoss
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import COCO_CATEGORY_IDS, write_coco
 from tasks.detection.coco_data import CocoDetection, collate

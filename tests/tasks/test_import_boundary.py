@@ -9,9 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = (
-    "gp_loss.runner",
+    "gp_loss.runs.runner",
     "gp_loss.api",
-    "gp_loss.evolution",
+    "gp_loss.search.evolution",
     "gp_loss.fitness",
     "gp_loss.toolbox",
     "gp_loss.execution",
@@ -42,7 +42,7 @@ def test_no_file_under_tasks_imports_the_search_engine():
 def test_import_tasks_loads_no_engine_module():
     code = (
         "import sys, tasks; "
-        f"print(sorted(m for m in sys.modules if m.startswith({ENGINE!r}) or m in ('deap', 'gp_loss.codegen')))"
+        f"print(sorted(m for m in sys.modules if m.startswith({ENGINE!r}) or m in ('deap', 'gp_loss.trees.codegen')))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -15,11 +15,11 @@ from torchvision.models.detection.roi_heads import RoIHeads
 import tasks.detection.trunk as trunk_module
 import tasks.trunk_cache as trunk_cache
 from gp_loss import load_loss
-from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
-from gp_loss.module import TreeLoss
-from gp_loss.signature import SlotSignature
-from gp_loss.train import resolve_losses
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.signature import SlotSignature
+from gp_loss.results.final_training import resolve_losses
+from gp_loss.trees.loss_module import TreeLoss
 from tasks import get_task
 from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco

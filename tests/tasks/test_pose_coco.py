@@ -14,11 +14,11 @@ from PIL import Image
 
 import tasks.trunk_cache as trunk_cache
 from gp_loss import load_loss
-from gp_loss.baselines import get_baseline
-from gp_loss.errors import GpLossError
-from gp_loss.module import TreeLoss
-from gp_loss.signature import SlotSignature
-from gp_loss.train import resolve_losses
+from gp_loss.core.baselines import get_baseline
+from gp_loss.core.errors import GpLossError
+from gp_loss.core.signature import SlotSignature
+from gp_loss.results.final_training import resolve_losses
+from gp_loss.trees.loss_module import TreeLoss
 from tasks import get_task
 from tasks.data.layouts import write_coco_keypoints
 from tasks.data.stick_figures import KEYPOINTS, SKELETON, StickFigures

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_iou, complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou
 
-from gp_loss.train import resolve_losses
+from gp_loss.results.final_training import resolve_losses
 from tasks import get_task
 from tasks.cls_digits import softmax_mse
 from tasks.detection.losses import CIoULoss, GIoULoss, IoULoss

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from gp_loss import load_loss
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
-from gp_loss.module import TreeLoss
+from gp_loss.trees.loss_module import TreeLoss
 from tasks import get_task
 from tasks.data.layouts import voc_palette
 from tasks.seg_voc import random_crop
@@ -151,7 +151,7 @@ def test_deeplabv3_builds_offline_and_loads_a_local_state_dict(voc_root, tmp_pat
 
 @pytest.mark.slow
 def test_train_reports_six_metrics_for_every_baseline(tmp_path):
-    from gp_loss.train import train
+    from gp_loss.results.final_training import train
 
     best = tmp_path / "best.json"
     best.write_text(

@@ -8,7 +8,7 @@ import pytest
 
 from gp_loss.bench import compile as bench_compile
 from gp_loss.bench import efficiency, lrp, screen
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from tasks import get_task
 
 
@@ -72,7 +72,7 @@ def test_parallel_reports_one_and_two_workers():
 def test_results_table_rows_seeds_and_diverged_rows(tmp_path):
     from gp_loss.bench import table
     from gp_loss.bench.markdown import markdown_json
-    from gp_loss.exchange import BestLoss, SlotLoss, write_best
+    from gp_loss.trees.best_json import BestLoss, SlotLoss, write_best
 
     exploding = tmp_path / "exploding.json"  # -1/p^2 falls past the loss bound within a few steps
     write_best(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gp_loss.bench import fidelity
-from gp_loss.errors import GpLossError
+from gp_loss.core.errors import GpLossError
 from gp_loss.fitness.rungs import rung_steps
-from gp_loss.train import SeedRun, resolve_losses, train_seed
+from gp_loss.results.final_training import SeedRun, resolve_losses, train_seed
 from tasks import get_task
 
 

@@ -11,8 +11,8 @@ import pytest
 from scipy.stats import t
 
 from gp_loss.bench import noise, paper
-from gp_loss.errors import GpLossError
-from gp_loss.retraining import TrainingLog
+from gp_loss.core.errors import GpLossError
+from gp_loss.results.retraining import TrainingLog
 from tasks.training import WeightAverage
 
 TINY = {"steps": 30, "final_steps": 60}
