@@ -29,8 +29,8 @@ from gp_loss.core.settings import (
     TrackingOptions,
     parse_budget,
 )
+from gp_loss.engine.evolution import Limits, SearchState
 from gp_loss.runs.runner import RunSettings, Search, settings_for_task
-from gp_loss.search.evolution import Limits, SearchState
 
 
 @dataclass

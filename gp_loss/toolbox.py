@@ -7,7 +7,7 @@
 Individuals are :class:`LossTree` (one-slot tasks) or :class:`LossGenome` (one tree per slot).
 Operators modify individuals in place and return tuples, as DEAP's own do; size limits are
 applied with ``gp.staticLimit``. ``individual``, ``population``, ``mutate`` and ``mate`` are
-screened (:mod:`gp_loss.search.screened`): they hand out only losses that pass the validity check and
+screened (:mod:`gp_loss.engine.screened`): they hand out only losses that pass the validity check and
 the LRP and are new, as the search's own initialisation does; the raw ones are ``raw_*``. ``evaluate`` runs the full fitness pipeline and returns a plain
 fitness tuple; candidates that earn no fitness (invalid, rejected) get the task's worst value.
 """
@@ -24,9 +24,9 @@ from deap import base, gp, tools
 
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.settings import MAX_HEIGHT, MAX_NODES, PipelineOptions
+from gp_loss.engine.screened import Screen
 from gp_loss.fitness.candidate import Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.search.screened import Screen
 from gp_loss.trees.space import LossGenome, LossTree, primitive_set
 from gp_loss.trees.variation import MUTATIONS
 
@@ -192,7 +192,7 @@ def make_toolbox(
             evaluations (``serial``, ``process`` or ``ray``); call ``toolbox.close()`` when done.
         screened: ``individual``, ``population``, ``mutate`` and ``mate`` hand out only losses
             that pass the pipeline's cheap checks and are new, as the search's own
-            initialisation does (:mod:`gp_loss.search.screened`); the raw generators stay registered
+            initialisation does (:mod:`gp_loss.engine.screened`); the raw generators stay registered
             as ``raw_individual``, ``raw_population``, ``raw_mutate`` and ``raw_mate``. ``False``
             registers the raw ones under the plain names too.
     """

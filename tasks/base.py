@@ -293,7 +293,7 @@ class Task(abc.ABC):
 
     def data_identity(self) -> dict[str, Any] | None:
         """What identifies the task's data beyond its options (the folders and image ids of a
-        real dataset): part of the persistent search cache's key (:mod:`gp_loss.search.search_cache`). ``{}``
+        real dataset): part of the persistent search cache's key (:mod:`gp_loss.engine.search_cache`). ``{}``
         (the default): the options alone fix the data; ``None``: unknown, the task is not
         cached."""
         return {}

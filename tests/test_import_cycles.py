@@ -96,7 +96,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("problems", ("tasks",)),
     ("trees", ("gp_loss.trees",)),
     ("fitness", ("gp_loss.fitness",)),
-    ("search", ("gp_loss.search", "gp_loss.execution")),
+    ("search", ("gp_loss.engine", "gp_loss.execution")),
     ("runs", ("gp_loss.runs",)),
     ("assembly", ("gp_loss.runs.runner",)),
     ("results", ("gp_loss.results", "gp_loss.export")),

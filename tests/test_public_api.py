@@ -12,7 +12,7 @@ import torch
 
 import gp_loss
 from gp_loss.core.errors import GpLossError
-from gp_loss.search.evolution import Hook
+from gp_loss.engine.evolution import Hook
 from tasks.generic import GenericTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +68,8 @@ class StopAfter(Hook):
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path, capsys):
     from gp_loss.api import run, settings_from_keywords
+    from gp_loss.engine.evolution import Limits
     from gp_loss.runs.runner import start
-    from gp_loss.search.evolution import Limits
 
     task = blob_task()
     settings = settings_from_keywords(task, Limits(max_explored=50), {"population": 4})
@@ -186,3 +186,16 @@ def test_a_model_that_does_not_fit_its_data_fails_before_the_run_directory_is_wr
     # the same out= is then free: a fitting model searches there
     done = gp_loss.search(blob_task(), max_trained=1, out=tmp_path / "run", progress=False, cache="off")
     assert done.state.trained == 1
+
+
+def test_the_public_names_stay_functions_whatever_sub_packages_are_imported():
+    import importlib
+    import pkgutil
+
+    import gp_loss
+
+    for found in pkgutil.iter_modules(gp_loss.__path__):
+        importlib.import_module(f"gp_loss.{found.name}")
+    for name in ("search", "resume", "retrain", "compare", "load_loss", "make_toolbox", "finalize", "verify"):
+        assert callable(getattr(gp_loss, name)), name
+    assert gp_loss.search.__module__ == "gp_loss.api"

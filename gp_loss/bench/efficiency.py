@@ -15,9 +15,9 @@ from pathlib import Path
 
 from gp_loss.bench.timing import machine
 from gp_loss.core.settings import EvolutionConfig, PipelineOptions
+from gp_loss.engine.evolution import Limits
+from gp_loss.engine.progress import format_seconds
 from gp_loss.runs.runner import RunSettings, start
-from gp_loss.search.evolution import Limits
-from gp_loss.search.progress import format_seconds
 
 ONE_RUNG = (1.0,)
 VARIANTS: dict[str, tuple[PipelineOptions, bool]] = {

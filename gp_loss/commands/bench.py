@@ -165,6 +165,21 @@ def bench_soak(
     emit(run(folder, minutes, kill_every, explored=max_explored), as_json)
 
 
+@bench.command("tracking")
+@click.option("--task", "task_name", default="cls_digits", show_default=True)
+@click.option("--max-explored", "explored", type=click.IntRange(min=1), default=400, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True, help="Pairs of searches.")
+@json_flag()
+def bench_tracking(task_name: str, explored: int, rounds: int, as_json: bool) -> None:
+    """The same capped search without tracking and with TensorBoard + MLflow, alternated: wall
+    times, their ratio, and whether both explored the same losses (pip install -e '.[tracking]')."""
+    from gp_loss.bench.tracking import run
+    from gp_loss.core.settings import TrackingOptions
+
+    TrackingOptions("x", "x").check_installed()
+    emit(run(task_name, explored, rounds), as_json)
+
+
 @bench.command("efficiency")
 @click.option("--task", "task_name", default="cls_digits", show_default=True)
 @click.option("--budget", default="5m", show_default=True, help="Wall clock per variant.")

@@ -11,7 +11,7 @@ from gp_loss.core.errors import GpLossError
 
 
 def _open(path: str | None):
-    from gp_loss.search.search_cache import SearchCache, default_path, resolve
+    from gp_loss.engine.search_cache import SearchCache, default_path, resolve
 
     chosen = resolve(path) if path else default_path()
     if chosen is None:

@@ -16,7 +16,7 @@ from gp_loss.core.settings import GROUPS, EvolutionConfig, ExecutionOptions, Pip
 
 def parse_objectives(names: tuple[str, ...], task_class, metric: str | None) -> tuple[str, ...]:
     """``--objectives`` checked against the task's metrics."""
-    from gp_loss.search.pareto import SIZE
+    from gp_loss.engine.pareto import SIZE
 
     if not names:
         return ()
@@ -89,8 +89,8 @@ def evolve_cmd(**kw) -> None:
     """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
     from gp_loss.api import run
     from gp_loss.core.settings import parse_budget
+    from gp_loss.engine.evolution import Limits
     from gp_loss.runs.runner import RunSettings, resume, start
-    from gp_loss.search.evolution import Limits
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
     execution = from_flags(ExecutionOptions, kw)  # only what was given: a resume keeps the rest

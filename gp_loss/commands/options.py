@@ -67,7 +67,7 @@ def import_modules(modules: tuple[str, ...] | list[str], run: str | None = None)
     one such as its best.json) recorded (``evolve --import``)."""
     from pathlib import Path
 
-    from gp_loss.search.imports import import_modules as import_all
+    from gp_loss.engine.imports import import_modules as import_all
 
     wanted = list(modules)
     if run is not None:

@@ -31,7 +31,7 @@ class FitnessPipeline:
 
     def __init__(self, task, options: PipelineOptions | None = None, memory=None) -> None:
         """``memory``: ``(SearchCache, fingerprint, run name)`` of the persistent search cache
-        (:mod:`gp_loss.search.search_cache`), consulted after this run's own duplicates; ``None``: off."""
+        (:mod:`gp_loss.engine.search_cache`), consulted after this run's own duplicates; ``None``: off."""
         self.task = task
         self.options = options = options or PipelineOptions()
         space = options.space  # the one run context every stage shares (task, limits, signatures)

@@ -1,4 +1,4 @@
-"""The stage that consults the persistent search cache (:mod:`gp_loss.search.search_cache`) first."""
+"""The stage that consults the persistent search cache (:mod:`gp_loss.engine.search_cache`) first."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ class Remembered(Stage):
 
     Args:
         inner: the next stage.
-        cache: the :class:`gp_loss.search.search_cache.SearchCache`.
-        fingerprint: the task fingerprint (:func:`gp_loss.search.search_cache.task_fingerprint`).
+        cache: the :class:`gp_loss.engine.search_cache.SearchCache`.
+        fingerprint: the task fingerprint (:func:`gp_loss.engine.search_cache.task_fingerprint`).
         run: this run's name, stored beside what it computes.
     """
 

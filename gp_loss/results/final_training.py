@@ -120,7 +120,7 @@ def job_task(task_name: str, options: dict, imports: tuple[str, ...] = ()):
     (they register the task there too)."""
     import torch
 
-    from gp_loss.search.imports import import_modules
+    from gp_loss.engine.imports import import_modules
     from tasks import get_task
 
     torch.set_num_threads(1)

@@ -252,7 +252,7 @@ def _front_plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gp_loss.search.pareto import SIZE
+    from gp_loss.engine.pareto import SIZE
 
     names, front, _ = found
     x_name, y_name = names[:2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gp_loss.search.evolution import SearchState
-from gp_loss.search.progress import format_seconds
+from gp_loss.engine.evolution import SearchState
+from gp_loss.engine.progress import format_seconds
 from gp_loss.trees.parse import parse_tree, shorten
 from gp_loss.trees.symbolic import to_text
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.core.errors import GpLossError
-from gp_loss.search.evolution import Hook, SearchState
+from gp_loss.engine.evolution import Hook, SearchState
 from gp_loss.trees.best_json import BestLoss, SlotLoss, load_json, read_bytes, write_best, write_json_atomic
 from gp_loss.runs.jsonl import append, repair_torn_tail
 from gp_loss.version import __version__
@@ -191,7 +191,7 @@ class RunDirectory(Hook):
         slots = self.task_info.get("slots", {})
         extra: dict[str, Any] = {"id": state.best["id"], "metrics": state.best.get("metrics", {})}
         if self.objectives and state.front:
-            from gp_loss.search.pareto import SIZE
+            from gp_loss.engine.pareto import SIZE
 
             front = sorted(state.front, key=lambda m: [-v for v in m["objectives"]])
             extra["objectives"] = list(self.objectives)

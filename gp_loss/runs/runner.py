@@ -11,13 +11,13 @@ import torch
 
 from gp_loss.runs import runlock
 from gp_loss.core.errors import GpLossError
-from gp_loss.search.evolution import AgingEvolution, Hook, Limits, SearchState
+from gp_loss.engine.evolution import AgingEvolution, Hook, Limits, SearchState
 from gp_loss.execution.backends import BACKENDS, make_backend
 from gp_loss.execution.base import WorkerSpec, default_threads
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.fitness.probe import check_probes
-from gp_loss.search.progress import ProgressPrinter
+from gp_loss.engine.progress import ProgressPrinter
 from gp_loss.runs.run_directory import RunDirectory, fresh_run_path
 from gp_loss.core.settings import (
     EvolutionConfig,
@@ -110,7 +110,7 @@ def task_options(settings: RunSettings) -> dict[str, Any]:
 
 def build_task(settings: RunSettings):
     """The task object of a run."""
-    from gp_loss.search.imports import import_modules
+    from gp_loss.engine.imports import import_modules
     from tasks import get_task
 
     import_modules(settings.imports)
@@ -210,7 +210,7 @@ def search_memory(settings: RunSettings, task, directory: RunDirectory):
     """``(SearchCache, fingerprint, run name)`` for the pipeline, or ``None`` where the cache is
     off or the task cannot say what its data is. The cache's path is fixed in the settings, so
     that a resumed run keeps using the same file."""
-    from gp_loss.search import search_cache as memory
+    from gp_loss.engine import search_cache as memory
 
     path = memory.resolve(settings.cache)
     settings.cache = "off" if path is None else str(path)

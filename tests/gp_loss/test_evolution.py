@@ -7,8 +7,8 @@ import json
 import pytest
 
 from gp_loss.core.settings import EvolutionConfig, PipelineOptions
+from gp_loss.engine.evolution import AgingEvolution, Hook, Limits
 from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.search.evolution import AgingEvolution, Hook, Limits
 from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
 
@@ -92,7 +92,7 @@ def test_random_search_never_mutates(digits):
 
 def test_limits():
     limits = Limits(budget=10.0, max_trained=3)
-    from gp_loss.search.evolution import SearchState
+    from gp_loss.engine.evolution import SearchState
 
     assert limits.reached(SearchState(elapsed=10.5)) == "time budget spent"
     assert limits.reached(SearchState(trained=3)) == "trained 3 losses"

@@ -14,12 +14,12 @@ import pytest
 
 from gp_loss.core.baselines import get_baseline
 from gp_loss.core.settings import EvolutionConfig, ExecutionOptions
+from gp_loss.engine.evolution import Limits
 from gp_loss.execution.backends import make_backend
 from gp_loss.execution.base import WorkerSpec
 from gp_loss.execution.process import ProcessBackend, gpu_slots
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.runs.runner import RunSettings, start
-from gp_loss.search.evolution import Limits
 
 GOOD = {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree}
 TOY = ("gp_loss.testing.tasks",)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from gp_loss.core.settings import EvolutionConfig
+from gp_loss.engine.evolution import Limits
 from gp_loss.runs.runner import RunSettings, start
-from gp_loss.search.evolution import Limits
 from gp_loss.trees.parse import parse_tree
 from tasks import get_task
 from tests.test_cli import run_cli
@@ -44,7 +44,7 @@ def test_baselines_come_first_then_their_mutants(tmp_path):
 
 def test_baselines_outside_the_space_are_left_out():
     from gp_loss.core.settings import SpaceLimits
-    from gp_loss.search.evolution import AgingEvolution
+    from gp_loss.engine.evolution import AgingEvolution
 
     task = get_task("cls_digits")
 

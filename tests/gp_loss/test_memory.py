@@ -14,9 +14,9 @@ import pytest
 from gp_loss import search
 from gp_loss.core.baselines import get_baseline
 from gp_loss.core.settings import PipelineOptions
+from gp_loss.engine.search_cache import SearchCache, task_fingerprint
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.search.search_cache import SearchCache, task_fingerprint
 from tasks import get_task
 from tests.test_cli import ROOT, run_cli
 

@@ -11,7 +11,7 @@ import torch
 
 from gp_loss import load_loss
 from gp_loss.core.errors import GpLossError
-from gp_loss.search.pareto import crowding, dominates, fronts, objective_values, ranking, worst
+from gp_loss.engine.pareto import crowding, dominates, fronts, objective_values, ranking, worst
 from tests.test_cli import call_cli, run_cli
 
 #: (accuracy, BF1) of six losses at one rung, by hand:

@@ -15,8 +15,8 @@ import pytest
 
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.settings import EvolutionConfig, parse_budget
+from gp_loss.engine.evolution import Limits
 from gp_loss.runs.runner import RunSettings, resume, start
-from gp_loss.search.evolution import Limits
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("seconds", "time")

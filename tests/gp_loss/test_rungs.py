@@ -10,11 +10,11 @@ import pytest
 from gp_loss.core.baselines import get_baseline
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.settings import EvolutionConfig, PipelineOptions, parse_fractions
+from gp_loss.engine.evolution import Limits
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.rungs import clears, hurdle, hurdles, rung_steps
 from gp_loss.fitness.stages import ProxyTraining
 from gp_loss.runs.runner import RunSettings, resume, start
-from gp_loss.search.evolution import Limits
 from tasks import get_task
 from tests.test_cli import call_cli, run_cli
 

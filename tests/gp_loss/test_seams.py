@@ -12,8 +12,8 @@ import torch
 from gp_loss.core.baselines import get_baseline
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.signature import SlotSignature
-from gp_loss.search.evolution import Limits, SearchState
-from gp_loss.search.progress import ProgressPrinter
+from gp_loss.engine.evolution import Limits, SearchState
+from gp_loss.engine.progress import ProgressPrinter
 from gp_loss.testing.tasks import TwoSlotToy
 from gp_loss.trees.best_json import parse_best, read_best, write_best
 from gp_loss.trees.loss_module import TreeLoss, load_loss

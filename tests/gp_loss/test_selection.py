@@ -1,4 +1,4 @@
-"""Selection policies outside the evolution loop (gp_loss/search/selection.py), and the stage list."""
+"""Selection policies outside the evolution loop (gp_loss/engine/selection.py), and the stage list."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from gp_loss.core.errors import GpLossError
-from gp_loss.search.selection import ParetoSelection, RankSelection, selection_for
+from gp_loss.engine.selection import ParetoSelection, RankSelection, selection_for
 
 
 @dataclass

@@ -24,7 +24,7 @@ def test_every_declared_setting_is_a_flag_of_evolve_with_its_help():
 
 def test_every_declared_setting_is_a_search_keyword():
     from gp_loss.api import settings_from_keywords
-    from gp_loss.search.evolution import Limits
+    from gp_loss.engine.evolution import Limits
     from tasks import get_task
 
     task = get_task("cls_digits")

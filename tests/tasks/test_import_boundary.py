@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENGINE = (
     "gp_loss.runs.runner",
     "gp_loss.api",
-    "gp_loss.search.evolution",
+    "gp_loss.engine.evolution",
     "gp_loss.fitness",
     "gp_loss.toolbox",
     "gp_loss.execution",

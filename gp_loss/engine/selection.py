@@ -9,11 +9,11 @@ from typing import Protocol
 
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.settings import REPLACE_RULES
-from gp_loss.search import pareto
+from gp_loss.engine import pareto
 
 
 class Member(Protocol):
-    """What a policy reads of a population member (:class:`gp_loss.search.evolution.Member`)."""
+    """What a policy reads of a population member (:class:`gp_loss.engine.evolution.Member`)."""
 
     @property
     def rank(self) -> tuple[int, float]: ...

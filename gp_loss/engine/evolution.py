@@ -15,10 +15,10 @@ from typing import Any
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.events import CACHED, OUTCOMES, PROXY_TRAINED, TRAINED, rank_key
 from gp_loss.core.settings import EvolutionConfig, SpaceLimits
+from gp_loss.engine import pareto
+from gp_loss.engine.selection import selection_for
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.search import pareto
-from gp_loss.search.selection import selection_for
 from gp_loss.trees.parse import parse_tree
 from gp_loss.trees.space import random_tree
 from gp_loss.trees.variation import crossover, mutate
@@ -43,7 +43,7 @@ class Member:
 
     @property
     def point(self) -> tuple[int, list[float]]:
-        """Rung and objective values, as :mod:`gp_loss.search.pareto` compares them."""
+        """Rung and objective values, as :mod:`gp_loss.engine.pareto` compares them."""
         return (self.rung, self.objectives or [self.fitness])
 
 
@@ -152,7 +152,7 @@ class AgingEvolution:
         self.hooks = list(hooks)
         self.space = space or SpaceLimits()
         self.signatures = {s.name: s.signature(self.space.constant_one) for s in task.slots}
-        #: who wins a tournament and who leaves a full population (gp_loss/search/selection.py)
+        #: who wins a tournament and who leaves a full population (gp_loss/engine/selection.py)
         self.selection = selection_for(self.config.objectives, self.config.replace)
         if state is None:
             random.seed(self.config.seed)

@@ -17,7 +17,7 @@ from gp_loss.core.events import (
     TIMEOUT,
     TRAINED,
 )
-from gp_loss.search.evolution import Hook, Limits, SearchState
+from gp_loss.engine.evolution import Hook, Limits, SearchState
 
 _SHORT = {
     DUPLICATE: "dup",

@@ -1,1 +1,0 @@
-"""The search: aging evolution, its selection policies, Pareto ranking, the persistent search cache, screened DEAP operators, progress."""
