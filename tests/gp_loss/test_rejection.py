@@ -166,7 +166,7 @@ def test_cli_offers_exactly_the_protocols():
     from gp_loss.commands.evolve import evolve_cmd
     from gp_loss.core.settings import PROTOCOLS
 
-    for command, name in ((evolve_cmd, "lrp_protocol"), (bench_lrp, "protocol")):
+    for command, name in ((evolve_cmd, "lrp"), (bench_lrp, "protocol")):
         (option,) = [p for p in command.params if p.name == name]
         assert tuple(option.type.choices) == PROTOCOLS and option.default == PROTOCOLS[0]
 

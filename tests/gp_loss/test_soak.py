@@ -1,4 +1,4 @@
-"""Workers under stress: the process backend's workers SIGKILLed every 4 s and the driver once."""
+"""Workers under stress: the process backend's workers SIGKILLed every 2 s and the driver once."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from gp_loss.bench.soak import run
 
 @pytest.mark.slow
 def test_a_soaked_search_accounts_for_every_event_once(tmp_path):
-    soak = run(tmp_path, explored=240, steps=40, kill_every=4.0)
-    assert soak.driver_kills == 1 and soak.worker_kills >= 3
+    soak = run(tmp_path, explored=240, steps=40, kill_every=2.0)
+    assert soak.driver_kills == 1 and soak.worker_kills >= 2  # a run of ~13 s on 2 cores: ~5 kills
     assert soak.exit_code == 0  # it ran to its cap: no kill, of a worker or the driver, ended it
     assert soak.events == soak.checkpoint_explored == 240
     assert soak.duplicates == 0 and soak.lost == 0
