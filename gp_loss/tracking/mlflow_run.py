@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gp_loss.tracking.points import EXPLORED, Point
+from gp_loss.tracking.points import Point
 from gp_loss.trees.best_json import write_json_atomic
 
 #: Where a run directory remembers its MLflow run (so that a resume logs into the same one).
@@ -45,17 +45,18 @@ class MlflowSink:
         self.run_id = ""
         self.base = 0.0
 
-    def open(self, run: Path, params: dict[str, Any], created: float) -> int:
-        """Find or create this search's MLflow run; returns the last step already logged."""
+    def open(self, run: Path, params: dict[str, Any], created: float) -> dict[str, int]:
+        """Find or create this search's MLflow run; returns, per metric, the last step it holds
+        (texts are tags, which a later value replaces)."""
         if self.uri.startswith(("http://", "https://")):  # an unreachable server: fail in seconds
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         import logging
 
-        for name in ("mlflow", "alembic"):  # its table creation talks at INFO on every new file
-            if logging.getLogger(name).level == logging.NOTSET:
-                logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
+
+        for name in ("mlflow.store.db.utils", "alembic"):  # table creation talks at INFO on every new file
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.client = MlflowClient(tracking_uri=self.uri)
         self.base = created
@@ -64,8 +65,11 @@ class MlflowSink:
         if known.get("mlflow_uri") == self.uri and known.get("mlflow_run_id"):
             self.run_id = known["mlflow_run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
-            history = self.client.get_metric_history(self.run_id, EXPLORED)
-            return max((m.step for m in history), default=0)
+            metrics = self.client.get_run(self.run_id).data.metrics
+            return {
+                key: max((m.step for m in self.client.get_metric_history(self.run_id, key)), default=0)
+                for key in metrics
+            }
         experiment = self.client.get_experiment_by_name(experiment_name())
         experiment_id = (
             experiment.experiment_id
@@ -83,7 +87,7 @@ class MlflowSink:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
-        return 0
+        return {}
 
     def write(self, points: list[Point]) -> None:
         from mlflow.entities import Metric

@@ -12,8 +12,7 @@ from typing import Any
 from gp_loss.core.events import CACHED, OUTCOMES, TRAINED, Event, event_rank
 from gp_loss.runs.runlog import promoted
 
-#: The tag written last for each explored candidate, with the explored count as value and step:
-#: where it holds step S, every point of steps up to S was written before it.
+#: The explored count, written (with the outcome counts) once per batch of events.
 EXPLORED = "search/explored"
 #: Reached past the first proxy rung (a candidate the hurdles let through): the funnel's last row.
 PROMOTED = "promoted"
@@ -54,17 +53,32 @@ class Projection:
         self.counts: Counter[str] = Counter()
         self.best: tuple[int, float] | None = None
         self.best_event: dict[str, Any] | None = None
+        self._changed: set[str] = set()
+
+    def batch(self, events: list[Event]) -> list[Point]:
+        """The points of consecutive events: each trained loss's own, then the counts that
+        changed and the explored count at the last event (the count series need no finer grain,
+        and most events are not trained: one write per batch keeps tracking cheap)."""
+        out = [point for event in events for point in self.points(event)]
+        if events:
+            step, seconds = events[-1]["id"] + 1, float(events[-1].get("time") or 0.0)
+            names = [name for name in (*OUTCOMES, PROMOTED) if name in self._changed]
+            out += [Point(f"outcomes/{name}", step, seconds, float(self.counts[name])) for name in names]
+            out.append(Point(EXPLORED, step, seconds, float(step)))
+            self._changed.clear()
+        return out
 
     def points(self, event: Event) -> list[Point]:
-        """The points of one event; :data:`EXPLORED` comes last."""
+        """The points of one event (a trained loss's fitness, the best so far); its outcome is
+        counted for :meth:`batch`."""
         step, seconds = event["id"] + 1, float(event.get("time") or 0.0)
         out: list[Point] = []
         outcome = event["outcome"]
         self.counts[outcome] += 1
-        changed = [outcome]
+        self._changed.add(outcome)
         if outcome == TRAINED and promoted(event):
             self.counts[PROMOTED] += 1
-            changed.append(PROMOTED)
+            self._changed.add(PROMOTED)
         if is_trained(event):
             for index, rung in enumerate(event.get("rungs") or ()):
                 if rung.get("fitness") is not None:
@@ -78,8 +92,6 @@ class Projection:
                 )
                 out.append(Point("best/formula", step, seconds, text=text))
             out.append(Point("best_so_far", step, seconds, self.best[1]))
-        out += [Point(f"outcomes/{name}", step, seconds, float(self.counts[name])) for name in changed]
-        out.append(Point(EXPLORED, step, seconds, float(step)))
         return out
 
     def totals(self) -> dict[str, int]:

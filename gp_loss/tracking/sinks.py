@@ -17,8 +17,8 @@ class Sink(Protocol):
 
     name: str
 
-    def open(self, run: Path, params: dict[str, Any], created: float) -> int:
-        """Start (or continue) this run's record; the last step it already holds (0: none)."""
+    def open(self, run: Path, params: dict[str, Any], created: float) -> dict[str, int]:
+        """Start (or continue) this run's record; per tag, the last step it already holds."""
 
     def write(self, points: list[Point]) -> None:
         """Log points (steps above what :meth:`open` returned), in order."""

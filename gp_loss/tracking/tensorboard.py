@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gp_loss.tracking.points import EXPLORED, Point
+from gp_loss.tracking.points import Point
 
 
 class TensorBoardSink:
@@ -20,8 +20,8 @@ class TensorBoardSink:
         self._tags: set[str] = set()
         self.base = 0.0
 
-    def open(self, run: Path, params: dict[str, Any], created: float) -> int:
-        """Start writing; returns the last step already logged (0 for none)."""
+    def open(self, run: Path, params: dict[str, Any], created: float) -> dict[str, int]:
+        """Start writing; returns, per tag, the last step already logged."""
         from torch.utils.tensorboard import SummaryWriter
 
         done, self._tags = _logged(self.logdir)
@@ -57,15 +57,18 @@ class TensorBoardSink:
             self.writer = None
 
 
-def _logged(logdir: Path) -> tuple[int, set[str]]:
-    """The last :data:`EXPLORED` step and every tag the directory's event files hold."""
+def _logged(logdir: Path) -> tuple[dict[str, int], set[str]]:
+    """Per scalar or text tag, the last step the directory's event files hold; and every tag."""
     if not logdir.is_dir() or not any(p.name.startswith("events.out.tfevents") for p in logdir.iterdir()):
-        return 0, set()
+        return {}, set()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    accumulator = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator = EventAccumulator(
+        str(logdir), size_guidance={"scalars": 0, "tensors": 0}, purge_orphaned_data=False
+    )
     accumulator.Reload()
     tags = accumulator.Tags()
-    names = set(tags.get("scalars", ())) | set(tags.get("tensors", ()))
-    steps = [e.step for e in accumulator.Scalars(EXPLORED)] if EXPLORED in names else []
-    return max(steps, default=0), names
+    last = {tag: max(e.step for e in accumulator.Scalars(tag)) for tag in tags.get("scalars", ())}
+    for tag in tags.get("tensors", ()):  # add_text's tags end in /text_summary
+        last[tag.removesuffix("/text_summary")] = max(e.step for e in accumulator.Tensors(tag))
+    return last, set(tags.get("scalars", ())) | set(tags.get("tensors", ()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,14 +20,18 @@ from gp_loss.tracking.sinks import Sink, created_at, flat_settings, report_failu
 
 #: Seconds :meth:`Tracker.close` waits for the backends to take what is queued.
 CLOSE_WAIT = 60.0
+#: Events are sent in batches gathered over this many seconds (or of this many events).
+FLUSH_SECONDS = 2.0
+BATCH_EVENTS = 2000
 
 
 class Tracker(Hook):
     """Logs a run's events to its tracking backends from a background thread.
 
-    The thread first replays the run's events already on disk (a resumed run), writing only
-    the steps each backend lacks, so that a kill at any moment loses no point and a resume
-    writes none twice.
+    The thread first replays the run's events already on disk (a resumed run), writing, per
+    series, only the steps each backend lacks, so that a kill at any moment loses no point and a
+    resume writes none twice. Events are gathered for :data:`FLUSH_SECONDS` and written in one
+    call per backend.
     """
 
     def __init__(self, run: str | Path, options: TrackingOptions, stream: TextIO | None = None) -> None:
@@ -67,7 +72,7 @@ class Tracker(Hook):
         config, events = self._config, self._events
         self.projection = Projection(_formulas(config))
         params, created = flat_settings(config), created_at(config)
-        done: dict[int, int] = {}
+        done: dict[int, dict[str, int]] = {}
         for sink in sinks(self.options, self.run):
             try:
                 done[id(sink)] = sink.open(self.run, params, created)
@@ -76,23 +81,38 @@ class Tracker(Hook):
                 self._drop(sink, err)
         self._send(events, done)
         while True:
-            item = self._queue.get()
-            batch = [item]
-            while item is not None and not self._queue.empty() and len(batch) < 500:
-                item = self._queue.get_nowait()
-                batch.append(item)
+            batch = self._batch()
             self._send([payload for kind, payload in (b for b in batch if b) if kind == "event"], done)
             if batch[-1] is None:
                 break
         self._finish()
 
-    def _send(self, events: list[dict[str, Any]], done: dict[int, int]) -> None:
-        points: list[Point] = [p for event in events for p in self.projection.points(event)]
+    def _batch(self) -> list[tuple[str, Any] | None]:
+        """What arrives in :data:`FLUSH_SECONDS` from the first item on (or up to the end of the
+        search): one write per backend per batch, so that the thread's work, which shares the
+        interpreter with the search, stays a small fraction of it."""
+        item = self._queue.get()
+        batch = [item]
+        deadline = time.monotonic() + FLUSH_SECONDS
+        while item is not None and len(batch) < BATCH_EVENTS:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            batch.append(item)
+        return batch
+
+    def _send(self, events: list[dict[str, Any]], done: dict[int, dict[str, int]]) -> None:
+        points: list[Point] = self.projection.batch(events)
         if not points:
             return
         self.last_step = points[-1].step
         for sink in list(self.sinks):
-            fresh = [p for p in points if p.step > done[id(sink)]]
+            logged = done[id(sink)]  # per tag, the last step the backend already holds
+            fresh = [p for p in points if p.step > logged.get(p.tag, 0)]
             if fresh:
                 self._call(sink, "write", fresh)
 
