@@ -144,7 +144,7 @@ def test_examples_run_at_tiny_budgets(tmp_path, script, rows):
         sys.executable,
         str(ROOT / "examples" / script),
         "--budget",
-        "15s",
+        "8s",
         "--seeds",
         "2",
         "--steps",

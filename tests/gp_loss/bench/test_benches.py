@@ -40,7 +40,7 @@ def test_screen_measures_the_real_tasks_probes():
 
 @pytest.mark.slow
 def test_efficiency_runs_all_variants(tmp_path):
-    text = efficiency.run("cls_digits", budget=6.0, slice_seconds=3.0, population=4, out=tmp_path)
+    text = efficiency.run("cls_digits", budget=3.0, slice_seconds=1.5, population=4, out=tmp_path)
     from gp_loss.bench.markdown import markdown_json
 
     (table,) = markdown_json(text)["tables"]
@@ -63,7 +63,7 @@ def test_efficiency_runs_all_variants(tmp_path):
 def test_parallel_reports_one_and_two_workers():
     from gp_loss.bench import parallel
 
-    text = parallel.run("cls_digits", budget=6.0, slice_seconds=3.0, task_options={"steps": 60})
+    text = parallel.run("cls_digits", budget=3.0, slice_seconds=1.5, task_options={"steps": 60})
     for row in ("serial, 1 worker", "process, 1 worker", "process, 2 workers"):
         assert f"| {row} |" in text
 
