@@ -140,8 +140,9 @@ def resolved(ctx: click.Context, values: dict[str, Any], task_options: dict[str,
     """The options the run was started with, wherever each came from (default, file or flag),
     as run.json records them and ``show`` prints them: a valid config file."""
     skip = {*NOT_IN_FILE, "quiet", "out", TASK_OPTIONS}  # reusable for another run: no run directory
+    flags = {p.name: p.opts[0].lstrip("-") for p in ctx.command.params if isinstance(p, click.Option)}
     options = {
-        name: list(value) if isinstance(value, tuple) else value
+        flags.get(name, name): list(value) if isinstance(value, tuple) else value
         for name, value in values.items()
         if name not in skip and value is not None and value != ()
     }
@@ -150,7 +151,7 @@ def resolved(ctx: click.Context, values: dict[str, Any], task_options: dict[str,
 
 def as_toml(config: dict[str, Any]) -> str:
     """A recorded configuration as TOML that ``--config`` reads back."""
-    lines = [f"{name.replace('_', '-')} = {_toml_value(value)}" for name, value in config["options"].items()]
+    lines = [f"{name} = {_toml_value(value)}" for name, value in config["options"].items()]
     table = config.get(TASK_OPTIONS) or {}
     if table:
         lines += ["", "[task_options]", *(f"{k} = {_toml_value(v)}" for k, v in table.items())]
