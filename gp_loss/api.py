@@ -30,7 +30,7 @@ from gp_loss.core.settings import (
     parse_budget,
 )
 from gp_loss.engine.evolution import Limits, SearchState
-from gp_loss.runs.runner import RunSettings, Search, settings_for_task
+from gp_loss.run.runner import RunSettings, Search, settings_for_task
 
 
 @dataclass
@@ -90,7 +90,7 @@ class SearchResult:
 
 
 def _read_config(directory: Path) -> dict[str, Any]:
-    from gp_loss.runs.run_directory import RunDirectory
+    from gp_loss.run.run_directory import RunDirectory
 
     return RunDirectory(directory).read_config()
 
@@ -206,7 +206,7 @@ def search(
             MLflow run per search. Both need ``pip install -e '.[tracking]'``, log from a
             background thread, and go on after a resume where they left off.
     """
-    from gp_loss.runs.runner import start
+    from gp_loss.run.runner import start
 
     if isinstance(task, str):
         from tasks import get_task
@@ -243,7 +243,7 @@ def resume(
     ``execution``: ``backend``, ``workers``... for the rest of the run; ``tensorboard`` and
     ``mlflow`` replace where the run is tracked.
     """
-    from gp_loss.runs.runner import resume as resume_run
+    from gp_loss.run.runner import resume as resume_run
 
     tracking = {k: execution.pop(k) for k in ("tensorboard", "mlflow") if k in execution}
 

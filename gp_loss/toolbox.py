@@ -150,7 +150,7 @@ def task_worker_spec(task, pipeline: dict, threads: int, backend: str = "process
     registry can (its module imported first), else the object itself, pickled (not for the
     serial backend, which evaluates in this process)."""
     from gp_loss.execution.base import WorkerSpec
-    from gp_loss.runs.runner import pickled_task, settings_for_task
+    from gp_loss.run.runner import pickled_task, settings_for_task
 
     settings = settings_for_task(task)
     if settings.task_object and backend == "serial":

@@ -97,8 +97,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("trees", ("gp_loss.trees",)),
     ("fitness", ("gp_loss.fitness",)),
     ("search", ("gp_loss.engine", "gp_loss.execution")),
-    ("runs", ("gp_loss.runs",)),
-    ("assembly", ("gp_loss.runs.runner",)),
+    ("runs", ("gp_loss.run",)),
+    ("assembly", ("gp_loss.run.runner",)),
     ("results", ("gp_loss.results", "gp_loss.export")),
     ("tracking", ("gp_loss.tracking",)),
     ("surfaces", ("gp_loss.api", "gp_loss.toolbox", "gp_loss.commands", "gp_loss.bench", "gp_loss.testing")),
@@ -125,3 +125,22 @@ def test_every_module_has_a_layer_and_imports_only_downwards():
         if _layer(target) > _layer(module)
     ]
     assert upward == []
+
+
+def test_every_package_folder_is_a_regular_package_that_setup_installs():
+    """A folder of modules without ``__init__.py`` imports from a checkout (a namespace package)
+    but is left out by setup.py's ``find_packages``, so an installed gp-loss would lack it."""
+    from setuptools import find_packages
+
+    folders = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for top in ("gp_loss", "primitives", "tasks")
+        for path in (ROOT / top).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    installed = set(
+        find_packages(
+            str(ROOT), include=["gp_loss", "gp_loss.*", "primitives", "primitives.*", "tasks", "tasks.*"]
+        )
+    )
+    assert sorted(folders - installed) == []

@@ -69,7 +69,7 @@ class StopAfter(Hook):
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path, capsys):
     from gp_loss.api import run, settings_from_keywords
     from gp_loss.engine.evolution import Limits
-    from gp_loss.runs.runner import start
+    from gp_loss.run.runner import start
 
     task = blob_task()
     settings = settings_from_keywords(task, Limits(max_explored=50), {"population": 4})

@@ -17,7 +17,7 @@ from gp_loss.bench.timing import machine
 from gp_loss.core.settings import EvolutionConfig, PipelineOptions
 from gp_loss.engine.evolution import Limits
 from gp_loss.engine.progress import format_seconds
-from gp_loss.runs.runner import RunSettings, start
+from gp_loss.run.runner import RunSettings, start
 
 ONE_RUNG = (1.0,)
 VARIANTS: dict[str, tuple[PipelineOptions, bool]] = {

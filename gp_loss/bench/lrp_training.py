@@ -215,8 +215,8 @@ def trained_share(runs: list[str], fraction: float = 0.5) -> str:
     import json
     from pathlib import Path
 
-    from gp_loss.runs.run_directory import RunDirectory
-    from gp_loss.runs.runner import RunSettings, build_task, task_options
+    from gp_loss.run.run_directory import RunDirectory
+    from gp_loss.run.runner import RunSettings, build_task, task_options
 
     lines = [
         "| run | task | LRP protocol | baseline proxy fitness | trained | reaching "

@@ -175,7 +175,7 @@ def _search(task_name: str, directory: Path, budget: str | None, limits: Mapping
 
 def _search_seconds(directory: Path) -> float:
     """The search's own wall time, as its checkpoint counts it (0 where it has none)."""
-    from gp_loss.runs.run_directory import RunDirectory
+    from gp_loss.run.run_directory import RunDirectory
 
     state = RunDirectory(directory).read_state()
     return 0.0 if state is None else float(state.elapsed)
@@ -193,9 +193,9 @@ def run(
     max_trained: int | None = None,
 ) -> Paper:
     """The table of each task in ``tasks`` (see the module docstring)."""
-    from gp_loss.runs.runlog import load_events
-    from gp_loss.runs.runner import RunSettings
-    from gp_loss.runs.runner import task_options as options_of
+    from gp_loss.run.runlog import load_events
+    from gp_loss.run.runner import RunSettings
+    from gp_loss.run.runner import task_options as options_of
     from tasks import TASKS, get_task
 
     if seeds < 2 or top < 1 or jobs < 1:

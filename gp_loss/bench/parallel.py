@@ -12,7 +12,7 @@ from gp_loss.bench.timing import machine
 from gp_loss.core.settings import EvolutionConfig, ExecutionOptions
 from gp_loss.engine.evolution import Limits
 from gp_loss.engine.progress import format_seconds
-from gp_loss.runs.runner import RunSettings, start
+from gp_loss.run.runner import RunSettings, start
 
 
 def _race(variants: dict[str, RunSettings], budget: float, slice_seconds: float, root: Path) -> dict:

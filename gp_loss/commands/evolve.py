@@ -90,7 +90,7 @@ def evolve_cmd(**kw) -> None:
     from gp_loss.api import run
     from gp_loss.core.settings import parse_budget
     from gp_loss.engine.evolution import Limits
-    from gp_loss.runs.runner import RunSettings, resume, start
+    from gp_loss.run.runner import RunSettings, resume, start
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
     execution = from_flags(ExecutionOptions, kw)  # only what was given: a resume keeps the rest

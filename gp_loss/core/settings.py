@@ -118,7 +118,7 @@ class EvolutionConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EvolutionConfig:
         """Inverse of :meth:`to_json` (older run.json files are brought up to date by
-        :func:`gp_loss.runs.run_directory.migrate_run_json` first)."""
+        :func:`gp_loss.run.run_directory.migrate_run_json` first)."""
         data = dict(data)
         data["init_depth"] = tuple(data.get("init_depth", (1, 3)))
         data["objectives"] = tuple(data.get("objectives", ()))

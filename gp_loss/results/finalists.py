@@ -28,7 +28,7 @@ from gp_loss.core.errors import GpLossError
 from gp_loss.results.final_training import LossSpec, SeedRun, mean_std
 from gp_loss.results.retraining import TrainingLog, retrain, stderr_say, training_key
 from gp_loss.results.stats import PairedDifference, paired_difference
-from gp_loss.runs import runlock
+from gp_loss.run import runlock
 from gp_loss.trees.best_json import BestLoss, SlotLoss, read_best, write_best
 
 LOG = "finalize.jsonl"
@@ -210,7 +210,7 @@ def _difference_cell(diff: Mapping[str, Any] | None) -> str:
 def select_finalists(events: Sequence[Mapping[str, Any]], top: int) -> list[Mapping[str, Any]]:
     """The ``top`` distinct trained events, best first: proxy rung reached, then fitness; a genome
     seen before (same trees, or the same gradient-equivalence key) is left out."""
-    from gp_loss.runs.runlog import ranked
+    from gp_loss.run.runlog import ranked
 
     chosen, seen = [], set()
     for event in ranked(list(events)):
@@ -250,7 +250,7 @@ def finalize(
         task: the task object, for a run whose task cannot be rebuilt by name.
         quiet: no progress on stderr.
     """
-    from gp_loss.runs.runlog import load_events
+    from gp_loss.run.runlog import load_events
 
     if top < 1 or seeds < 1:
         raise GpLossError("finalize needs --top and --seeds of at least 1")
@@ -264,8 +264,8 @@ def finalize(
 
 
 def _finalize(directory, config, events, top, seeds, baselines, jobs, task_options, task, quiet) -> Finalists:
-    from gp_loss.runs.runner import RunSettings, build_task
-    from gp_loss.runs.runner import task_options as options_of
+    from gp_loss.run.runner import RunSettings, build_task
+    from gp_loss.run.runner import task_options as options_of
 
     settings = RunSettings.from_json(config)
     settings.task_options.update(task_options or {})

@@ -12,7 +12,7 @@ from typing import Any
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.events import OUTCOMES, TRAINED
 from gp_loss.results.summary import formula
-from gp_loss.runs.runlog import load_events, ranked, rung_of  # noqa: F401  (public here too)
+from gp_loss.run.runlog import load_events, ranked, rung_of  # noqa: F401  (public here too)
 from gp_loss.trees.parse import parse_tree, shorten
 
 
@@ -221,7 +221,7 @@ def baseline_metrics(run: Path, config: dict[str, Any]) -> dict[str, dict[str, f
         return json.loads(path.read_text(encoding="utf-8"))
     from gp_loss.fitness.stages import ProxyTraining
     from gp_loss.results.final_training import resolve_losses
-    from gp_loss.runs.runner import RunSettings, build_task
+    from gp_loss.run.runner import RunSettings, build_task
 
     settings = RunSettings.from_json(config)
     task = build_task(settings)

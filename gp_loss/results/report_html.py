@@ -15,7 +15,7 @@ from typing import Any
 
 from gp_loss.core.events import TRAINED
 from gp_loss.results.report import finalists_of, leaderboard_json, metric_of, signatures_of
-from gp_loss.runs.runlog import funnel, load_events
+from gp_loss.run.runlog import funnel, load_events
 from gp_loss.trees.parse import parse_tree
 
 _STYLE = """

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.results.final_training import LossSpec, SeedRun, headline, resolve_losses, train_many
-from gp_loss.runs.jsonl import append, repair_torn_tail
+from gp_loss.run.jsonl import append, repair_torn_tail
 
 
 def training_key(spec: LossSpec, task_options: Mapping[str, Any]) -> str:

@@ -87,7 +87,7 @@ def _tracked(run: Path) -> bool:
 
 def _send(run: Path, texts: dict[str, str], scalars: dict[str, float], files: list[Path]) -> None:
     from gp_loss.core.settings import TrackingOptions
-    from gp_loss.runs.runlog import load_events
+    from gp_loss.run.runlog import load_events
     from gp_loss.tracking.sinks import created_at, flat_settings, report_failure, sinks
 
     config, events = load_events(run)

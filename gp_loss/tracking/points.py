@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gp_loss.core.events import CACHED, OUTCOMES, TRAINED, Event, event_rank
-from gp_loss.runs.runlog import promoted
+from gp_loss.run.runlog import promoted
 
 #: The explored count, written (with the outcome counts) once per batch of events.
 EXPLORED = "search/explored"

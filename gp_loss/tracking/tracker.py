@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.settings import TrackingOptions
 from gp_loss.engine.evolution import Hook, SearchState
-from gp_loss.runs.runlog import load_events
+from gp_loss.run.runlog import load_events
 from gp_loss.tracking.points import Point, Projection
 from gp_loss.tracking.sinks import Sink, created_at, flat_settings, report_failure, sinks
 

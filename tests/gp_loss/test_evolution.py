@@ -142,7 +142,7 @@ def test_per_slot_initialisation_fills_the_population_in_fewer_draws():
 
 @pytest.mark.slow
 def test_per_slot_initialisation_resumes_exactly(tmp_path):
-    from gp_loss.runs.runner import RunSettings, resume, start
+    from gp_loss.run.runner import RunSettings, resume, start
 
     def settings(n: int) -> RunSettings:
         return RunSettings(

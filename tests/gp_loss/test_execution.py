@@ -19,7 +19,7 @@ from gp_loss.execution.backends import make_backend
 from gp_loss.execution.base import WorkerSpec
 from gp_loss.execution.process import ProcessBackend, gpu_slots
 from gp_loss.fitness.candidate import Candidate
-from gp_loss.runs.runner import RunSettings, start
+from gp_loss.run.runner import RunSettings, start
 
 GOOD = {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree}
 TOY = ("gp_loss.testing.tasks",)

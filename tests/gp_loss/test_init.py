@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from gp_loss.core.settings import EvolutionConfig
 from gp_loss.engine.evolution import Limits
-from gp_loss.runs.runner import RunSettings, start
+from gp_loss.run.runner import RunSettings, start
 from gp_loss.trees.parse import parse_tree
 from tasks import get_task
 from tests.test_cli import run_cli

@@ -69,8 +69,8 @@ def test_a_search_with_another_seed_reuses_the_first_ones_judgements(tmp_path):
 
 
 def test_a_run_from_before_the_pinned_proxy_seed_resumes_with_its_own():
-    from gp_loss.runs.run_directory import migrate_run_json
-    from gp_loss.runs.runner import RunSettings, task_options
+    from gp_loss.run.run_directory import migrate_run_json
+    from gp_loss.run.runner import RunSettings, task_options
 
     old = RunSettings.from_json(
         migrate_run_json({"task": "cls_digits", "task_options": {}, "evolution": {"seed": 3}})

@@ -1,7 +1,7 @@
 """Run directories and best.json files written by earlier code keep working: a run written on
 2026-12-07 (tests/data/run_2026_12, cls_digits, 70 explored) is shown, reported, exported,
 loaded and resumed; run.json files of older forms are brought up to date in one place
-(:func:`gp_loss.runs.run_directory.migrate_run_json`)."""
+(:func:`gp_loss.run.run_directory.migrate_run_json`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gp_loss.runs.run_directory import migrate_run_json
+from gp_loss.run.run_directory import migrate_run_json
 from tests.test_cli import call_cli
 
 FIXTURE = Path(__file__).parent.parent / "data" / "run_2026_12"

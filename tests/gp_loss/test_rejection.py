@@ -141,12 +141,12 @@ def test_training_panel_is_reproducible_with_a_seed():
 
 def test_protocol_is_stored_in_run_json_and_old_runs_resume_with_the_papers():
     from gp_loss.core.settings import PipelineOptions
-    from gp_loss.runs.runner import RunSettings
+    from gp_loss.run.runner import RunSettings
 
     fresh = RunSettings("cls_digits", pipeline=PipelineOptions(lrp_protocol="paper")).to_json()
     assert RunSettings.from_json(fresh).pipeline.lrp_protocol == "paper"
     assert RunSettings.from_json(RunSettings("cls_digits").to_json()).pipeline.lrp_protocol == "shared"
-    from gp_loss.runs.run_directory import migrate_run_json
+    from gp_loss.run.run_directory import migrate_run_json
 
     before_this_change = {"task": "cls_digits", "pipeline": {"gec": True, "lrp": True, "lrp_eta": None}}
     assert RunSettings.from_json(migrate_run_json(before_this_change)).pipeline.lrp_protocol == "paper"

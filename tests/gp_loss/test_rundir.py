@@ -16,7 +16,7 @@ import pytest
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.settings import EvolutionConfig, parse_budget
 from gp_loss.engine.evolution import Limits
-from gp_loss.runs.runner import RunSettings, resume, start
+from gp_loss.run.runner import RunSettings, resume, start
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("seconds", "time")

@@ -14,7 +14,7 @@ from gp_loss.engine.evolution import Limits
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.rungs import clears, hurdle, hurdles, rung_steps
 from gp_loss.fitness.stages import ProxyTraining
-from gp_loss.runs.runner import RunSettings, resume, start
+from gp_loss.run.runner import RunSettings, resume, start
 from tasks import get_task
 from tests.test_cli import call_cli, run_cli
 

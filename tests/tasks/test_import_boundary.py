@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = (
-    "gp_loss.runs.runner",
+    "gp_loss.run.runner",
     "gp_loss.api",
     "gp_loss.engine.evolution",
     "gp_loss.fitness",

@@ -9,16 +9,7 @@ from typing import Any
 
 import torch
 
-from gp_loss.runs import runlock
 from gp_loss.core.errors import GpLossError
-from gp_loss.engine.evolution import AgingEvolution, Hook, Limits, SearchState
-from gp_loss.execution.backends import BACKENDS, make_backend
-from gp_loss.execution.base import WorkerSpec, default_threads
-from gp_loss.fitness.candidate import Candidate, Evaluation
-from gp_loss.fitness.pipeline import FitnessPipeline
-from gp_loss.fitness.probe import check_probes
-from gp_loss.engine.progress import ProgressPrinter
-from gp_loss.runs.run_directory import RunDirectory, fresh_run_path
 from gp_loss.core.settings import (
     EvolutionConfig,
     ExecutionOptions,
@@ -26,6 +17,15 @@ from gp_loss.core.settings import (
     TrackingOptions,
     parse_budget,
 )
+from gp_loss.engine.evolution import AgingEvolution, Hook, Limits, SearchState
+from gp_loss.engine.progress import ProgressPrinter
+from gp_loss.execution.backends import BACKENDS, make_backend
+from gp_loss.execution.base import WorkerSpec, default_threads
+from gp_loss.fitness.candidate import Candidate, Evaluation
+from gp_loss.fitness.pipeline import FitnessPipeline
+from gp_loss.fitness.probe import check_probes
+from gp_loss.run import runlock
+from gp_loss.run.run_directory import RunDirectory, fresh_run_path
 
 
 @dataclass
@@ -79,7 +79,7 @@ class RunSettings:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
         """The settings of a run.json (read through :meth:`RunDirectory.read_config`, which
-        brings older files up to date: :func:`gp_loss.runs.run_directory.migrate_run_json`)."""
+        brings older files up to date: :func:`gp_loss.run.run_directory.migrate_run_json`)."""
         return cls(
             task=data["task"],
             task_options=dict(data.get("task_options", {})),

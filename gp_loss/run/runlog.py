@@ -1,7 +1,7 @@
 """Reading a run's event log (events.jsonl) and ranking its candidates: what ``show``,
 ``report``, ``finalize`` and the benches share. Reading never repairs: a torn last line (a run
 killed mid-write) is left out, and the run's own resume cuts it off
-(:func:`gp_loss.runs.jsonl.repair_torn_tail`)."""
+(:func:`gp_loss.run.jsonl.repair_torn_tail`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.events import CACHED, DUPLICATE, INVALID, PROXY_TRAINED, TRAINED, Event, event_rank, rung_of  # noqa: F401 (rung_of: public)
+from gp_loss.run.run_directory import RunDirectory
 from gp_loss.trees.best_json import load_json, read_best, read_bytes
-from gp_loss.runs.run_directory import RunDirectory
 
 
 def load_events(run: str | Path) -> tuple[dict[str, Any], list[Event]]:

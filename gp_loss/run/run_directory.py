@@ -20,8 +20,8 @@ from typing import Any
 
 from gp_loss.core.errors import GpLossError
 from gp_loss.engine.evolution import Hook, SearchState
+from gp_loss.run.jsonl import append, repair_torn_tail
 from gp_loss.trees.best_json import BestLoss, SlotLoss, load_json, read_bytes, write_best, write_json_atomic
-from gp_loss.runs.jsonl import append, repair_torn_tail
 from gp_loss.version import __version__
 
 RUN_FORMAT = "gp-loss-run/1"
