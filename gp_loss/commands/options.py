@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -65,15 +64,10 @@ def import_option():
 def import_modules(modules: tuple[str, ...] | list[str], run: str | None = None) -> None:
     """Import ``modules``, and those the ``run.json`` of ``run`` (a run directory, or a file in
     one such as its best.json) recorded (``evolve --import``)."""
-    from pathlib import Path
-
     from gp_loss.engine.imports import import_modules as import_all
+    from gp_loss.run.run_directory import recorded
 
     wanted = list(modules)
     if run is not None:
-        config = Path(run) / "run.json" if Path(run).is_dir() else Path(run).parent / "run.json"
-        if config.is_file():
-            # a broken run.json is reported where the run itself is read
-            with contextlib.suppress(OSError, json.JSONDecodeError, AttributeError):
-                wanted += json.loads(config.read_text(encoding="utf-8")).get("imports", [])
+        wanted += recorded(run, "imports") or []
     import_all(wanted)

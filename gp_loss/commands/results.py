@@ -124,12 +124,9 @@ def show_cmd(run: str, top: int, imports: tuple[str, ...], as_json: bool) -> Non
 def _recorded_config(run: str) -> dict | None:
     """The resolved ``evolve`` options run.json recorded (``None`` for older runs, runs started
     from Python, or an unreadable run.json, which ``show`` reports itself)."""
-    from pathlib import Path
+    from gp_loss.run.run_directory import recorded
 
-    try:
-        found = json.loads((Path(run) / "run.json").read_text(encoding="utf-8")).get("config")
-    except (OSError, ValueError, AttributeError):
-        return None
+    found = recorded(run, "config")
     return found if isinstance(found, dict) and "options" in found else None
 
 

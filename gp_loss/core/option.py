@@ -32,6 +32,11 @@ class Declared:
     metavar: str | None
 
     @property
+    def switch(self) -> bool:
+        """A flag without a value: turns a setting on (``--constant-one``) or, negated, off."""
+        return self.negate or (isinstance(self.default, bool) and self.parse is None and self.choices is None)
+
+    @property
     def param(self) -> str:
         """The click parameter's name (what ``evolve``'s keyword arguments hold)."""
         return self.flag.lstrip("-").replace("-", "_")
@@ -119,7 +124,7 @@ def click_options(*classes: type) -> Callable[[Callable], Callable]:
 
 
 def _click_kwargs(item: Declared, click) -> dict[str, Any]:
-    if item.negate or (isinstance(item.default, bool) and item.parse is None and item.choices is None):
+    if item.switch:
         return {"is_flag": True, "help": item.help}
     kwargs: dict[str, Any] = {"default": item.cli_default, "help": item.help, "metavar": item.metavar}
     if item.choices:
@@ -139,12 +144,9 @@ def from_flags(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in declared(cls):
         given = values.get(item.param)
-        if item.negate:
+        if item.switch:
             if given:
-                out[item.field] = False
-        elif isinstance(item.default, bool) and item.parse is None and item.choices is None:
-            if given:
-                out[item.field] = True
+                out[item.field] = not item.negate
         elif given is not None:
             out[item.field] = item.parse(given) if item.parse and isinstance(given, str) else given
     return out

@@ -41,6 +41,14 @@ BACKENDS.register("process", _process)
 BACKENDS.register("ray", _ray)
 
 
+def checked(options: ExecutionOptions) -> Callable[..., Backend]:
+    """The factory of ``options.backend`` once the name and the settings are checked (one
+    line for the first that cannot work): what a run checks before it writes anything."""
+    factory = BACKENDS.lookup(options.backend)
+    options.validate()
+    return factory
+
+
 def make_backend(
     name: str,
     spec: WorkerSpec,
@@ -56,5 +64,5 @@ def make_backend(
     ``gpus_per_eval=None`` means one GPU per evaluation where there are GPUs (docs/architecture.md section 7)
     and none on CPU-only machines.
     """
-    ExecutionOptions(name, workers, eval_timeout, gpus_per_eval, ray_address).validate()
-    return BACKENDS.lookup(name)(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)
+    factory = checked(ExecutionOptions(name, workers, eval_timeout, gpus_per_eval, ray_address))
+    return factory(spec, workers, local_evaluate, eval_timeout, gpus_per_eval, ray_address)

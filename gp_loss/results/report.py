@@ -13,6 +13,7 @@ from gp_loss.core.errors import GpLossError
 from gp_loss.core.events import OUTCOMES, TRAINED
 from gp_loss.results.summary import formula
 from gp_loss.run.runlog import load_events, ranked, rung_of  # noqa: F401  (public here too)
+from gp_loss.run.runlog import trained as trained_events
 from gp_loss.trees.parse import parse_tree, shorten
 
 
@@ -162,7 +163,7 @@ def _plots(run: Path, events: list[dict[str, Any]]) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = []
-    trained = [e for e in events if e["outcome"] == TRAINED and e.get("fitness") is not None]
+    trained = trained_events(events)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if trained:
         explored = [e["id"] + 1 for e in trained]

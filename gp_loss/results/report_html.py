@@ -10,12 +10,13 @@ import html
 import io
 import json
 import re
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from gp_loss.core.events import TRAINED
 from gp_loss.results.report import finalists_of, leaderboard_json, metric_of, signatures_of
 from gp_loss.run.runlog import funnel, load_events
+from gp_loss.run.runlog import trained as trained_events
 from gp_loss.trees.parse import parse_tree
 
 _STYLE = """
@@ -91,17 +92,14 @@ def _scatter_svg(events: list[dict[str, Any]], metric: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    trained = [e for e in events if e["outcome"] == TRAINED and e.get("fitness") is not None]
+    trained = trained_events(events)
     fig, ax = plt.subplots(figsize=(5.6, 3.3))
     if trained:
         minutes = [e["time"] / 60 for e in trained]
         ax.scatter(
             minutes, [e["fitness"] for e in trained], s=9, alpha=0.6, label="trained loss", color="#3b7dd8"
         )
-        best, curve = None, []
-        for event in trained:
-            best = event["fitness"] if best is None else max(best, event["fitness"])
-            curve.append(best)
+        curve = list(accumulate((e["fitness"] for e in trained), max))
         end = max(minutes[-1], events[-1]["time"] / 60)
         ax.step([*minutes, end], [*curve, curve[-1]], where="post", color="#d33", label="best so far")
         ax.legend(loc="lower right", fontsize=8)

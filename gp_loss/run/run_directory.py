@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import errno
+import json
 import os
 import platform
 import sys
@@ -58,6 +59,18 @@ def migrate_run_json(data: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("cache", "off")  # before the search cache, runs had none
     data.setdefault("tracking", {})
     return data
+
+
+def recorded(where: str | os.PathLike, key: str) -> Any:
+    """One entry of the run.json of the run at ``where`` (a run directory, or a file in one
+    such as its best.json), as written; ``None`` where there is no readable run.json or no such
+    entry (whoever reads the run itself reports a broken file)."""
+    where = Path(where)
+    path = (where if where.is_dir() else where.parent) / "run.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def fresh_run_path(task: str, root: str | os.PathLike = "runs") -> Path:

@@ -56,11 +56,16 @@ def _config_without_run_json(directory: RunDirectory) -> dict[str, Any]:
     return {"task": best.task or "unknown", "task_info": info, "pipeline": {"constant_one": True}}
 
 
+def trained(events: list[Event]) -> list[Event]:
+    """Freshly trained candidates with a fitness, in the order they were explored (duplicates
+    and equivalents not repeated)."""
+    return [e for e in events if e["outcome"] == TRAINED and e.get("fitness") is not None]
+
+
 def ranked(events: list[Event]) -> list[Event]:
-    """Freshly trained candidates, best first (duplicates and equivalents not repeated): by the
-    proxy rung reached, then fitness (scores at different rungs are not comparable)."""
-    trained = [e for e in events if e["outcome"] == TRAINED and e.get("fitness") is not None]
-    return sorted(trained, key=lambda e: (tuple(-v for v in event_rank(e)), e["id"]))
+    """:func:`trained`, best first: by the proxy rung reached, then fitness (scores at
+    different rungs are not comparable)."""
+    return sorted(trained(events), key=lambda e: (tuple(-v for v in event_rank(e)), e["id"]))
 
 
 #: The funnel's rows: a name and what a loss must have done to be counted there.

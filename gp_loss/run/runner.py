@@ -19,7 +19,7 @@ from gp_loss.core.settings import (
 )
 from gp_loss.engine.evolution import AgingEvolution, Hook, Limits, SearchState
 from gp_loss.engine.progress import ProgressPrinter
-from gp_loss.execution.backends import BACKENDS, make_backend
+from gp_loss.execution.backends import checked, make_backend
 from gp_loss.execution.base import WorkerSpec, default_threads
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
@@ -234,8 +234,7 @@ def start(
 ) -> Search:
     """Create a new run directory and the search that fills it (``task``: the task object when
     the caller built it; by default it is built from ``settings.task`` by name)."""
-    BACKENDS.lookup(settings.execution.backend)  # each group of options checks itself
-    settings.execution.validate()
+    checked(settings.execution)  # each group of options checks itself
     settings.evolution.validate()
     settings.pipeline.validate()
     if settings.evolution.objectives and settings.pipeline.rungs is None:
@@ -306,8 +305,7 @@ def _resume(
     settings = RunSettings.from_json(config)
     for key, value in (execution or {}).items():
         setattr(settings.execution, key, value)
-    BACKENDS.lookup(settings.execution.backend)
-    settings.execution.validate()
+    checked(settings.execution)
     if tracking:  # what is given replaces what run.json says; the rest stays
         given = tracking.resolved()
         settings.tracking = TrackingOptions(

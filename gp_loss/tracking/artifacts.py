@@ -76,12 +76,9 @@ def log_bundle(source: str | Path, bundle: str | Path) -> None:
 
 def _tracked(run: Path) -> bool:
     """The folder holds a run whose run.json names a tracker."""
-    import json
+    from gp_loss.run.run_directory import recorded
 
-    try:
-        found = json.loads((run / "run.json").read_text(encoding="utf-8")).get("tracking")
-    except (OSError, ValueError, AttributeError):
-        return False
+    found = recorded(run, "tracking")
     return bool(isinstance(found, dict) and any(found.values()))
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from gp_loss.core.events import CACHED, OUTCOMES, TRAINED, Event, event_rank
 from gp_loss.run.runlog import promoted
@@ -52,7 +51,6 @@ class Projection:
         self.formulas = formulas
         self.counts: Counter[str] = Counter()
         self.best: tuple[int, float] | None = None
-        self.best_event: dict[str, Any] | None = None
         self._changed: set[str] = set()
 
     def batch(self, events: list[Event]) -> list[Point]:
@@ -86,14 +84,10 @@ class Projection:
             out.append(Point("fitness", step, seconds, float(event["fitness"])))
             rank = event_rank(event)
             if self.best is None or rank > self.best:
-                self.best, self.best_event = rank, event
+                self.best = rank
                 text = (
                     f"loss #{event['id']}, fitness {event['fitness']:.4f}\n\n{self.formulas(event['trees'])}"
                 )
                 out.append(Point("best/formula", step, seconds, text=text))
             out.append(Point("best_so_far", step, seconds, self.best[1]))
         return out
-
-    def totals(self) -> dict[str, int]:
-        """Every outcome's count so far (zeros included), then promoted."""
-        return {**{name: self.counts[name] for name in OUTCOMES}, PROMOTED: self.counts[PROMOTED]}

@@ -17,17 +17,16 @@ class TensorBoardSink:
     def __init__(self, logdir: str | Path) -> None:
         self.logdir = Path(logdir)
         self.writer: Any = None
-        self._tags: set[str] = set()
         self.base = 0.0
 
     def open(self, run: Path, params: dict[str, Any], created: float) -> dict[str, int]:
         """Start writing; returns, per tag, the last step already logged."""
         from torch.utils.tensorboard import SummaryWriter
 
-        done, self._tags = _logged(self.logdir)
+        done = _logged(self.logdir)
         self.base = created
         self.writer = SummaryWriter(str(self.logdir), flush_secs=5)
-        if "run/settings" not in self._tags:
+        if "run/settings" not in done:
             table = "\n".join(f"| {k} | {v} |" for k, v in params.items())
             self.writer.add_text("run/settings", "| setting | value |\n|---|---|\n" + table, 0, created)
         return done
@@ -57,10 +56,10 @@ class TensorBoardSink:
             self.writer = None
 
 
-def _logged(logdir: Path) -> tuple[dict[str, int], set[str]]:
-    """Per scalar or text tag, the last step the directory's event files hold; and every tag."""
+def _logged(logdir: Path) -> dict[str, int]:
+    """Per scalar or text tag, the last step the directory's event files hold."""
     if not logdir.is_dir() or not any(p.name.startswith("events.out.tfevents") for p in logdir.iterdir()):
-        return {}, set()
+        return {}
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(
@@ -71,4 +70,4 @@ def _logged(logdir: Path) -> tuple[dict[str, int], set[str]]:
     last = {tag: max(e.step for e in accumulator.Scalars(tag)) for tag in tags.get("scalars", ())}
     for tag in tags.get("tensors", ()):  # add_text's tags end in /text_summary
         last[tag.removesuffix("/text_summary")] = max(e.step for e in accumulator.Tensors(tag))
-    return last, set(tags.get("scalars", ())) | set(tags.get("tensors", ()))
+    return last

@@ -38,7 +38,7 @@ class Tracker(Hook):
         self.run = Path(run)
         self.options = options
         self.stream = stream or sys.stderr
-        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()  # events; None: the end
         self._thread = threading.Thread(target=self._work, name="gp-loss-tracking", daemon=True)
         self._status = "FINISHED"
         self.sinks: list[Sink] = []
@@ -49,10 +49,7 @@ class Tracker(Hook):
 
     # -- the search's side: never blocks -------------------------------------------------
     def on_event(self, event: dict[str, Any], state: SearchState) -> None:
-        self._queue.put(("event", event))
-
-    def on_end(self, state: SearchState, reason: str) -> None:
-        self._queue.put(("end", reason))
+        self._queue.put(event)
 
     def close(self, interrupted: bool = False) -> None:
         """Finish logging (files and status at the end); waits at most :data:`CLOSE_WAIT` s."""
@@ -82,12 +79,12 @@ class Tracker(Hook):
         self._send(events, done)
         while True:
             batch = self._batch()
-            self._send([payload for kind, payload in (b for b in batch if b) if kind == "event"], done)
+            self._send([event for event in batch if event is not None], done)
             if batch[-1] is None:
                 break
         self._finish()
 
-    def _batch(self) -> list[tuple[str, Any] | None]:
+    def _batch(self) -> list[dict[str, Any] | None]:
         """What arrives in :data:`FLUSH_SECONDS` from the first item on (or up to the end of the
         search): one write per backend per batch, so that the thread's work, which shares the
         interpreter with the search, stays a small fraction of it."""
