@@ -24,6 +24,8 @@ PROMOTE = 1 / 3
 REPLACE_RULES: tuple[str, ...] = ("oldest", "worst")
 #: ``--init``: random trees (the paper's) or the task's baselines and their mutants.
 INITS: tuple[str, ...] = ("scratch", "baselines")
+#: ``--slot-search``: every slot at once, or one slot at a time first (gp_loss/engine/slotwise.py).
+SLOT_SEARCHES: tuple[str, ...] = ("joint", "slotwise")
 #: ``--lrp``: the Loss-Rejection Protocols (gp_loss/fitness/rejection.py).
 PROTOCOLS: tuple[str, ...] = ("shared", "paper")
 
@@ -100,6 +102,15 @@ class EvolutionConfig:
         "scratch", choices=INITS,
         help="Initial population: random trees (the paper's) or the task's baseline trees and their mutants.",
     )  # fmt: skip
+    slot_search: str = option(
+        "joint", choices=SLOT_SEARCHES,
+        help="Tasks with several loss slots: evolve every slot at once (joint), or one slot at a time "
+        "first, the others held at the task's tree baseline, then jointly from the slots' winners (slotwise).",
+    )  # fmt: skip
+    slot_share: float = option(
+        0.5, type=float,
+        help="With --slot-search slotwise: the share of the budget searched slot by slot before the joint phase.",
+    )  # fmt: skip
     objectives: tuple[str, ...] = option(
         (), parse=parse_names, metavar="M1,M2,...", cli_default=None,
         help="A Pareto search over these (task metrics, or size: the genome's node count); the first "
@@ -134,6 +145,10 @@ class EvolutionConfig:
             raise GpLossError(f"unknown --init {self.init!r}; use {' or '.join(INITS)}")
         if self.population_size < 2:
             raise GpLossError("--population must be at least 2")
+        if self.slot_search not in SLOT_SEARCHES:
+            raise GpLossError(f"unknown --slot-search {self.slot_search!r}; use {' or '.join(SLOT_SEARCHES)}")
+        if not 0.0 < self.slot_share <= 1.0:
+            raise GpLossError(f"--slot-share must be a share in (0, 1], got {self.slot_share}")
 
 
 @dataclass

@@ -68,6 +68,8 @@ class SearchState:
     #: a Pareto search's first front over every loss trained so far: id, genome, fitness,
     #: rung, objective values and metrics of each member
     front: list[dict[str, Any]] = field(default_factory=list)
+    #: a slot-wise search's schedule, populations and per-slot bests (gp_loss/engine/slotwise.py)
+    slotwise: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -158,6 +160,23 @@ class AgingEvolution:
             random.seed(self.config.seed)
             state = SearchState(rng=random.getstate())
         self.state = state
+        self._run_limits: Limits | None = None
+        self._clock: float | None = None
+        #: the slot-wise schedule, for a multi-slot task searched slot by slot
+        self.slotwise = None
+        if self.config.slot_search == "slotwise" and len(self.signatures) > 1 and not self.config.random_search:
+            from gp_loss.engine.slotwise import SlotwiseSearch
+
+            self.slotwise = SlotwiseSearch(self)
+
+    def progress(self) -> float:
+        """The share of the run's limits used so far (the largest over time, explored and
+        trained; without any limit, trainings over ten per slot and population member)."""
+        from gp_loss.engine.slotwise import TRAININGS_PER_SLOT_AND_MEMBER, progress
+
+        elapsed = self._elapsed() if self._clock is not None else self.state.elapsed
+        default = TRAININGS_PER_SLOT_AND_MEMBER * len(self.signatures) * self.config.population_size
+        return progress(self._run_limits, self.state.explored, self.state.trained, elapsed, default)
 
     # -- proposing children ----------------------------------------------------------------
     def _random_genome(self) -> dict[str, str]:
@@ -242,17 +261,27 @@ class AgingEvolution:
         return self.selection.winner(entrants, self.state.population)
 
     def propose(self) -> tuple[dict[str, str], dict[str, Any]]:
-        """The next genome to explore and how it was made."""
+        """The next genome to explore and how it was made (``searched``: the slots it varies)."""
+        if self.slotwise is not None:
+            return self.slotwise.propose()
+        every = list(self.signatures)
         if self.config.random_search or len(self.state.population) < self.config.population_size:
             phase = "random" if self.config.random_search else "init"
             meta = {"phase": phase, "parent": None, "second_parent": None, "mutation": None, "slot": None}
+            meta["searched"] = every
             if self.config.random_search:
                 return self._random_genome(), meta
             if self.config.init == "baselines":
                 return self._seeded_genome(meta)
             return self._initial_genome(), meta
+        genome, meta = self.evolve_child(every)
+        return genome, {**meta, "searched": every}
+
+    def evolve_child(self, slots: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
+        """A child of a tournament winner (mutation, or crossover then mutation) that differs
+        from it in one of ``slots``, and how it was made."""
         parent = self._tournament()
-        slot = random.choice(list(self.signatures))
+        slot = random.choice(slots)
         signature = self.signatures[slot]
         tree = parse_tree(parent.genome[slot], signature)
         child, how, second = tree, None, None
@@ -271,13 +300,16 @@ class AgingEvolution:
         }
 
     # -- the loop --------------------------------------------------------------------------
-    def _admit(self, event_id: int, genome: dict[str, str], result: Evaluation) -> bool:
+    def _admit(self, event_id: int, genome: dict[str, str], result: Evaluation, meta: dict[str, Any]) -> bool:
         if not result.admissible or result.effective_outcome not in PROXY_TRAINED:
             return False
         population = self.state.population
         rung = result.rung if result.effective_outcome == TRAINED else 0
         values = self._objectives(genome, result)
-        population.append(Member(event_id, genome, float(result.fitness), rung, values))
+        member = Member(event_id, genome, float(result.fitness), rung, values)
+        if self.slotwise is not None:
+            return self.slotwise.admit(member, meta, result)
+        population.append(member)
         if len(population) > self.config.population_size:  # random search only ages
             population.pop(0 if self.config.random_search else self.selection.leaver(population))
         return True
@@ -335,7 +367,7 @@ class AgingEvolution:
                 while len(state.rung_scores) <= index:
                     state.rung_scores.append([])
                 state.rung_scores[index].append(rung["fitness"])
-        entered = self._admit(event_id, candidate.genome, result)
+        entered = self._admit(event_id, candidate.genome, result, meta)
         state.elapsed = self._elapsed()
         improved = trained_here(result) and (
             state.best is None
@@ -397,6 +429,7 @@ class AgingEvolution:
         )
         backend = backend or SerialBackend(pipeline.remote)
         self._clock, self._elapsed_base = time.perf_counter(), self.state.elapsed
+        self._run_limits = limits
         dispatcher = Dispatcher(
             pipeline, backend, lambda: self.state.explored, self._finish, self.task.worst_fitness()
         )

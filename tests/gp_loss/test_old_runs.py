@@ -46,10 +46,12 @@ def test_an_older_run_json_reads_as_today_s():
     today = json.loads((FIXTURE / "run.json").read_text())
     migrated = migrate_run_json(_older_form(today))
     assert migrated["pipeline"] == {**today["pipeline"], "lrp_protocol": "paper"}  # what those runs used
-    assert migrated["evolution"] == {**today["evolution"], "per_slot_init": False}
+    # the fixture predates --slot-search: every run before it searched jointly
+    assert migrated["evolution"] == {**today["evolution"], "per_slot_init": False, "slot_search": "joint"}
     assert migrated["task_options"]["seed"] == today["evolution"]["seed"]
     assert migrated["cache"] == "off" and migrated["tracking"] == {}
     assert migrate_run_json(migrated) == migrated  # today's form is left as it is
+    assert migrate_run_json(today)["evolution"]["slot_search"] == "joint"
 
 
 def test_a_run_from_today_s_code_is_shown_reported_exported_and_loaded(old_run):
