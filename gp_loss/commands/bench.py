@@ -201,6 +201,25 @@ def bench_efficiency(
     emit(run(task_name, parse_budget(budget), parse_budget(slice_), seed, population, out), as_json)
 
 
+@bench.command("slots")
+@click.option("--task", "task_name", default="det_coco", show_default=True)
+@click.option("--budget", default="3m", show_default=True, help="Wall clock per search.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--population", type=int, default=None, help="Population size (default: the task's).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Keep the runs here.")
+@click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@json_flag()
+def bench_slots(
+    task_name: str, budget: str, seed: int, population: int | None, out, task_options, as_json: bool
+) -> None:
+    """Slot-wise against joint search: draws to fill a population, trainings per minute, best fitness."""
+    from gp_loss.bench.slots import run
+    from gp_loss.core.settings import parse_budget
+
+    options = task_option_values(task_options)
+    emit(run(task_name, parse_budget(budget), seed, population, out, options), as_json)
+
+
 @bench.command("parallel")
 @click.option("--task", "task_name", default="cls_digits", show_default=True)
 @click.option("--budget", default="60s", show_default=True, help="Wall clock per variant.")

@@ -103,6 +103,7 @@ class SlotwiseSearch:
                 anchor_name=name,
                 anchor_id=None,
                 anchor_fitness=None,
+                origin=None,
                 plan=first_round(self.slots, self.share),
                 planned_by_gain=False,
                 step=0,
@@ -115,17 +116,42 @@ class SlotwiseSearch:
 
     # -- where the search is --------------------------------------------------------------
     def phase(self) -> str:
-        """The current phase (``slot:<name>`` or ``joint``), moved forward to the budget used."""
+        """The current phase (``slot:<name>`` or ``joint``), moved forward to the budget used.
+
+        The plan's ends are shares of what is left after the anchor trained (start-up and the
+        anchor's own training would otherwise eat the first slot's turn). A slot whose
+        population is not yet full keeps its turn for up to as long again, and the turns after
+        it move later by as much (never past half of the joint phase's share)."""
         data = self.data
-        used = self.engine.progress()
-        while data["step"] < len(data["plan"]) and used >= data["plan"][data["step"]][1]:
+        used = self._unscaled(self.engine.progress())
+        plan = data["plan"]
+        while data["step"] < len(plan):
+            slot, end = plan[data["step"]]
+            begin = plan[data["step"] - 1][1] if data["step"] else 0.0
+            if used < end:
+                break
+            if data["phase"] == f"slot:{slot}" and not self._full() and used < end + (end - begin):
+                break
+            late = max(used - end, 0.0)
+            latest = self.share + (1.0 - self.share) / 2
+            for later in plan[data["step"] + 1 :]:
+                later[1] = round(min(later[1] + late, latest), 9)
             data["step"] += 1
-            if data["step"] == len(data["plan"]) and not data["planned_by_gain"]:
-                data["plan"] += by_gain(self.gains(), data["plan"][-1][1], self.share)
+            if data["step"] == len(plan) and not data["planned_by_gain"]:
+                data["gains"] = self.gains()
+                plan += by_gain(data["gains"], max(plan[-1][1], used), max(self.share, used))
                 data["planned_by_gain"] = True
-        if data["step"] >= len(data["plan"]):
+        if data["step"] >= len(plan):
             return JOINT
-        return f"slot:{data['plan'][data['step']][0]}"
+        return f"slot:{plan[data['step']][0]}"
+
+    def _unscaled(self, used: float) -> float:
+        """A share of the whole run as a share of the plan (the plan starts where the anchor ended)."""
+        origin = self.data.get("origin") or 0.0
+        return (used - origin) / (1.0 - origin)
+
+    def _full(self) -> bool:
+        return len(self.engine.state.population) >= self.engine.config.population_size
 
     def gains(self) -> dict[str, float]:
         """Per slot, its best fitness so far over the anchor's (0 while either is unknown)."""
@@ -233,6 +259,7 @@ class SlotwiseSearch:
         trained = result.effective_outcome == TRAINED and result.fitness is not None
         if meta.get("phase") == "anchor":
             data["anchor_id"] = member.id
+            data["origin"] = min(self.engine.progress(), 0.5 * self.share)
             if trained:
                 data["anchor_fitness"] = float(result.fitness)
             for slot in self.slots:

@@ -63,22 +63,28 @@ def test_slot_phases_vary_only_their_slot_on_the_anchor_then_the_search_goes_joi
         assert event["trees"][other] == anchor[other]
     evolved = [e for e in events if e["phase"] == "evolve" and len(e["searched"]) == 1]
     assert evolved and all(e["slot"] == e["searched"][0] for e in evolved)
-    # the joint phase opens with the slots' winners combined, never the anchor again
+    # the joint phase opens with the slots' winners combined (unless a slot phase explored
+    # that genome already: a slot whose best is still the anchor's tree), never the anchor again
     data = evolution.state.slotwise
-    combined = [e for e in events if e["phase"] == "combine"]
-    assert combined and combined[0]["trees"] == {slot: data["best"][slot][0] for slot in ("cls", "reg")}
+    winners = {slot: data["best"][slot][0] for slot in ("cls", "reg")}
+    combined = [e["trees"] for e in events if e["phase"] == "combine"]
+    explored_before = [e["trees"] for e in events[: first_joint + 1]]
+    assert (combined and combined[0] == winners) or winners in explored_before
+    assert anchor not in combined
     assert data["anchor_fitness"] == events[0]["fitness"]
 
 
 def test_a_slot_that_gains_more_gets_more_of_the_budget():
-    evolution, events = _search(300)
+    evolution, events = _search(300, seed=2)
     data = evolution.state.slotwise
-    gains = {slot: data["best"][slot][1] - data["anchor_fitness"] for slot in ("cls", "reg")}
-    second = data["plan"][2:]
-    shares = {slot: end - start for (slot, end), start in zip(second, [data["plan"][1][1], second[0][1]])}
-    better = max(gains, key=gains.get)
-    if gains[better] > 0 and gains[better] != min(gains.values()):
-        assert shares[better] > 0.25 / 2
+    gains = data["gains"]  # each slot's best over the anchor when the first round ended
+    assert gains["reg"] > 0 == gains["cls"]  # this seed: only the box slot improved on its own
+    first, second = data["plan"][2:]
+    planned = {first[0]: first[1] - data["plan"][1][1], second[0]: second[1] - first[1]}
+    assert first[0] == "reg" and planned["reg"] > 5 * planned["cls"]
+    searched = [tuple(e["searched"]) for e in events]
+    last_reg = len(searched) - 1 - searched[::-1].index(("reg",))
+    assert searched.index(("cls", "reg")) > last_reg  # then the joint phase
 
 
 def test_a_task_without_a_tree_baseline_is_refused_with_one_line():
