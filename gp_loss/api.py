@@ -196,8 +196,12 @@ def search(
             ``"off"``; default: the persistent search cache in the cache folder)...
             ``seed`` seeds the evolution; the proxy trains with ``task_options["seed"]`` (0 by
             default), so searches with other seeds judge every loss alike.
-            ``init``: ``"scratch"`` (the default) or ``"baselines"`` (the initial population
-            starts from the task's tree baselines and their mutants).
+            ``init``: ``"scratch"`` (the default), ``"baselines"`` (the initial population
+            starts from the task's tree baselines and their mutants) or ``"cache"`` (from the
+            best losses the search cache holds for the task, and their mutants).
+            ``slot_search``: ``"joint"`` (the default) or ``"slotwise"`` (a multi-slot task
+            searched one slot at a time on its tree baseline, then jointly; ``slot_share``:
+            the share of the budget spent slot by slot, 0.5).
             ``imports``: modules to import first, in this process and in every worker, where
             your own adapters and tasks register themselves (``evolve --import``); they are
             recorded in run.json, so ``resume``, ``export`` and ``load_loss`` import them too.

@@ -22,8 +22,9 @@ MAX_NODES = 64
 PROMOTE = 1 / 3
 #: ``--replace``: the member that leaves a full population.
 REPLACE_RULES: tuple[str, ...] = ("oldest", "worst")
-#: ``--init``: random trees (the paper's) or the task's baselines and their mutants.
-INITS: tuple[str, ...] = ("scratch", "baselines")
+#: ``--init``: random trees (the paper's), the task's baselines and their mutants, or the best
+#: losses the search cache holds for the task (a warm start).
+INITS: tuple[str, ...] = ("scratch", "baselines", "cache")
 #: ``--slot-search``: every slot at once, or one slot at a time first (gp_loss/engine/slotwise.py).
 SLOT_SEARCHES: tuple[str, ...] = ("joint", "slotwise")
 #: ``--lrp``: the Loss-Rejection Protocols (gp_loss/fitness/rejection.py).
@@ -100,7 +101,8 @@ class EvolutionConfig:
     per_slot_init: bool = True
     init: str = option(
         "scratch", choices=INITS,
-        help="Initial population: random trees (the paper's) or the task's baseline trees and their mutants.",
+        help="Initial population: random trees (the paper's), the task's baseline trees and their mutants, "
+        "or the best losses the search cache holds for the task and their mutants (a warm start).",
     )  # fmt: skip
     slot_search: str = option(
         "joint", choices=SLOT_SEARCHES,
@@ -142,7 +144,7 @@ class EvolutionConfig:
         if not 0.0 <= self.crossover_prob <= 1.0:
             raise GpLossError(f"--crossover must be a probability in [0, 1], got {self.crossover_prob}")
         if self.init not in INITS:
-            raise GpLossError(f"unknown --init {self.init!r}; use {' or '.join(INITS)}")
+            raise GpLossError(f"unknown --init {self.init!r}; use {', '.join(INITS)}")
         if self.population_size < 2:
             raise GpLossError("--population must be at least 2")
         if self.slot_search not in SLOT_SEARCHES:

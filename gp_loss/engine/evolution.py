@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,6 +68,8 @@ class SearchState:
     #: a Pareto search's first front over every loss trained so far: id, genome, fitness,
     #: rung, objective values and metrics of each member
     front: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--init cache``: the genomes it starts from, ``[name, {slot: tree}]`` (fixed at the start)
+    seeds: list[list[Any]] = field(default_factory=list)
     #: a slot-wise search's schedule, populations and per-slot bests (gp_loss/engine/slotwise.py)
     slotwise: dict[str, Any] = field(default_factory=dict)
 
@@ -137,6 +139,8 @@ class AgingEvolution:
         hooks: observers.
         space: size limits and ``constant_one`` of the trees (the pipeline's, so that screening
             and variation agree; default: the paper's space).
+        seeds: ``--init cache``'s starting genomes, ``(name, {slot: tree})`` (a fresh run only;
+            a resumed run keeps those of its state).
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class AgingEvolution:
         state: SearchState | None = None,
         hooks: Iterable[Hook] = (),
         space: SpaceLimits | None = None,
+        seeds: Sequence[tuple[str, Mapping[str, str]]] = (),
     ) -> None:
         self.task = task
         self.evaluate = evaluate
@@ -158,13 +163,17 @@ class AgingEvolution:
         self.selection = selection_for(self.config.objectives, self.config.replace)
         if state is None:
             random.seed(self.config.seed)
-            state = SearchState(rng=random.getstate())
+            state = SearchState(rng=random.getstate(), seeds=[[n, dict(g)] for n, g in seeds])
         self.state = state
         self._run_limits: Limits | None = None
         self._clock: float | None = None
         #: the slot-wise schedule, for a multi-slot task searched slot by slot
         self.slotwise = None
-        if self.config.slot_search == "slotwise" and len(self.signatures) > 1 and not self.config.random_search:
+        if (
+            self.config.slot_search == "slotwise"
+            and len(self.signatures) > 1
+            and not self.config.random_search
+        ):
             from gp_loss.engine.slotwise import SlotwiseSearch
 
             self.slotwise = SlotwiseSearch(self)
@@ -213,22 +222,31 @@ class AgingEvolution:
             if genome[slot] not in known:
                 known.append(genome[slot])
 
+    def baseline_genomes(self) -> list[tuple[str, dict[str, str]]]:
+        """The task's baselines that are trees of this search space, by name; hand-written
+        losses and trees outside the space are left out."""
+        baselines = sorted(self.task.baselines.items())
+        return [(name, dict(genome)) for name, genome in baselines if self._in_space(genome)]
+
     def seed_genomes(self) -> list[tuple[str, dict[str, str]]]:
-        """The task's baselines that are trees of this search space, by name (``--init
-        baselines``); hand-written losses and trees outside the space are left out."""
-        seeds = []
-        for name in sorted(self.task.baselines):
-            genome = dict(self.task.baselines[name])
-            try:
-                for slot, signature in self.signatures.items():
-                    parse_tree(genome[slot], signature)
-            except GpLossError:  # a primitive outside this space (e.g. `one` without --constant-one)
-                continue
-            seeds.append((name, genome))
-        return seeds
+        """What ``--init baselines`` seeds (:meth:`baseline_genomes`), or ``--init cache``: the
+        best losses the search cache held for the task when the run started (``state.seeds``)."""
+        if self.config.init == "cache":
+            return [(name, dict(genome)) for name, genome in self.state.seeds if self._in_space(genome)]
+        return self.baseline_genomes()
+
+    def _in_space(self, genome: Mapping[str, str]) -> bool:
+        if set(genome) != set(self.signatures):
+            return False
+        try:
+            for slot, signature in self.signatures.items():
+                parse_tree(genome[slot], signature)
+        except GpLossError:  # a primitive outside this space (e.g. `one` without --constant-one)
+            return False
+        return True
 
     def _seeded_genome(self, meta: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
-        """``--init baselines``: each baseline tree once, then mutants of a random one (one slot)."""
+        """``--init baselines`` / ``cache``: each seed once, then mutants of a random one (one slot)."""
         seeds = self.seed_genomes()
         if not seeds:
             return self._initial_genome(), meta
@@ -271,7 +289,7 @@ class AgingEvolution:
             meta["searched"] = every
             if self.config.random_search:
                 return self._random_genome(), meta
-            if self.config.init == "baselines":
+            if self.config.init in ("baselines", "cache"):
                 return self._seeded_genome(meta)
             return self._initial_genome(), meta
         genome, meta = self.evolve_child(every)

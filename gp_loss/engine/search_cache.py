@@ -57,6 +57,11 @@ CREATE INDEX IF NOT EXISTS results_gec ON results (fingerprint, gec_key);
 """
 
 
+def genome_of(key: str) -> dict[str, str]:
+    """A stored genome key (:attr:`gp_loss.fitness.candidate.Candidate.key`) as ``{slot: tree}``."""
+    return dict(part.split("=", 1) for part in key.split(" | "))
+
+
 def default_path() -> Path | None:
     """``$GP_LOSS_SEARCH_CACHE`` (``off``: none), else ``search_cache.sqlite`` in the cache folder."""
     from tasks.data.cache import cache_root
@@ -167,6 +172,25 @@ class SearchCache:
         self._guarded(
             lambda db: db.execute("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
         )
+
+    def best_genomes(self, task: str, fingerprint: str, limit: int) -> list[tuple[dict[str, str], float]]:
+        """The ``limit`` best trained genomes stored for task ``task`` (``--init cache``): those
+        of this fingerprint first (their fitness is comparable), then those of the task's other
+        settings; each ranked by the proxy rung it reached, then its fitness."""
+        rows = self._guarded(
+            lambda db: db.execute(
+                "SELECT r.fingerprint, r.genome, r.fitness, r.result FROM results r JOIN tasks t "
+                "USING (fingerprint) WHERE t.task = ? AND r.outcome = 'trained' AND r.fitness IS NOT NULL",
+                (task,),
+            ).fetchall(),
+            [],
+        )
+
+        def order(row) -> tuple[bool, int, float]:
+            rungs = json.loads(row[3]).get("rungs") or []
+            return (row[0] == fingerprint, len(rungs), float(row[2]))
+
+        return [(genome_of(row[1]), float(row[2])) for row in sorted(rows, key=order, reverse=True)[:limit]]
 
     # -- the user's side (``cache`` command) ------------------------------------------------
     def stats(self) -> list[dict[str, Any]]:

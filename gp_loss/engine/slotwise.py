@@ -46,7 +46,9 @@ TRAININGS_PER_SLOT_AND_MEMBER = 10
 COMBINED_PER_SLOT = 3
 
 
-def progress(limits: Limits | None, explored: int, trained: int, elapsed: float, default_trainings: int) -> float:
+def progress(
+    limits: Limits | None, explored: int, trained: int, elapsed: float, default_trainings: int
+) -> float:
     """The share of the run's budget used: the largest over the limits it has (time, explored,
     trained); without any, trainings over ``default_trainings``."""
     shares = []
@@ -303,7 +305,7 @@ class SlotwiseSearch:
 def anchor_genome(engine: AgingEvolution) -> tuple[str, dict[str, str]]:
     """The tree baseline that holds the slots not searched: the tree form of the task's default
     reference (``tree:<name>``) where the task has one, else its first tree baseline."""
-    seeds = dict(engine.seed_genomes())
+    seeds = dict(engine.baseline_genomes())
     if not seeds:
         raise GpLossError(
             f"--slot-search slotwise needs a tree baseline of task {engine.task.name!r} in this search "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,14 +197,39 @@ def _assemble(
                 "pass it again: gp_loss.resume(out, task=...)"
             )
         task = build_task(settings)
-    pipeline = FitnessPipeline(task, settings.pipeline, search_memory(settings, task, directory))
+    memory = search_memory(settings, task, directory)
+    pipeline = FitnessPipeline(task, settings.pipeline, memory)
     directory.task_info = task.describe()
     directory.objectives = settings.evolution.objectives
     all_hooks: list[Hook] = [directory, *hooks]
     if progress:
         all_hooks.append(ProgressPrinter(settings.limits, task.metric))
-    evolution = AgingEvolution(task, pipeline, settings.evolution, state, all_hooks, settings.pipeline.space)
+    seeds = warm_start(settings, task, memory) if state is None else ()
+    evolution = AgingEvolution(
+        task, pipeline, settings.evolution, state, all_hooks, settings.pipeline.space, seeds
+    )
     return Search(settings, directory, evolution, pipeline)
+
+
+def warm_start(settings: RunSettings, task, memory) -> list[tuple[str, dict[str, str]]]:
+    """``--init cache``: the best losses the search cache holds for the task, as many as the
+    population, named by their stored fitness; a one-line error where the cache is off."""
+    if settings.evolution.init != "cache":
+        return []
+    if memory is None:
+        raise GpLossError(
+            f"--init cache starts from the search cache, which is off for this run of task {task.name!r} "
+            "(--cache off, GP_LOSS_SEARCH_CACHE=off, or a task whose data cannot be identified)"
+        )
+    cache, fingerprint, _run = memory
+    found = cache.best_genomes(task.name, fingerprint, settings.evolution.population_size)
+    if not found:
+        print(
+            f"--init cache: the search cache holds no trained loss of task {task.name!r} yet; "
+            "starting from random trees",
+            file=sys.stderr,
+        )
+    return [(f"cache #{rank} ({fitness:.4g})", genome) for rank, (genome, fitness) in enumerate(found, 1)]
 
 
 def search_memory(settings: RunSettings, task, directory: RunDirectory):

@@ -74,3 +74,73 @@ def test_cli_init_is_recorded(tmp_path):
     config = json.loads((tmp_path / "run" / "run.json").read_text())
     assert config["evolution"]["init"] == "baselines"
     assert _events(tmp_path / "run")[0]["seed"]
+
+
+def test_init_cache_starts_from_the_best_losses_the_cache_holds(tmp_path):
+    from gp_loss import search
+    from gp_loss.core.events import event_rank
+    from gp_loss.engine.search_cache import SearchCache
+
+    cache = tmp_path / "cache.sqlite"
+    tiny = {"steps": 25}
+    first = search(
+        "cls_digits",
+        out=tmp_path / "a",
+        max_trained=4,
+        max_explored=1000,
+        population=2,
+        progress=False,
+        cache=cache,
+        task_options=tiny,
+    )
+    trained = sorted(  # by the proxy rung reached, then the fitness there
+        (e for e in _events(tmp_path / "a") if e["outcome"] == "trained"), key=event_rank, reverse=True
+    )
+    assert len(trained) == 4
+    warm = search(
+        "cls_digits",
+        out=tmp_path / "b",
+        max_explored=40,
+        progress=False,
+        cache=cache,
+        task_options=tiny,
+        population=3,
+        init="cache",
+        seed=1,
+    )
+    events = _events(tmp_path / "b")
+    # the three best of the first run, best first, judged again for free, then their mutants
+    assert [e["trees"] for e in events[:3]] == [e["trees"] for e in trained[:3]]
+    assert [e["seed"] for e in events[:3]] == [
+        f"cache #{k} ({e['fitness']:.4g})" for k, e in enumerate(trained[:3], 1)
+    ]
+    assert all(e["outcome"] == "cached" and e["entered"] for e in events[:3])
+    assert warm.fitness >= first.fitness
+    mutants = [e for e in events[3:] if e["phase"] == "init"]
+    assert all(e["seed"].startswith("cache #") and e["mutation"] for e in mutants)
+    # the seeds are fixed at the start: the cache grew since, a resume still proposes the same
+    checkpoint = json.loads((tmp_path / "b" / "checkpoint.json").read_text())
+    assert [s[1] for s in checkpoint["seeds"]] == [e["trees"] for e in trained[:3]]
+    opened = SearchCache(cache)
+    try:  # another setting's fitness is not comparable, but its losses still seed a search
+        assert opened.best_genomes("cls_digits", "another fingerprint", 1)[0][0] == trained[0]["trees"]
+    finally:
+        opened.close()
+
+
+def test_init_cache_without_a_cache_is_one_line(tmp_path):
+    result = run_cli(
+        "evolve",
+        "--task",
+        "cls_digits",
+        "--init",
+        "cache",
+        "--cache",
+        "off",
+        "--max-explored",
+        "5",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert result.returncode == 2 and "--init cache starts from the search cache" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()

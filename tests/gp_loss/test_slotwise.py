@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import pytest
 
@@ -29,7 +30,9 @@ def _search(n: int, task=None, **config) -> tuple[AgingEvolution, list[dict]]:
     task = task or TwoSlotToy()
     recorder = Recorder()
     config = {"population_size": 3, "seed": 4, "slot_search": "slotwise", **config}
-    evolution = AgingEvolution(task, FitnessPipeline(task, PAPER), EvolutionConfig(**config), hooks=[recorder])
+    evolution = AgingEvolution(
+        task, FitnessPipeline(task, PAPER), EvolutionConfig(**config), hooks=[recorder]
+    )
     evolution.run(Limits(max_explored=n))
     return evolution, recorder.events
 
@@ -89,7 +92,7 @@ def test_a_slot_that_gains_more_gets_more_of_the_budget():
 
 def test_a_task_without_a_tree_baseline_is_refused_with_one_line():
     class NoBaseline(TwoSlotToy):
-        baselines = {}
+        baselines: ClassVar[dict] = {}
 
     with pytest.raises(GpLossError, match="needs a tree baseline"):
         _search(10, task=NoBaseline())
