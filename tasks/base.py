@@ -113,6 +113,10 @@ class Task(abc.ABC):
     #: and calibrate the Loss-Rejection Protocol; the built-in tasks name them ``tree:...``,
     #: since a tree follows the mean-of-tree convention (the cross-entropy tree is CE / C).
     baselines: Mapping[str, Mapping[str, str]] = {}
+    #: The tree baseline that ``--slot-search slotwise`` holds the slots it is not searching at
+    #: (a key of ``baselines``; empty: the tree form of :attr:`default_baseline` where there is
+    #: one, else the first tree baseline by name).
+    anchor_baseline: str = ""
     #: Reference baselines: each loss as its paper or library defines it, at its published
     #: weight (what ``train``, ``finalize`` and ``bench paper`` compare against): name ->
     #: ``factory(task)`` returning slot -> loss function (``None`` keeps a slot's stock loss

@@ -121,7 +121,16 @@ class DetCoco(Task):
     baselines: ClassVar[dict[str, dict[str, str]]] = {
         "tree:ce+iou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("iou").tree},
         "tree:ce+giou": {"cls": get_baseline("cross_entropy").tree, "reg": get_baseline("giou").tree},
+        # at the references' weights: C * the cross-entropy tree is F.cross_entropy itself, and
+        # 10 is mmdetection's GIoU weight (its mean runs over all sampled RoIs, the tree's over
+        # the positives)
+        "tree:weighted:ce+giou": {
+            "cls": f"C * {get_baseline('cross_entropy').tree}",
+            "reg": f"10 * {get_baseline('giou').tree}",
+        },
     }
+    #: what slot-wise search holds the slots it is not searching at
+    anchor_baseline = "tree:weighted:ce+giou"
     #: the references: ``F.cross_entropy`` with torchvision's stock smooth-L1 (``None``: the
     #: stock loss), or with mmdetection's IoU / GIoU (weight 10) and CIoU (weight 12) on decoded
     #: boxes, averaged over all sampled RoIs (:mod:`tasks.detection.losses`)

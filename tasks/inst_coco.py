@@ -111,7 +111,15 @@ class InstCoco(DetCoco):
     baselines: ClassVar[dict[str, dict[str, str]]] = {
         "tree:ce+iou+bce": {"cls": CE, "reg": get_baseline("iou").tree, "mask": BCE},
         "tree:ce+giou+bce": {"cls": CE, "reg": get_baseline("giou").tree, "mask": BCE},
+        # at the references' weights: F.cross_entropy, mmdetection's GIoU weight 10, and
+        # C * the BCE tree (C = 2: foreground and background) is F.binary_cross_entropy itself
+        "tree:weighted:ce+giou+bce": {
+            "cls": f"C * {CE}",
+            "reg": f"10 * {get_baseline('giou').tree}",
+            "mask": f"C * {BCE}",
+        },
     }
+    anchor_baseline = "tree:weighted:ce+giou+bce"
     #: the references: ``None`` keeps torchvision's stock loss of that slot (the stock setting
     #: is CE + smooth-L1 + mask BCE); mmdetection's Mask R-CNN IoU-loss configs swap the box
     #: loss (:mod:`tasks.detection.losses`); Dice replaces the mask slot's BCE

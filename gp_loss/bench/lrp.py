@@ -19,6 +19,14 @@ from gp_loss.trees.space import random_tree, tree_inputs
 VERDICT = {"passed": "pass", "rejected": "reject", "invalid": "invalid"}
 
 
+def negation(tree: str) -> str:
+    """``neg`` of a tree string, its weight kept in front (``C * neg(...)``)."""
+    from gp_loss.trees.parse import split_weight
+
+    weight, body = split_weight(tree)
+    return f"neg({body})" if weight == "1" else f"{weight} * neg({body})"
+
+
 def known_panel(task, slot) -> list[tuple[str, str, str]]:
     """(kind, label, tree) of the known-good and known-bad losses of ``slot``, each tree once."""
     rows = [
@@ -29,7 +37,7 @@ def known_panel(task, slot) -> list[tuple[str, str, str]]:
     panels = adapter_class(slot.adapter).calibration
     rows += [("good", name, tree) for name, tree in panels.get("good", {}).items()]
     good = [tree for _, _, tree in rows]
-    rows += [("bad", "negation of a known-good loss", f"neg({tree})") for tree in good]
+    rows += [("bad", "negation of a known-good loss", negation(tree)) for tree in good]
     rows += [("bad", label, tree) for label, tree in panels.get("bad", {}).items()]
     rows += [("bad", label, tree) for label, tree in panels.get("collapsing", {}).items()]
     seen: set[str] = set()

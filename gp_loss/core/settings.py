@@ -104,6 +104,11 @@ class EvolutionConfig:
         help="Initial population: random trees (the paper's), the task's baseline trees and their mutants, "
         "or the best losses the search cache holds for the task and their mutants (a warm start).",
     )  # fmt: skip
+    weight_mutation: float = option(
+        0.1, type=float,
+        help="Tasks with several loss slots: the probability that a child differs from its parent only in "
+        "one slot's weight (1, C = the slot's channels, or 10), the scale that balances the slots.",
+    )  # fmt: skip
     slot_search: str = option(
         "joint", choices=SLOT_SEARCHES,
         help="Tasks with several loss slots: evolve every slot at once (joint), or one slot at a time "
@@ -141,6 +146,10 @@ class EvolutionConfig:
         """A one-line error for the first setting that cannot work."""
         if self.replace not in REPLACE_RULES:
             raise GpLossError(f"unknown --replace {self.replace!r}; use oldest or worst")
+        if not 0.0 <= self.weight_mutation <= 1.0:
+            raise GpLossError(
+                f"--weight-mutation must be a probability in [0, 1], got {self.weight_mutation}"
+            )
         if not 0.0 <= self.crossover_prob <= 1.0:
             raise GpLossError(f"--crossover must be a probability in [0, 1], got {self.crossover_prob}")
         if self.init not in INITS:

@@ -20,7 +20,7 @@ from gp_loss.engine.selection import selection_for
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.trees.parse import parse_tree
-from gp_loss.trees.space import random_tree
+from gp_loss.trees.space import WEIGHTS, LossTree, random_tree
 from gp_loss.trees.variation import crossover, mutate
 
 
@@ -270,6 +270,12 @@ class AgingEvolution:
         return child, how
 
     @property
+    def _weighs_slots(self) -> bool:
+        """Whether children may change a slot's weight: several slots, and a probability (runs
+        from before slot weights have none, and draw no random number for it)."""
+        return len(self.signatures) > 1 and self.config.weight_mutation > 0
+
+    @property
     def _limits(self) -> dict[str, int]:
         return {"max_height": self.space.max_height, "max_nodes": self.space.max_nodes}
 
@@ -303,6 +309,16 @@ class AgingEvolution:
         signature = self.signatures[slot]
         tree = parse_tree(parent.genome[slot], signature)
         child, how, second = tree, None, None
+        if self._weighs_slots and random.random() < self.config.weight_mutation:
+            weight = random.choice([w for w in WEIGHTS if w != tree.weight])
+            genome = {**parent.genome, slot: str(LossTree(tree, weight))}
+            return genome, {
+                "phase": "evolve",
+                "parent": parent.id,
+                "second_parent": None,
+                "mutation": "weight",
+                "slot": slot,
+            }
         if self.config.crossover_prob > 0 and random.random() < self.config.crossover_prob:
             other = self._tournament()
             child, _ = crossover(tree, parse_tree(other.genome[slot], signature), **self._limits)

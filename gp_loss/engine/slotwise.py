@@ -303,16 +303,17 @@ class SlotwiseSearch:
 
 
 def anchor_genome(engine: AgingEvolution) -> tuple[str, dict[str, str]]:
-    """The tree baseline that holds the slots not searched: the tree form of the task's default
-    reference (``tree:<name>``) where the task has one, else its first tree baseline."""
+    """The tree baseline that holds the slots not searched: the task's ``anchor_baseline``, else
+    the tree form of its default reference (``tree:<name>``), else its first tree baseline."""
     seeds = dict(engine.baseline_genomes())
     if not seeds:
         raise GpLossError(
             f"--slot-search slotwise needs a tree baseline of task {engine.task.name!r} in this search "
             "space to hold the slots not searched; the task has none: use --slot-search joint"
         )
-    preferred = f"tree:{getattr(engine.task, 'default_baseline', '')}"
-    name = preferred if preferred in seeds else sorted(seeds)[0]
+    task = engine.task
+    preferred = [getattr(task, "anchor_baseline", ""), f"tree:{getattr(task, 'default_baseline', '')}"]
+    name = next((p for p in preferred if p in seeds), sorted(seeds)[0])
     return name, seeds[name]
 
 

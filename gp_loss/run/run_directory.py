@@ -53,6 +53,7 @@ def migrate_run_json(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("max_height", "max_nodes", "constant_one"):  # once kept with the evolution settings
         if key in evolution:
             pipeline.setdefault(key, evolution.pop(key))
+    evolution.setdefault("weight_mutation", 0.0)  # before slot weights, every slot weighed 1
     evolution.setdefault("slot_search", "joint")  # before slot-wise search, every run searched jointly
     evolution.setdefault("per_slot_init", False)  # before it, the initial population drew whole genomes
     # before the proxy seed was pinned, the proxy trained with the evolution's seed

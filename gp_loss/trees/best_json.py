@@ -18,7 +18,8 @@ from typing import Any
 from gp_loss.adapters import ADAPTERS, get_adapter
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.signature import SlotSignature
-from gp_loss.trees.parse import parse_tree
+from gp_loss.trees.parse import parse_tree, split_weight
+from gp_loss.trees.space import WEIGHTS
 
 FORMAT = "gp-loss/1"
 #: Slot names become Python names in exported code: short identifiers, not keywords or methods.
@@ -77,9 +78,17 @@ class SlotLoss:
         """The most permissive signature for this adapter (pooling and ``one`` allowed)."""
         return SlotSignature(self.adapter, spatial=True, constant_one=True)
 
+    @property
+    def weight(self) -> str:
+        """The slot loss's weight (``1``, ``C`` or ``10``: the tree string's prefix)."""
+        return split_weight(self.tree)[0]
+
     def to_json(self) -> dict[str, Any]:
-        """The slot's entry in ``best.json``."""
+        """The slot's entry in ``best.json`` (``weight`` repeats the tree's prefix, for readers
+        that do not parse trees; files without it are weight 1)."""
         entry: dict[str, Any] = {"tree": self.tree, "adapter": self.adapter}
+        if self.weight != "1":
+            entry["weight"] = self.weight
         if self.options:
             entry["adapter_options"] = dict(self.options)
         return entry
@@ -145,6 +154,7 @@ def parse_best(data: Any, source: str = "best.json") -> BestLoss:
         try:
             get_adapter(adapter, options)
             parse_tree(slot.tree, slot.signature)
+            slot = _with_weight(slot, entry.get("weight"))
         except GpLossError as err:
             raise GpLossError(f"{source}: slot {name!r}: {err}") from None
         parsed[name] = slot
@@ -161,6 +171,18 @@ def parse_best(data: Any, source: str = "best.json") -> BestLoss:
         slots=parsed,
         extra={k: v for k, v in data.items() if k not in known_keys},
     )
+
+
+def _with_weight(slot: SlotLoss, weight: Any) -> SlotLoss:
+    """A slot entry's ``weight`` applied to its tree (a hand-written file may give it apart
+    from the tree); one that contradicts the tree's prefix is an error."""
+    if weight is None or str(weight) == slot.weight:
+        return slot
+    if slot.weight != "1" or str(weight) not in WEIGHTS:
+        raise GpLossError(
+            f"'weight' {weight!r} does not match the tree's weight {slot.weight!r} (one of {', '.join(WEIGHTS)})"
+        )
+    return SlotLoss(f"{weight} * {slot.tree}", slot.adapter, slot.options)
 
 
 def pick(best: BestLoss, index: int | None) -> BestLoss:

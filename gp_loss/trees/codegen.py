@@ -96,6 +96,15 @@ def tree_code(nodes: Sequence, signature: SlotSignature, name: str = "loss_tree"
             seen[key] = var
         stack.append((seen[key], RULES[node.name](*ranges)))
     ((result, _),) = stack
+    weight = getattr(nodes, "weight", "1")
+    if weight != "1":
+        # C as a tensor (the channels counted by a sum), so that torch.export keeps the class
+        # dimension dynamic instead of specialising on a Python number
+        ones = f"torch.ones_like({first})"
+        channels = f"({ones}.sum(dim=1, keepdim=True) if {first}.dim() > 1 else {ones})"
+        factor = channels if weight == "C" else f"{float(weight)!r}"
+        lines.append(f"    t{len(lines)} = {result} * {factor}")
+        result = f"t{len(lines) - 1}"
     params = ", ".join(f"{arg}: Tensor" for arg in inputs)
     body = "\n".join(lines) if lines else ""
     source = f"def {name}({params}) -> Tensor:\n" + (body + "\n" if body else "") + f"    return {result}\n"

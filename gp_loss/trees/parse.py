@@ -12,7 +12,7 @@ from deap import gp
 
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.signature import SlotSignature
-from gp_loss.trees.space import LossTree, primitive_set
+from gp_loss.trees.space import WEIGHTS, LossTree, primitive_set
 from primitives import PRIMITIVES
 
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\()|(\))|(,))")
@@ -42,8 +42,26 @@ def _tokens(text: str) -> list[str]:
     return tokens
 
 
+_WEIGHT = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*\*\s*")
+
+
+def split_weight(text: str) -> tuple[str, str]:
+    """``"C * neg(...)"`` -> ``("C", "neg(...)")``; a tree without a prefix has weight 1. A
+    weight outside :data:`gp_loss.trees.space.WEIGHTS` is a one-line error."""
+    match = _WEIGHT.match(text)
+    if match is None:
+        return "1", text
+    weight = match.group(1)
+    if weight not in WEIGHTS:
+        raise GpLossError(
+            f"unknown weight {weight!r} in tree {shorten(text)!r}; a slot's weight is one of {', '.join(WEIGHTS)}"
+        )
+    return weight, text[match.end() :]
+
+
 def parse_tree(text: str, signature: SlotSignature) -> LossTree:
-    """Parse a tree string such as ``neg(mul(y, log(y_hat)))`` into a :class:`LossTree`.
+    """Parse a tree string such as ``neg(mul(y, log(y_hat)))`` into a :class:`LossTree`; a
+    weight prefix (``C * neg(...)``, :func:`split_weight`) becomes the tree's ``weight``.
 
     Raises:
         GpLossError: an unknown name, a primitive this slot does not allow, a wrong number of
@@ -55,6 +73,7 @@ def parse_tree(text: str, signature: SlotSignature) -> LossTree:
         raise GpLossError(
             f"tree of {len(text)} characters refused (at most {MAX_TREE_CHARACTERS}): {shorten(text)!r}"
         )
+    weight, text = split_weight(text)
     pset = primitive_set(signature)
     prims = {p.name: p for p in pset.primitives[pset.ret]}
     terms = {t.format(): t for t in pset.terminals[pset.ret]}
@@ -94,7 +113,7 @@ def parse_tree(text: str, signature: SlotSignature) -> LossTree:
             if not frames:
                 if i != len(tokens):
                     raise GpLossError(f"unexpected {tokens[i]!r} after the end of tree {shorten(text)!r}")
-                return LossTree(nodes)
+                return LossTree(nodes, weight)
             frame = frames[-1]
             frame[1] += 1
             prim: gp.Primitive = frame[0]

@@ -16,6 +16,12 @@ from gp_loss.core.signature import SlotSignature
 from primitives import PRIMITIVES
 
 CONSTANT_ONE = "one"
+#: A slot loss's weight (docs/architecture.md section 2): 1, the number of channels of its
+#: adapter's inputs (``C``: the classes of softmax_onehot, 2 for sigmoid_binary's foreground and
+#: background, the keypoints of heatmap), or 10. Written as a prefix of the tree string,
+#: ``C * neg(mul(y, log(y_hat)))``; the mean-of-tree convention makes the cross-entropy tree
+#: CE / C, so ``C *`` it is ``F.cross_entropy`` itself, and ``10 *`` is mmdetection's GIoU weight.
+WEIGHTS: tuple[str, ...] = ("1", "C", "10")
 
 
 class FitnessMax(base.Fitness):
@@ -25,11 +31,18 @@ class FitnessMax(base.Fitness):
 
 
 class LossTree(gp.PrimitiveTree):
-    """A loss tree for one slot: a DEAP ``PrimitiveTree`` with a fitness."""
+    """A loss tree for one slot: a DEAP ``PrimitiveTree`` with a fitness and a weight (one of
+    :data:`WEIGHTS`; a copy keeps it, DEAP's operators work in place and leave it)."""
 
-    def __init__(self, content: Sequence) -> None:
+    def __init__(self, content: Sequence, weight: str | None = None) -> None:
         super().__init__(content)
         self.fitness = FitnessMax()
+        self.weight = weight if weight is not None else getattr(content, "weight", "1")
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        weight = getattr(self, "weight", "1")
+        return text if weight == "1" else f"{weight} * {text}"
 
 
 class LossGenome(list):

@@ -37,9 +37,23 @@ def _text_names(adapter: type[Adapter] | None) -> dict[str, str]:
 SIMPLIFY_MAX_NODES = 60
 
 
+def weight_of(nodes: Sequence) -> str:
+    """A parsed tree's weight (``1``, ``C``, ``10``); ``1`` for a plain node list."""
+    return getattr(nodes, "weight", "1")
+
+
+def _weight_expr(nodes: Sequence) -> sympy.Expr:
+    weight = weight_of(nodes)
+    return sympy.Symbol("C", positive=True, integer=True) if weight == "C" else sympy.Integer(weight)
+
+
 def to_sympy(nodes: Sequence, adapter: type[Adapter] | None = None) -> sympy.Expr:
-    """The sympy expression of a tree in DEAP prefix order (iterative: any depth); inputs print
-    as ``adapter`` declares them."""
+    """The sympy expression of a tree in DEAP prefix order (iterative: any depth), times its
+    weight; inputs print as ``adapter`` declares them."""
+    return _weight_expr(nodes) * _tree_sympy(nodes, adapter)
+
+
+def _tree_sympy(nodes: Sequence, adapter: type[Adapter] | None = None) -> sympy.Expr:
     stack: list[sympy.Expr] = []
     for node in reversed(nodes):
         if isinstance(node, gp.Terminal):
@@ -69,7 +83,8 @@ def template_latex(nodes: Sequence, adapter: type[Adapter] | None = None) -> str
             args = [stack.pop() for _ in range(node.arity)]
             stack.append(PRIMITIVES[node.name].latex.format(*args))
     (text,) = stack
-    return text
+    weight = weight_of(nodes)
+    return text if weight == "1" else f"{weight} \\left({text}\\right)"
 
 
 def to_latex(nodes: Sequence, adapter: type[Adapter] | None = None) -> str:
@@ -103,4 +118,6 @@ def to_words(nodes: Sequence, adapter: type[Adapter] | None = None) -> str:
             args = [stack.pop() for _ in range(node.arity)]
             stack.append(PRIMITIVES[node.name].words.format(*args))
     (text,) = stack
-    return text
+    weight = weight_of(nodes)
+    channels = "the number of channels (classes)" if weight == "C" else weight
+    return text if weight == "1" else f"{channels} times ({text})"

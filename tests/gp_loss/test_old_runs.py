@@ -46,8 +46,9 @@ def test_an_older_run_json_reads_as_today_s():
     today = json.loads((FIXTURE / "run.json").read_text())
     migrated = migrate_run_json(_older_form(today))
     assert migrated["pipeline"] == {**today["pipeline"], "lrp_protocol": "paper"}  # what those runs used
-    # the fixture predates --slot-search: every run before it searched jointly
-    assert migrated["evolution"] == {**today["evolution"], "per_slot_init": False, "slot_search": "joint"}
+    # the fixture predates --slot-search and slot weights: those runs searched jointly, weight 1
+    before_slots = {"slot_search": "joint", "weight_mutation": 0.0}
+    assert migrated["evolution"] == {**today["evolution"], "per_slot_init": False, **before_slots}
     assert migrated["task_options"]["seed"] == today["evolution"]["seed"]
     assert migrated["cache"] == "off" and migrated["tracking"] == {}
     assert migrate_run_json(migrated) == migrated  # today's form is left as it is

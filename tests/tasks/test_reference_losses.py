@@ -185,3 +185,27 @@ def test_adaptive_wing_by_hand_on_both_branches_and_continuous_at_theta():
     unlabelled = torch.full((1, 1, 2, 2), -1.0)
     value = AdaptiveWingLoss()(torch.randn(1, 1, 2, 2), unlabelled)
     assert float(value) == 0.0
+
+
+@pytest.mark.parametrize("task_name", ["det_coco", "inst_coco"])
+def test_weighted_tree_forms_are_the_references_at_their_weights(task_name):
+    """The slot-wise anchor: ``C *`` the cross-entropy tree is F.cross_entropy, ``C *`` the BCE
+    tree (C = 2) is F.binary_cross_entropy_with_logits, ``10 *`` the GIoU tree is 10 x
+    torchvision's GIoU loss per positive RoI (minus its constant: the tree is 1 - GIoU - 2)."""
+    task_cls = type(get_task(task_name, steps=2))  # the class's tables, no training
+    trees = task_cls.baselines[task_cls.anchor_baseline]
+    _, losses = resolve_losses(get_task(task_name, steps=2), task_cls.anchor_baseline)
+    generator = torch.Generator().manual_seed(0)
+    logits, labels = (
+        torch.randn(16, 11, generator=generator),
+        torch.randint(0, 11, (16,), generator=generator),
+    )
+    assert torch.allclose(losses["cls"](logits, labels), F.cross_entropy(logits, labels))
+    giou = generalized_box_iou(PRED, TARGET).diagonal()
+    assert torch.allclose(losses["reg"](PRED, TARGET), 10 * ((1 - giou).mean() - 2))
+    assert trees["cls"].startswith("C * ") and trees["reg"].startswith("10 * ")
+    if "mask" in trees:
+        mask_logits = torch.randn(4, 14, 14, generator=generator)
+        targets = (torch.rand(4, 14, 14, generator=generator) > 0.5).float()
+        expected = F.binary_cross_entropy_with_logits(mask_logits, targets)
+        assert torch.allclose(losses["mask"](mask_logits, targets), expected)
