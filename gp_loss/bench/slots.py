@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gp_loss.bench.timing import machine
-from gp_loss.core.settings import SLOT_SEARCHES, EvolutionConfig
+from gp_loss.core.settings import EvolutionConfig
 from gp_loss.engine.evolution import Limits
 from gp_loss.engine.progress import format_seconds
 from gp_loss.run.runner import RunSettings, start
@@ -57,7 +57,7 @@ def run(
     population = population or TASKS[task_name].default_population
     root = Path(out or tempfile.mkdtemp(prefix="gp-loss-slots-"))
     rows = []
-    for mode in SLOT_SEARCHES:
+    for mode in ("joint", "slotwise"):
         settings = RunSettings(
             task_name,
             dict(task_options or {}),

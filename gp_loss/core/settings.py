@@ -26,7 +26,7 @@ REPLACE_RULES: tuple[str, ...] = ("oldest", "worst")
 #: losses the search cache holds for the task (a warm start).
 INITS: tuple[str, ...] = ("scratch", "baselines", "cache")
 #: ``--slot-search``: every slot at once, or one slot at a time first (gp_loss/engine/slotwise.py).
-SLOT_SEARCHES: tuple[str, ...] = ("joint", "slotwise")
+SLOT_SEARCHES: tuple[str, ...] = ("auto", "joint", "slotwise")
 #: ``--lrp``: the Loss-Rejection Protocols (gp_loss/fitness/rejection.py).
 PROTOCOLS: tuple[str, ...] = ("shared", "paper")
 
@@ -112,7 +112,8 @@ class EvolutionConfig:
     slot_search: str = option(
         "joint", choices=SLOT_SEARCHES,
         help="Tasks with several loss slots: evolve every slot at once (joint), or one slot at a time "
-        "first, the others held at the task's tree baseline, then jointly from the slots' winners (slotwise).",
+        "first, the others held at the task's tree baseline, then jointly from the slots' winners "
+        "(slotwise); auto: slotwise where the task has a tree baseline.",
     )  # fmt: skip
     slot_share: float = option(
         0.5, type=float,
@@ -157,7 +158,7 @@ class EvolutionConfig:
         if self.population_size < 2:
             raise GpLossError("--population must be at least 2")
         if self.slot_search not in SLOT_SEARCHES:
-            raise GpLossError(f"unknown --slot-search {self.slot_search!r}; use {' or '.join(SLOT_SEARCHES)}")
+            raise GpLossError(f"unknown --slot-search {self.slot_search!r}; use {', '.join(SLOT_SEARCHES)}")
         if not 0.0 < self.slot_share <= 1.0:
             raise GpLossError(f"--slot-share must be a share in (0, 1], got {self.slot_share}")
 

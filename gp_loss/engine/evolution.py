@@ -169,14 +169,22 @@ class AgingEvolution:
         self._clock: float | None = None
         #: the slot-wise schedule, for a multi-slot task searched slot by slot
         self.slotwise = None
-        if (
-            self.config.slot_search == "slotwise"
-            and len(self.signatures) > 1
-            and not self.config.random_search
-        ):
+        if self.slot_search == "slotwise":
             from gp_loss.engine.slotwise import SlotwiseSearch
 
             self.slotwise = SlotwiseSearch(self)
+
+    @property
+    def slot_search(self) -> str:
+        """How the slots are searched: ``joint`` or ``slotwise``. ``auto`` is slot-wise for a
+        multi-slot task with a tree baseline in the space (the anchor), else joint; one slot or
+        random search is always joint."""
+        mode = self.config.slot_search
+        if len(self.signatures) < 2 or self.config.random_search:
+            return "joint"
+        if mode == "auto":
+            return "slotwise" if self.baseline_genomes() else "joint"
+        return mode
 
     def progress(self) -> float:
         """The share of the run's limits used so far (the largest over time, explored and

@@ -98,16 +98,31 @@ def test_a_task_without_a_tree_baseline_is_refused_with_one_line():
         _search(10, task=NoBaseline())
 
 
+def test_auto_is_slotwise_where_the_task_has_an_anchor_and_joint_elsewhere():
+    class NoBaseline(TwoSlotToy):
+        baselines: ClassVar[dict] = {}
+
+    def mode(task, **config) -> str:
+        evolution = AgingEvolution(
+            task, FitnessPipeline(task, PAPER), EvolutionConfig(slot_search="auto", **config)
+        )
+        return evolution.slot_search
+
+    assert mode(TwoSlotToy()) == "slotwise"
+    assert mode(NoBaseline()) == "joint"
+    assert mode(TwoSlotToy(), random_search=True) == "joint"
+
+
 def test_a_single_slot_task_searches_as_before():
     from tasks import get_task
 
     digits = get_task("cls_digits", steps=20)
     proposed = []
-    for mode in ("joint", "slotwise"):  # each seeds the random stream when built
+    for mode in ("joint", "slotwise", "auto"):  # each seeds the random stream when built
         evolution = AgingEvolution(digits, FitnessPipeline(digits), EvolutionConfig(slot_search=mode))
         assert evolution.slotwise is None
         proposed.append(evolution.propose())
-    assert proposed[0] == proposed[1]
+    assert proposed[0] == proposed[1] == proposed[2]
 
 
 class Kill(Hook):
