@@ -110,10 +110,10 @@ class EvolutionConfig:
         "one slot's weight (1, C = the slot's channels, or 10), the scale that balances the slots.",
     )  # fmt: skip
     slot_search: str = option(
-        "joint", choices=SLOT_SEARCHES,
+        "auto", choices=SLOT_SEARCHES,
         help="Tasks with several loss slots: evolve every slot at once (joint), or one slot at a time "
         "first, the others held at the task's tree baseline, then jointly from the slots' winners "
-        "(slotwise); auto: slotwise where the task has a tree baseline.",
+        "(slotwise); auto: slotwise for a search from scratch where the task has a tree baseline.",
     )  # fmt: skip
     slot_share: float = option(
         0.5, type=float,
@@ -159,6 +159,11 @@ class EvolutionConfig:
             raise GpLossError("--population must be at least 2")
         if self.slot_search not in SLOT_SEARCHES:
             raise GpLossError(f"unknown --slot-search {self.slot_search!r}; use {', '.join(SLOT_SEARCHES)}")
+        if self.slot_search == "slotwise" and self.init != "scratch":
+            raise GpLossError(
+                f"--slot-search slotwise starts from the task's anchor, --init {self.init} from its own "
+                "seeds: give one of them (--slot-search auto searches jointly with --init)"
+            )
         if not 0.0 < self.slot_share <= 1.0:
             raise GpLossError(f"--slot-share must be a share in (0, 1], got {self.slot_share}")
 

@@ -177,13 +177,13 @@ class AgingEvolution:
     @property
     def slot_search(self) -> str:
         """How the slots are searched: ``joint`` or ``slotwise``. ``auto`` is slot-wise for a
-        multi-slot task with a tree baseline in the space (the anchor), else joint; one slot or
-        random search is always joint."""
+        multi-slot task searched from scratch with a tree baseline in the space (the anchor),
+        else joint; one slot or random search is always joint."""
         mode = self.config.slot_search
         if len(self.signatures) < 2 or self.config.random_search:
             return "joint"
-        if mode == "auto":
-            return "slotwise" if self.baseline_genomes() else "joint"
+        if mode == "auto":  # --init baselines / cache seed a joint search
+            return "slotwise" if self.config.init == "scratch" and self.baseline_genomes() else "joint"
         return mode
 
     def progress(self) -> float:

@@ -178,6 +178,8 @@ class SlotwiseSearch:
             combination = self._next_combination()
             if combination is not None:
                 return combination, _meta("combine", self.slots)
+            if len(engine.state.population) < engine.config.population_size:  # too few trained
+                return engine._initial_genome(), _meta("init", self.slots)
             genome, meta = engine.evolve_child(self.slots)
             return genome, {**meta, "searched": self.slots}
         slot = phase.split(":", 1)[1]

@@ -104,7 +104,7 @@ def test_multi_slot_mutation_touches_one_slot():
     # the toy "trains" free logits and boxes: the paper's protocol is the one that predicts it,
     # and it lets enough random genomes through to fill a population early (28 draws, this seed)
     paper = PipelineOptions(lrp_protocol="paper")
-    _state, rec = _run(toy, 120, paper, population_size=2, seed=2, init_depth=(2, 4))
+    _state, rec = _run(toy, 120, paper, population_size=2, seed=2, init_depth=(2, 4), slot_search="joint")
     by_id = {e["id"]: e for e in rec.events}
     evolved = [e for e in rec.events if e["phase"] == "evolve"]
     assert len(evolved) > 50
@@ -118,7 +118,13 @@ def _draws_to_fill(per_slot_init: bool, size: int = 3, limit: int = 1500) -> tup
     """Draws until the population is full (the first evolved candidate's id). The run stops soon
     after: ``size`` trainings fill the population, a few more are evolved ones."""
     toy = TwoSlotToy()
-    config = {"population_size": size, "seed": 4, "init_depth": (1, 3), "per_slot_init": per_slot_init}
+    config = {
+        "population_size": size,
+        "seed": 4,
+        "init_depth": (1, 3),
+        "per_slot_init": per_slot_init,
+        "slot_search": "joint",  # the joint search's own initialisation
+    }
     _state, rec = _run(toy, limit, PipelineOptions(lrp_protocol="paper"), max_trained=size + 2, **config)
     first_evolved = next(e["id"] for e in rec.events if e["phase"] == "evolve")
     return first_evolved, rec.events
@@ -148,7 +154,7 @@ def test_per_slot_initialisation_resumes_exactly(tmp_path):
         return RunSettings(
             "two_slot_toy",
             pipeline=PipelineOptions(lrp_protocol="paper"),
-            evolution=EvolutionConfig(population_size=3, seed=4),
+            evolution=EvolutionConfig(population_size=3, seed=4, slot_search="joint"),
             limits=Limits(max_explored=n),
         )
 

@@ -111,6 +111,9 @@ def test_auto_is_slotwise_where_the_task_has_an_anchor_and_joint_elsewhere():
     assert mode(TwoSlotToy()) == "slotwise"
     assert mode(NoBaseline()) == "joint"
     assert mode(TwoSlotToy(), random_search=True) == "joint"
+    assert mode(TwoSlotToy(), init="baselines") == "joint"
+    with pytest.raises(GpLossError, match="--slot-search slotwise starts from the task's anchor"):
+        EvolutionConfig(slot_search="slotwise", init="cache").validate()
 
 
 def test_a_single_slot_task_searches_as_before():
@@ -161,4 +164,4 @@ def test_old_runs_resume_as_joint_searches():
     from gp_loss.run.run_directory import migrate_run_json
 
     assert migrate_run_json({"evolution": {"seed": 1}})["evolution"]["slot_search"] == "joint"
-    assert EvolutionConfig().slot_search == "joint"
+    assert EvolutionConfig().slot_search == "auto"  # new runs: slot-wise where the task allows
