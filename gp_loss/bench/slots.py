@@ -45,13 +45,15 @@ def draws_to_fill(events: list[dict[str, Any]]) -> dict[str, int | None]:
 
 def run(
     task_name: str,
-    budget: float,
+    budget: float | None,
     seed: int = 0,
     population: int | None = None,
     out: str | Path | None = None,
     task_options: dict[str, Any] | None = None,
+    max_explored: int | None = None,
 ) -> str:
-    """Search ``task_name`` jointly, then slot-wise, ``budget`` seconds each; a Markdown report."""
+    """Search ``task_name`` jointly, then slot-wise, ``budget`` seconds (or ``max_explored``
+    candidates) each; a Markdown report."""
     from tasks import TASKS
 
     population = population or TASKS[task_name].default_population
@@ -62,15 +64,16 @@ def run(
             task_name,
             dict(task_options or {}),
             evolution=EvolutionConfig(population_size=population, seed=seed, slot_search=mode),
-            limits=Limits(budget=budget),
+            limits=Limits(budget=budget, max_explored=max_explored),
         )
         with start(settings, root / mode, progress=False) as search:
             state = search.run()
         lines = (root / mode / "events.jsonl").read_text(encoding="utf-8").splitlines()
         events = [json.loads(line) for line in lines]
         rows.append((mode, state, draws_to_fill(events)))
+    limit = f"{format_seconds(budget)} of wall clock" if budget else f"{max_explored} candidates"
     text = [
-        f"task `{task_name}`, {format_seconds(budget)} of wall clock per mode, one after the other, "
+        f"task `{task_name}`, {limit} per mode, one after the other, "
         f"population {population}, seed {seed}, serial backend",
         f"machine: {machine()}",
         "",
