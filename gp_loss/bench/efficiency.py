@@ -76,11 +76,9 @@ def run(
     for name, search in searches.items():
         state = search.evolution.state
         rate = state.explored / max(state.elapsed, 1e-9)
-        outcomes = ", ".join(f"{k} {v}" for k, v in state.counts.items() if v)
-        best = "-" if state.best is None else f"{state.best['fitness']:.4f}"
         lines.append(
             f"| {name} | {state.explored} | {rate:.2f} | {rate / naive_rate:.1f}x | {state.trained} | "
-            f"{outcomes} | {best} |"
+            f"{state.outcomes()} | {state.best_fitness()} |"
         )
     lines += ["", f"run directories: {root}"]
     return "\n".join(lines)

@@ -85,11 +85,9 @@ def run(
         first = next(iter(filled.values()), None)
         per_slot = ", ".join(f"{k[5:]} {'-' if v is None else v}" for k, v in filled.items() if k != "all")
         per_minute = state.trained / max(state.elapsed / 60, 1e-9)
-        outcomes = ", ".join(f"{k} {v}" for k, v in state.counts.items() if v)
-        best = "-" if state.best is None else f"{state.best['fitness']:.4f}"
         text.append(
             f"| {mode} | {state.explored} | {'-' if first is None else first} | {per_slot or '-'} | "
-            f"{state.trained} | {per_minute:.1f} | {outcomes} | {best} |"
+            f"{state.trained} | {per_minute:.1f} | {state.outcomes()} | {state.best_fitness()} |"
         )
     text += ["", f"run directories: {root}"]
     return "\n".join(text)

@@ -73,6 +73,14 @@ class SearchState:
     #: a slot-wise search's schedule, populations and per-slot bests (gp_loss/engine/slotwise.py)
     slotwise: dict[str, Any] = field(default_factory=dict)
 
+    def outcomes(self) -> str:
+        """The outcome counts so far, ``invalid 12, trained 3`` (those that occurred)."""
+        return ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
+
+    def best_fitness(self) -> str:
+        """The best fitness to four places, ``-`` before any loss trained."""
+        return "-" if self.best is None else f"{self.best['fitness']:.4f}"
+
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
         data = asdict(self)

@@ -24,9 +24,8 @@ def formula(tree: str, signature) -> str:
 
 def summary(run: str | Path, state: SearchState, task, constant_one: bool = False) -> str:
     """Text printed at the end of ``evolve``."""
-    counts = ", ".join(f"{k} {v}" for k, v in state.counts.items() if v)
     lines = [
-        f"explored {state.explored} losses in {format_seconds(state.elapsed)} ({counts}); "
+        f"explored {state.explored} losses in {format_seconds(state.elapsed)} ({state.outcomes()}); "
         f"{state.trained} proxy trainings"
     ]
     if state.best is None:
