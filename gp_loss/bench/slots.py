@@ -1,7 +1,7 @@
 """``bench slots``: slot-wise against joint search on a multi-slot task, side by side.
 
 Two searches with the same seed, population and wall-clock budget, one after the other on the
-same machine: ``--slot-search joint`` (every slot of a genome drawn and evolved at once) and
+same machine, without the search cache: ``--slot-search joint`` (every slot of a genome drawn and evolved at once) and
 ``--slot-search slotwise`` (gp_loss/engine/slotwise.py). For each: the draws it took to fill its
 first population (explored candidates before the first evolved one), for slot-wise also each
 slot's, the proxy trainings per minute, the outcomes, and the best proxy fitness found.
@@ -65,6 +65,7 @@ def run(
             dict(task_options or {}),
             evolution=EvolutionConfig(population_size=population, seed=seed, slot_search=mode),
             limits=Limits(budget=budget, max_explored=max_explored),
+            cache="off",  # the second search must not reuse what the first one judged
         )
         with start(settings, root / mode, progress=False) as search:
             state = search.run()
@@ -74,7 +75,7 @@ def run(
     limit = f"{format_seconds(budget)} of wall clock" if budget else f"{max_explored} candidates"
     text = [
         f"task `{task_name}`, {limit} per mode, one after the other, "
-        f"population {population}, seed {seed}, serial backend",
+        f"population {population}, seed {seed}, serial backend, no search cache",
         f"machine: {machine()}",
         "",
         "| search | explored | draws to fill the first population | per slot | proxy trainings "
