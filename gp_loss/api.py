@@ -199,9 +199,12 @@ def search(
             ``init``: ``"scratch"`` (the default), ``"baselines"`` (the initial population
             starts from the task's tree baselines and their mutants) or ``"cache"`` (from the
             best losses the search cache holds for the task, and their mutants).
-            ``slot_search``: ``"joint"`` (the default) or ``"slotwise"`` (a multi-slot task
-            searched one slot at a time on its tree baseline, then jointly; ``slot_share``:
-            the share of the budget spent slot by slot, 0.5).
+            ``slot_search``: ``"auto"`` (the default: slot-wise for a multi-slot search from
+            scratch where the task has a tree baseline, else joint), ``"joint"`` or
+            ``"slotwise"`` (one slot at a time on the task's anchor, then jointly;
+            ``slot_share``: the share of the budget spent slot by slot, 0.5).
+            ``weight_mutation``: the share of children (multi-slot tasks) that change one
+            slot's weight, 1, C or 10 (0.1).
             ``imports``: modules to import first, in this process and in every worker, where
             your own adapters and tasks register themselves (``evolve --import``); they are
             recorded in run.json, so ``resume``, ``export`` and ``load_loss`` import them too.
