@@ -16,35 +16,13 @@ from gp_loss.core.errors import GpLossError
 from gp_loss.core.events import CACHED, OUTCOMES, PROXY_TRAINED, TRAINED, rank_key
 from gp_loss.core.settings import EvolutionConfig, SpaceLimits
 from gp_loss.engine import pareto
+from gp_loss.engine.member import Member
 from gp_loss.engine.selection import selection_for
 from gp_loss.fitness.candidate import Candidate, Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.trees.parse import parse_tree
 from gp_loss.trees.space import WEIGHTS, LossTree, random_tree
 from gp_loss.trees.variation import crossover, mutate
-
-
-@dataclass
-class Member:
-    """A population member: id of the explored candidate, genome, fitness and the proxy rung
-    the fitness was scored at (members compare by rung first, then fitness)."""
-
-    id: int
-    genome: dict[str, str]
-    fitness: float
-    rung: int = 0
-    #: the objective values of a Pareto search (to maximise; ``None`` otherwise)
-    objectives: list[float] | None = None
-
-    @property
-    def rank(self) -> tuple[int, float]:
-        """The selection key: a candidate that trained to a higher rung beats any stopped lower."""
-        return rank_key(self.rung, self.fitness)
-
-    @property
-    def point(self) -> tuple[int, list[float]]:
-        """Rung and objective values, as :mod:`gp_loss.engine.pareto` compares them."""
-        return (self.rung, self.objectives or [self.fitness])
 
 
 @dataclass

@@ -27,14 +27,12 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.events import TRAINED, rank_key
+from gp_loss.engine.member import Member
 from gp_loss.fitness.candidate import Evaluation
-
-if TYPE_CHECKING:
-    from gp_loss.engine.evolution import AgingEvolution, Limits, Member
 
 #: the phase of the search once every slot has had its turn
 JOINT = "joint"
@@ -46,11 +44,10 @@ TRAININGS_PER_SLOT_AND_MEMBER = 10
 COMBINED_PER_SLOT = 3
 
 
-def progress(
-    limits: Limits | None, explored: int, trained: int, elapsed: float, default_trainings: int
-) -> float:
-    """The share of the run's budget used: the largest over the limits it has (time, explored,
-    trained); without any, trainings over ``default_trainings``."""
+def progress(limits: Any, explored: int, trained: int, elapsed: float, default_trainings: int) -> float:
+    """The share of the run's budget used: the largest over the limits it has (``limits``: a
+    :class:`gp_loss.engine.evolution.Limits` or ``None``; time, explored, trained); without any,
+    trainings over ``default_trainings``."""
     shares = []
     if limits is not None:
         if limits.budget:
@@ -90,11 +87,11 @@ def by_gain(gains: dict[str, float], start: float, share: float) -> list[list[An
 
 
 class SlotwiseSearch:
-    """The slot-wise schedule of one :class:`~gp_loss.engine.evolution.AgingEvolution`: what
-    to propose next and which population a result joins. Its state lives in
-    ``engine.state.slotwise`` (plain JSON)."""
+    """The slot-wise schedule of one :class:`~gp_loss.engine.evolution.AgingEvolution` (given
+    as ``engine``; that module imports this one, not the reverse): what to propose next and
+    which population a result joins. Its state lives in ``engine.state.slotwise`` (plain JSON)."""
 
-    def __init__(self, engine: AgingEvolution) -> None:
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.slots = list(engine.signatures)
         self.share = engine.config.slot_share
@@ -299,12 +296,10 @@ class SlotwiseSearch:
         return True
 
     def _members(self, dicts: list[dict[str, Any]]) -> list[Member]:
-        from gp_loss.engine.evolution import Member
-
         return [Member(**d) for d in dicts]
 
 
-def anchor_genome(engine: AgingEvolution) -> tuple[str, dict[str, str]]:
+def anchor_genome(engine: Any) -> tuple[str, dict[str, str]]:
     """The tree baseline that holds the slots not searched: the task's ``anchor_baseline``, else
     the tree form of its default reference (``tree:<name>``), else its first tree baseline."""
     seeds = dict(engine.baseline_genomes())
