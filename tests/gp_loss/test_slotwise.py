@@ -149,15 +149,23 @@ def _events(path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "time")} for line in lines]
 
 
-@pytest.mark.parametrize("killed_at", [40, 130])  # in a slot phase, in the joint phase
-def test_a_slotwise_run_resumes_exactly(tmp_path, killed_at):
-    start(_settings(160), tmp_path / "whole", progress=False).run()
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """A slot-wise run to 120 candidates, never stopped."""
+    path = tmp_path_factory.mktemp("slotwise") / "whole"
+    start(_settings(120), path, progress=False).run()
+    return path
+
+
+@pytest.mark.parametrize("killed_at", [30, 95])  # in a slot phase, in the joint phase
+def test_a_slotwise_run_resumes_exactly(tmp_path, whole, killed_at):
     with pytest.raises(KeyboardInterrupt):
-        start(_settings(160), tmp_path / "split", hooks=[Kill(killed_at)], progress=False).run()
+        start(_settings(120), tmp_path / "split", hooks=[Kill(killed_at)], progress=False).run()
     resume(tmp_path / "split", progress=False).run()
-    assert _events(tmp_path / "whole") == _events(tmp_path / "split")
-    best = (tmp_path / "whole" / "best.json").read_text()
-    assert best == (tmp_path / "split" / "best.json").read_text()
+    assert _events(whole) == _events(tmp_path / "split")
+    assert (whole / "best.json").read_text() == (tmp_path / "split" / "best.json").read_text()
+    searched = [tuple(e["searched"]) for e in _events(whole)]
+    assert len(searched[killed_at]) == (1 if killed_at == 30 else 2)  # where the kill fell
 
 
 def test_old_runs_resume_as_joint_searches():
