@@ -182,9 +182,13 @@ class AgingEvolution:
         return progress(self._run_limits, self.state.explored, self.state.trained, elapsed, default)
 
     # -- proposing children ----------------------------------------------------------------
-    def _random_genome(self) -> dict[str, str]:
+    def random_slot_tree(self, slot: str) -> str:
+        """A fresh random tree of ``slot`` (DEAP half-and-half at the configured depths)."""
         low, high = self.config.init_depth
-        return {slot: str(random_tree(sig, low, high)) for slot, sig in self.signatures.items()}
+        return str(random_tree(self.signatures[slot], low, high))
+
+    def _random_genome(self) -> dict[str, str]:
+        return {slot: self.random_slot_tree(slot) for slot in self.signatures}
 
     def _initial_genome(self) -> dict[str, str]:
         """A genome for the initial population.
@@ -337,10 +341,15 @@ class AgingEvolution:
         member = Member(event_id, genome, float(result.fitness), rung, values)
         if self.slotwise is not None:
             return self.slotwise.admit(member, meta, result)
-        population.append(member)
-        if len(population) > self.config.population_size:  # random search only ages
-            population.pop(0 if self.config.random_search else self.selection.leaver(population))
+        self.join(population, member)
         return True
+
+    def join(self, population: list[Member], member: Member) -> None:
+        """Add ``member`` to ``population``; past the population size, the leaver the selection
+        policy names goes (random search only ages: the oldest)."""
+        population.append(member)
+        if len(population) > self.config.population_size:
+            population.pop(0 if self.config.random_search else self.selection.leaver(population))
 
     def _objectives(self, genome: dict[str, str], result: Evaluation) -> list[float] | None:
         """A Pareto search's objective values of a result (the worst fitness where a metric is

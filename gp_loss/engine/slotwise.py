@@ -181,11 +181,8 @@ class SlotwiseSearch:
             return genome, {**meta, "searched": self.slots}
         slot = phase.split(":", 1)[1]
         if len(engine.state.population) < engine.config.population_size:
-            low, high = engine.config.init_depth
-            from gp_loss.trees.space import random_tree
-
-            tree = random_tree(engine.signatures[slot], low, high)
-            return {**self.anchor, slot: str(tree)}, _meta("init", [slot], slot=slot)
+            tree = engine.random_slot_tree(slot)
+            return {**self.anchor, slot: tree}, _meta("init", [slot], slot=slot)
         genome, meta = engine.evolve_child([slot])
         return genome, {**meta, "searched": [slot]}
 
@@ -281,18 +278,12 @@ class SlotwiseSearch:
 
     def _join(self, phase: str, member: Member) -> bool:
         """Add ``member`` to ``phase``'s population (the current one, or the one kept aside)."""
-        limit = self.engine.config.population_size
         if self.data["phase"] == phase:
-            population = self.engine.state.population
-            population.append(member)
-            if len(population) > limit:
-                population.pop(self.engine.selection.leaver(population))
+            self.engine.join(self.engine.state.population, member)
             return True
-        kept = self.data["populations"].setdefault(phase, [])
-        kept.append(asdict(member))
-        if len(kept) > limit:
-            members = self._members(kept)
-            kept.pop(self.engine.selection.leaver(members))
+        kept = self._members(self.data["populations"].get(phase, []))
+        self.engine.join(kept, member)
+        self.data["populations"][phase] = [asdict(m) for m in kept]
         return True
 
     def _members(self, dicts: list[dict[str, Any]]) -> list[Member]:
