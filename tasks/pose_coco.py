@@ -31,12 +31,13 @@ from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, op
 from tasks.data.cache import builtin
 from tasks.data.layouts import write_coco_keypoints
 from tasks.data.stick_figures import StickFigures
+from tasks.encoded import EncodedSplit
 from tasks.pose.coco_keypoints import CocoKeypoints
 from tasks.pose.evaluation import oks
 from tasks.pose.heatmaps import decode
 from tasks.pose.losses import AdaptiveWingLoss, JointsMSELoss, joints_mse, softmax_kl
 from tasks.pose.model import MODELS, build_pose_model
-from tasks.pose.trunk import EncodedPersons, fresh_decoder
+from tasks.pose.trunk import fresh_decoder
 from tasks.registry import register_task
 from tasks.training import Training, note
 from tasks.trunk_cache import cached_trunk, trunk_key, trunk_path
@@ -259,7 +260,10 @@ class PoseCoco(Task):
     def proxy_metrics(self, model: torch.nn.Module) -> dict[str, float]:
         if self.proxy == "full":
             return self.val_set.evaluate(self.predict(model, self.val_set))
-        return self.val_set.evaluate(self.encoded("val").predict(model))
+        heatmaps = [predicted for predicted, _ in self.encoded("val").predict(model)]
+        return self.val_set.evaluate(
+            torch.cat(heatmaps) if heatmaps else torch.zeros((0, 17, *self.val_set.heatmap_size))
+        )
 
     # -- the proxy's frozen trunk ---------------------------------------------------------------
     def trunk_settings(self) -> dict[str, object]:
@@ -298,13 +302,16 @@ class PoseCoco(Task):
             self._trunk["model"] = cached_trunk(key, build, train, folder="pose_trunks").to(self.device)
         return self._trunk["model"]
 
-    def encoded(self, split: str) -> EncodedPersons:
+    def encoded(self, split: str) -> EncodedSplit:
         """The frozen encoder's features of the proxy's ``train`` or ``val`` people (kept in
         memory within ``feature_cache_mb``)."""
         if split not in self._trunk:
             data = self.train_set if split == "train" else self.val_set
-            self._trunk[split] = EncodedPersons(
-                self.trunk().encoder, data, lambda idx: self._batch(data, idx), bound_mb=self.feature_cache_mb
+            self._trunk[split] = EncodedSplit(
+                self.trunk().encoder.eval(),
+                len(data),
+                lambda idx: self._batch(data, idx),
+                bound_mb=self.feature_cache_mb,
             )
         return self._trunk[split]
 

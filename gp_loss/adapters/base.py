@@ -39,6 +39,22 @@ ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The far-off start's distance from the targets, in the targets' standard deviations (+ 1):
+#: :func:`far_from`.
+FAR_OFFSET = 5.0
+
+
+def far_from(target: Tensor, shape: torch.Size, valid: Tensor | None = None) -> Tensor:
+    """Predictions of ``shape`` that miss each valid ``target`` value by ``FAR_OFFSET`` x (the
+    targets' std + 1), above or below by a seeded coin; 0 where not ``valid``."""
+    target = target.reshape(shape).to(torch.float32)
+    valid = torch.ones_like(target, dtype=torch.bool) if valid is None else valid.reshape(shape)
+    spread = float(target[valid].std()) if int(valid.sum()) > 1 else 0.0
+    signs = torch.randint(0, 2, shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    offset = FAR_OFFSET * (spread + 1.0) * signs
+    return torch.where(valid, target + offset, torch.zeros_like(target))
+
+
 class Adapter:
     """One input adapter. Subclasses set the class attributes and :attr:`function`.
 
@@ -106,6 +122,13 @@ class Adapter:
         judges the slot alone. ``None`` (the default): the adapter declares nothing, and its
         slot is judged with the ``paper`` protocol (a one-line notice says so).
         """
+        return None
+
+    def far_start(self, prediction: Tensor, target: Tensor) -> Tensor | None:
+        """Predictions far from ``target`` (a network that starts badly), from which a loss must
+        still pull towards the targets: the ``shared`` protocol rejects a loss whose gradient
+        there vanishes or points away (:meth:`gp_loss.fitness.lrp.LossRejection.far_problem`).
+        ``None`` (the default): no such probe for this adapter."""
         return None
 
     def check(self, prediction: Tensor, target: Tensor) -> str | None:

@@ -7,7 +7,7 @@ from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typi
 
 import torch
 
-from gp_loss.adapters.base import Adapter, register_adapter
+from gp_loss.adapters.base import Adapter, far_from, register_adapter
 from gp_loss.adapters.regression import RESIDUAL_BAD_LOSSES
 from gp_loss.core.baselines import get_baseline
 
@@ -74,6 +74,10 @@ class Heatmap(Adapter):
     def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
         """None apply to heatmaps: the shared protocol's head judges alone (no class ordering)."""
         return {}
+
+    def far_start(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Every labelled pixel 5 x (the targets' std + 1) above or below its target."""
+        return far_from(target, prediction.shape, target >= 0)
 
     def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
         prediction = torch.randn(2, 17, 8, 6, generator=generator)

@@ -7,7 +7,7 @@ from typing import ClassVar, List, Tuple  # noqa: UP035  (TorchScript needs typi
 
 import torch
 
-from gp_loss.adapters.base import Adapter, register_adapter
+from gp_loss.adapters.base import Adapter, far_from, register_adapter
 from gp_loss.core.baselines import get_baseline
 
 Tensor = torch.Tensor
@@ -86,6 +86,11 @@ class Regression(Adapter):
     def ordering_probes(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
         """None apply to real-valued targets: the shared protocol's head judges alone (no class ordering)."""
         return {}
+
+    def far_start(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Every prediction 5 x (the targets' std + 1) above or below its target."""
+        valid = ~torch.isnan(target) if self.options["ignore_nan"] else None
+        return far_from(target, prediction.shape, valid)
 
     def example(self, generator: torch.Generator, spatial: bool) -> tuple[Tensor, Tensor]:
         shape = (2, 3, 4, 4) if spatial else (8, 3)

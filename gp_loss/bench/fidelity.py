@@ -5,7 +5,9 @@ Loss-Rejection Protocol, any ``best.json`` given) is proxy-trained exactly as th
 it, evaluated part-way at each fidelity level (one training, continued between levels), and
 retrained at final fidelity over seeds. Kendall's tau and Spearman's rho between each level's
 proxy metric and the final metric say how far the search can trust that level, beside what the
-level costs.
+level costs. ``versus`` adds other proxies (task settings that only the proxy trainings take,
+such as ``proxy=full``), measured in the same run against the same final retrainings, so that
+their cost and ranking compare side by side.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from gp_loss.execution.spawn import spawn_pool
 from gp_loss.fitness.rungs import rung_steps
 from gp_loss.results.final_training import SeedRun, job_task, resolve_losses, train_seed
 
+#: The label of the proxy the task's own settings give.
+DEFAULT_PROXY = "default"
 #: Give up drawing a slot's passing random tree after this many draws.
 MAX_DRAWS = 20_000
 
@@ -40,6 +44,8 @@ class PanelLoss:
     proxy: list[float | None] = field(default_factory=list)  # target metric at each level
     seconds: list[float] = field(default_factory=list)  # cumulative, at each level
     finals: list[SeedRun] = field(default_factory=list)
+    #: the other proxies' measurements: label (``key=value,...``) -> {"proxy": [...], "seconds": [...]}
+    versus: dict[str, dict[str, list]] = field(default_factory=dict)
 
 
 def losses_of(task, entry: PanelLoss) -> dict:
@@ -127,26 +133,42 @@ class Fidelity:
     seeds: int
     jobs: int
     wall_seconds: float
+    #: each other proxy's levels in steps, by label
+    versus_steps: dict[str, list[int]] = field(default_factory=dict)
 
     def final_mean(self, entry: PanelLoss) -> float:
         """Mean final metric over the seeds that trained; the worst (0) where none did."""
         values = [r.metrics[self.metric] for r in entry.finals if r.metrics is not None]
         return statistics.mean(values) if values else 0.0
 
+    def _measured(self, entry: PanelLoss, proxy: str) -> tuple[list[float | None], list[float]]:
+        if proxy == DEFAULT_PROXY:
+            return entry.proxy, entry.seconds
+        return entry.versus[proxy]["proxy"], entry.versus[proxy]["seconds"]
+
     def correlations(self) -> list[dict[str, Any]]:
-        """Per level: steps, mean seconds, Kendall tau and Spearman rho (with p-values)
-        between the proxy metric (diverged: 0, the search's worst fitness) and the final one."""
+        """Per proxy and level: steps, mean seconds, Kendall tau and Spearman rho (with
+        p-values) between the proxy metric (diverged: 0, the search's worst fitness) and the
+        final one."""
         from scipy.stats import kendalltau, spearmanr
 
         finals = [self.final_mean(e) for e in self.panel]
         rows = []
-        for i, steps in enumerate(self.steps):
-            proxy = [e.proxy[i] if e.proxy[i] is not None else 0.0 for e in self.panel]
+        levels = [(DEFAULT_PROXY, i, steps) for i, steps in enumerate(self.steps)]
+        levels += [
+            (label, i, steps)
+            for label, all_steps in self.versus_steps.items()
+            for i, steps in enumerate(all_steps)
+        ]
+        for label, i, steps in levels:
+            measured = [self._measured(e, label) for e in self.panel]
+            proxy = [values[i] if values[i] is not None else 0.0 for values, _ in measured]
             tau, rho = kendalltau(proxy, finals), spearmanr(proxy, finals)
             rows.append(
                 {
+                    "proxy": label,
                     "steps": steps,
-                    "seconds": statistics.mean(e.seconds[i] for e in self.panel),
+                    "seconds": statistics.mean(seconds[i] for _, seconds in measured),
                     "kendall_tau": float(tau.statistic),
                     "kendall_p": float(tau.pvalue),
                     "spearman_rho": float(rho.statistic),
@@ -161,6 +183,7 @@ class Fidelity:
             "task": self.task,
             "metric": self.metric,
             "levels": self.steps,
+            "versus_levels": self.versus_steps,
             "seeds": self.seeds,
             "machine": machine(),
             "wall_seconds": self.wall_seconds,
@@ -179,6 +202,9 @@ class Fidelity:
         from gp_loss.results.final_training import mean_std, summarise
 
         head = " | ".join(f"proxy @ {s}" for s in self.steps)
+        for label, steps in self.versus_steps.items():
+            head += " | " + " | ".join(f"{label} @ {s}" for s in steps)
+        columns = len(self.steps) + sum(len(steps) for steps in self.versus_steps.values())
         lines = [
             f"task `{self.task}`, metric `{self.metric}`, {len(self.panel)} losses, proxy levels {self.steps} "
             f"steps (one training, continued between levels), final metric over {self.seeds} seed(s) on the "
@@ -186,21 +212,22 @@ class Fidelity:
             f"machine: {machine()}",
             "",
             f"| loss | kind | {head} | final (mean +- std) |",
-            "|---|---|" + "---:|" * (len(self.steps) + 1),
+            "|---|---|" + "---:|" * (columns + 1),
         ]
         for e in self.panel:
-            proxy = " | ".join("diverged" if v is None else f"{v:.4f}" for v in e.proxy)
+            values = e.proxy + [v for label in self.versus_steps for v in e.versus[label]["proxy"]]
+            proxy = " | ".join("diverged" if v is None else f"{v:.4f}" for v in values)
             final = mean_std(summarise(e.finals, [self.metric])[self.metric])
             name = e.label if e.kind != "random" else f"`{'; '.join(e.trees.values())}`"
             lines.append(f"| {name} | {e.kind} | {proxy} | {final} |")
         lines += [
             "",
-            "| level (steps) | s per proxy training to it | Kendall tau (p) | Spearman rho (p) |",
-            "|---:|---:|---:|---:|",
+            "| proxy | level (steps) | s per proxy training to it | Kendall tau (p) | Spearman rho (p) |",
+            "|---|---:|---:|---:|---:|",
         ]
         for row in self.correlations():
             lines.append(
-                f"| {row['steps']} | {row['seconds']:.1f} | {row['kendall_tau']:+.2f} ({row['kendall_p']:.3f}) | "
+                f"| {row['proxy']} | {row['steps']} | {row['seconds']:.1f} | {row['kendall_tau']:+.2f} ({row['kendall_p']:.3f}) | "
                 f"{row['spearman_rho']:+.2f} ({row['spearman_p']:.3f}) |"
             )
         return "\n".join(lines)
@@ -217,13 +244,18 @@ def run(
     seed: int = 0,
     given: list[str] = (),
     imports: tuple[str, ...] = (),
+    versus: list[dict[str, Any]] = (),
 ) -> Fidelity:
-    """Measure the panel of ``task_name`` (see the module docstring)."""
+    """Measure the panel of ``task_name`` (see the module docstring); each mapping of
+    ``versus`` is another proxy's task settings, laid over ``options`` for its proxy trainings
+    only."""
     from tasks import get_task
 
     options = dict(options or {})
     task = get_task(task_name, **options)
     steps = rung_steps(task, list(levels))
+    others = {versus_label(extra): {**options, **extra} for extra in versus}
+    other_steps = {label: rung_steps(get_task(task_name, **o), list(levels)) for label, o in others.items()}
     panel = [PanelLoss(name, "baseline", spec=name) for name in task.baseline_names()]
     panel += [
         PanelLoss(f"random {i + 1}", "random", trees=g)
@@ -237,18 +269,34 @@ def run(
         jobs_of = {}
         for i, entry in enumerate(panel):
             jobs_of[pool.submit(_proxy_job, task_name, options, tuple(imports), entry, steps)] = (i, None)
+            for label, other in others.items():
+                job = pool.submit(_proxy_job, task_name, other, tuple(imports), entry, other_steps[label])
+                jobs_of[job] = (i, label)
             for s in range(seeds):
                 jobs_of[pool.submit(_final_job, task_name, options, tuple(imports), entry, s)] = (i, s)
         finals: dict[tuple[int, int], SeedRun] = {}
         for done, future in enumerate(as_completed(jobs_of), 1):
             i, s = jobs_of[future]
-            if s is None:
-                panel[i].proxy, panel[i].seconds = future.result()
-                what = "proxy " + ", ".join("div" if v is None else f"{v:.3f}" for v in panel[i].proxy)
+            if s is None or isinstance(s, str):
+                values, seconds = future.result()
+                if s is None:
+                    panel[i].proxy, panel[i].seconds = values, seconds
+                else:
+                    panel[i].versus[s] = {"proxy": values, "seconds": seconds}
+                what = f"proxy{'' if s is None else ' ' + s} " + ", ".join(
+                    "div" if v is None else f"{v:.3f}" for v in values
+                )
             else:
                 finals[i, s] = found = future.result()
                 what = f"final seed {s}: " + (found.diverged or f"{found.metrics[task.metric]:.3f}")
             print(f"[{done}/{len(jobs_of)}] {panel[i].label}: {what}", file=sys.stderr, flush=True)
     for i, entry in enumerate(panel):
         entry.finals = [finals[i, s] for s in range(seeds)]
-    return Fidelity(task.name, task.metric, steps, panel, seeds, jobs, time.perf_counter() - start)
+    return Fidelity(
+        task.name, task.metric, steps, panel, seeds, jobs, time.perf_counter() - start, other_steps
+    )
+
+
+def versus_label(settings: dict[str, Any]) -> str:
+    """The label of another proxy's settings: ``key=value`` pairs, comma-separated."""
+    return ",".join(f"{key}={value}" for key, value in settings.items())

@@ -348,6 +348,13 @@ def bench_paper(
 @click.option("--seed", default=0, show_default=True, help="Seed of the random trees.")
 @click.option("--best", "given", multiple=True, metavar="PATH", help="A best.json or run directory to add.")
 @click.option("--task-option", "task_options", multiple=True, metavar="KEY=VALUE", help="Task setting.")
+@click.option(
+    "--versus",
+    multiple=True,
+    metavar="KEY=VALUE[,KEY=VALUE]",
+    help="Another proxy to measure side by side: task settings for its proxy trainings only "
+    "(e.g. proxy=full); repeatable.",
+)
 @import_option()
 @json_flag()
 def bench_fidelity(
@@ -359,11 +366,13 @@ def bench_fidelity(
     seed: int,
     given: tuple[str, ...],
     task_options,
+    versus: tuple[str, ...],
     imports: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Rank correlation (Kendall tau, Spearman rho) between the proxy at each fidelity level and
-    final retraining, on a seeded panel of baselines, random LRP passers and given losses."""
+    final retraining, on a seeded panel of baselines, random LRP passers and given losses;
+    ``--versus`` measures other proxies against the same retrainings."""
     from gp_loss.bench.fidelity import run
 
     if seeds < 1 or jobs < 1 or n_random < 0:
@@ -384,5 +393,6 @@ def bench_fidelity(
         seed=seed,
         given=list(given),
         imports=imports,
+        versus=[task_option_values(tuple(part.split(","))) for part in versus],
     )
     emit(result, as_json)

@@ -84,6 +84,14 @@ def parse_objectives(names: tuple[str, ...], task_class, metric: str | None) -> 
     is_flag=True,
     help="At the end, retrain the top losses over seeds beside the baseline (see `finalize`).",
 )
+@click.option(
+    "--finalize-share",
+    type=float,
+    default=None,
+    metavar="SHARE",
+    help="Keep this share of --budget (0-1) for retraining the top losses at final fidelity, "
+    "seed round by seed round while a round fits (implies --finalize; --finalize-seeds caps the rounds).",
+)
 @finalize_options("finalize-")
 def evolve_cmd(**kw) -> None:
     """Search a loss for a task; writes run.json, events.jsonl, checkpoint.json, best.json."""
@@ -93,6 +101,11 @@ def evolve_cmd(**kw) -> None:
     from gp_loss.run.runner import RunSettings, resume, start
 
     budget = parse_budget(kw["budget"]) if kw["budget"] else None
+    share = kw["finalize_share"]
+    if share is not None and not 0 < share < 1:
+        raise GpLossError(f"--finalize-share {share} must lie between 0 and 1 (a share of --budget)")
+    if share is not None and budget is None and (kw["resume"] or kw["max_explored"] or kw["max_trained"]):
+        raise GpLossError("--finalize-share is a share of the wall-clock budget: give --budget")
     execution = from_flags(ExecutionOptions, kw)  # only what was given: a resume keeps the rest
     tracking = TrackingOptions(**from_flags(TrackingOptions, kw))
     ctx = click.get_current_context()
@@ -101,6 +114,8 @@ def evolve_cmd(**kw) -> None:
             raise GpLossError("--config starts a run; a resumed run keeps the settings its run.json holds")
         if not kw["out"]:
             raise GpLossError("--resume needs --out DIR (the run to continue)")
+        if share is not None:
+            budget, finalize_seconds = budget * (1 - share), budget * share
         search = resume(
             kw["out"],
             budget,
@@ -119,6 +134,8 @@ def evolve_cmd(**kw) -> None:
         task_class = TASKS.lookup(kw["task"])
         if budget is None and kw["max_explored"] is None and kw["max_trained"] is None:
             budget = parse_budget(task_class.default_budget)
+        if share is not None:
+            budget, finalize_seconds = budget * (1 - share), budget * share
         options = {**ctx.meta.get(META_TASK_OPTIONS, {}), **task_option_values(kw["task_options"])}
         config = resolved(ctx, kw, dict(options))
         options.update({k: kw[k] for k in ("data_root", "model") if kw[k] is not None})
@@ -146,13 +163,26 @@ def evolve_cmd(**kw) -> None:
     if result.interrupted:
         sys.exit(130)
     click.echo(result.summary())
-    if kw["then_finalize"]:
+    table = None
+    if share is not None:
+        from gp_loss.results.finalists import finalize_within
+
+        table = finalize_within(
+            search.directory.path,
+            finalize_seconds,
+            top=kw["finalize_top"],
+            max_seeds=kw["finalize_seeds"],
+            jobs=search.settings.execution.workers,
+            quiet=kw["quiet"],
+        )
+    elif kw["then_finalize"]:
         from gp_loss.results.finalists import finalize
 
         table = finalize(
             search.directory.path, top=kw["finalize_top"], seeds=kw["finalize_seeds"], quiet=kw["quiet"]
         )
-        click.echo(table.markdown())
+    if table is not None:
         from gp_loss.tracking.artifacts import log_finalists
 
+        click.echo(table.markdown())
         log_finalists(search.directory.path)

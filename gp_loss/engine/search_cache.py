@@ -274,7 +274,13 @@ def task_fingerprint(task, options) -> tuple[str, dict[str, Any]] | None:
             "steps": ProxyTraining(task, rungs=options.rungs).steps,
             "stop_invalid": options.stop_invalid,
         },
-        "lrp": {"enabled": options.lrp, **{s.name: vars(lrp.settings(s.name)) for s in task.slots}},
+        "lrp": {
+            "enabled": options.lrp,
+            **{
+                s.name: {**vars(lrp.settings(s.name)), "far_start": lrp.far_start(s.name) is not None}
+                for s in task.slots
+            },
+        },
         "space": {
             "max_height": options.max_height,
             "max_nodes": options.max_nodes,

@@ -66,6 +66,7 @@ class LossRejection(Stage):
         self._settings: dict[str, LrpSettings] = {}
         self._verdicts: dict[tuple[str, str], tuple[str, float | None, str | None]] = {}
         self._ordering: dict[str, dict[str, torch.Tensor] | None] = {}
+        self._far: dict[str, tuple[torch.Tensor, float | None] | None] = {}
 
     def settings(self, slot: str) -> LrpSettings:
         """The protocol, K, lr and eta that ``slot`` is judged with."""
@@ -81,6 +82,48 @@ class LossRejection(Stage):
             adapter = get_adapter(declared.adapter, declared.adapter_options)
             self._ordering[slot] = adapter.ordering_probes(batch.predictions, batch.targets)
         return self._ordering[slot]
+
+    def far_start(self, slot: str) -> tuple[torch.Tensor, float | None] | None:
+        """The slot's adapter's far-off start on its probe batch, with the gradient norm of the
+        slot's first tree baseline at the probe's own start (``None`` where the task has no tree
+        baseline; the whole: ``None`` where the adapter gives no far-off start)."""
+        if slot not in self._far:
+            declared = self.task.slot(slot)
+            batch = probe_batch(self.task, slot)
+            start = get_adapter(declared.adapter, declared.adapter_options).far_start(
+                batch.predictions, batch.targets
+            )
+            self._far[slot] = None if start is None else (start, self._reference_norm(slot))
+        return self._far[slot]
+
+    def far_problem(self, loss: TreeLoss, slot: str) -> tuple[str, str] | None:
+        """``(outcome, reason)`` if ``loss`` loses its pull from a far-off start: non-finite
+        there (``invalid``), or a gradient that vanishes (under 1e-6 x the reference baseline's
+        at the probe's start, or the loss's own without one) or does not point back towards the
+        targets (cosine with the start's offset under 0.1; ``rejected``). A loss that saturates
+        there (a tanh of a growing error) would never train a network that starts far from its
+        targets."""
+        far = self.far_start(slot)
+        if far is None:
+            return None
+        start, reference = far
+        batch = probe_batch(self.task, slot)
+        targets = batch.targets
+        if reference is None:
+            reference = float(probe_gradient(loss, batch.predictions, targets).grad.norm())
+        probe = probe_gradient(loss, start, targets)
+        if not probe.finite:
+            return INVALID, f"non-finite loss from a far-off start ({slot})"
+        offset = (start - targets.reshape(start.shape).nan_to_num()).flatten().double()
+        grad = probe.grad.flatten().double()
+        norm = float(grad.norm())
+        cosine = float(grad @ offset) / max(norm * float(offset.norm()), 1e-300)
+        if norm < 1e-6 * reference or cosine < 0.1:
+            return (
+                REJECTED,
+                f"{slot}: no pull back from a far-off start (gradient {norm:.2g}, cosine {cosine:+.2f})",
+            )
+        return None
 
     def _resolve(self, slot: str) -> LrpSettings:
         protocol = self.protocol
@@ -125,6 +168,9 @@ class LossRejection(Stage):
                     REJECTED,
                     f"{slot}: gradient {scale:.3g}x the reference baseline's (slots would fight)",
                 )
+        far = self.far_problem(loss, slot)
+        if far is not None:
+            return far
         probes = self.ordering_probes(slot)
         if not probes:
             return None
@@ -141,20 +187,28 @@ class LossRejection(Stage):
         whose gradient is orders of magnitude larger drowns the others in the shared trunk.
         ``None``: non-finite."""
         batch = probe_batch(self.task, slot)
-        if slot not in self._reference_norms:
-            trees = [trees[slot] for _, trees in sorted(self.task.baselines.items()) if slot in trees]
-            if not trees:
-                raise GpLossError(
-                    f"task {self.task.name!r} sets max_grad_ratio but has no tree baseline for slot {slot!r}"
-                )
-            tree = trees[0]
-            reference = TreeLoss.for_slot(self.task.slot(slot), tree, True)  # baselines may use one
-            grad = probe_gradient(reference, batch.predictions, batch.targets).grad
-            self._reference_norms[slot] = float(grad.norm())
+        reference = self._reference_norm(slot)
+        if reference is None:
+            raise GpLossError(
+                f"task {self.task.name!r} sets max_grad_ratio but has no tree baseline for slot {slot!r}"
+            )
         probe = probe_gradient(loss, batch.predictions, batch.targets)
         if not probe.finite:
             return None
-        return float(probe.grad.norm()) / max(self._reference_norms[slot], 1e-12)
+        return float(probe.grad.norm()) / max(reference, 1e-12)
+
+    def _reference_norm(self, slot: str) -> float | None:
+        """The gradient norm of the slot's first tree baseline (by baseline name) at the probe
+        batch (``None``: the task has no tree baseline for the slot)."""
+        if slot not in self._reference_norms:
+            trees = [trees[slot] for _, trees in sorted(self.task.baselines.items()) if slot in trees]
+            if not trees:
+                return None
+            batch = probe_batch(self.task, slot)
+            reference = TreeLoss.for_slot(self.task.slot(slot), trees[0], True)  # baselines may use one
+            grad = probe_gradient(reference, batch.predictions, batch.targets).grad
+            self._reference_norms[slot] = float(grad.norm())
+        return self._reference_norms[slot]
 
     def gain(self, loss: TreeLoss, slot: str) -> float | None:
         """The metric gain g of one slot's loss; ``None`` if the loss turned non-finite."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -261,6 +262,32 @@ def finalize(
         return _finalize(directory, config, events, top, seeds, baselines, jobs, task_options, task, quiet)
     finally:
         runlock.release(directory)
+
+
+def finalize_within(
+    run: str | os.PathLike,
+    seconds: float,
+    *,
+    top: int = 3,
+    max_seeds: int = 3,
+    jobs: int = 1,
+    quiet: bool = False,
+    clock=time.monotonic,
+) -> Finalists:
+    """:func:`finalize` seed round by seed round (every finalist and the default baseline with
+    seed 0, then seed 1, ...) while the next round still fits in ``seconds``, judged by the
+    round just run; the first round always runs. At most ``max_seeds`` rounds. Trainings
+    already in the run's log count at no cost, so a killed run resumes where it stopped."""
+    start = clock()
+    table = None
+    for seeds in range(1, max_seeds + 1):
+        began = clock()
+        table = finalize(run, top=top, seeds=seeds, jobs=jobs, quiet=quiet)
+        if seeds < max_seeds and clock() + (clock() - began) - start > seconds:
+            if not quiet:
+                stderr_say(f"finalize: {seeds} seed round(s) fit in {seconds:.0f} s; stopping there")
+            break
+    return table
 
 
 def _finalize(directory, config, events, top, seeds, baselines, jobs, task_options, task, quiet) -> Finalists:

@@ -47,15 +47,25 @@ class SmallEncoderDecoder(nn.Module):
         self.up0 = _block(2 * w + w, w)
         self.head = nn.Conv2d(w, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    #: the layers the decoder proxy trains afresh on the frozen :meth:`encode` features
+    decoder_parts = ("head",)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the classifier reads: the last decoder block's, at 1/2 resolution."""
         s0 = self.stem(x)
         s1 = self.down1(s0)
         s2 = self.down2(s1)
         u1 = F.interpolate(s2, size=s1.shape[-2:], mode="bilinear", align_corners=False)
         u1 = self.up1(torch.cat([u1, s1], dim=1))
         u0 = F.interpolate(u1, size=s0.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.head(self.up0(torch.cat([u0, s0], dim=1)))
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.up0(torch.cat([u0, s0], dim=1))
+
+    def decode(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits from :meth:`encode`'s features, upsampled to ``size`` (``None``: as they are)."""
+        return upsample(self.head(features), size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x), x.shape[-2:])
 
 
 class DeepLabV3(nn.Module):
@@ -98,8 +108,31 @@ class DeepLabV3(nn.Module):
                 f"{path} fits neither DeepLabV3 nor a ResNet-50 backbone ({len(missing)} keys missing)"
             )
 
+    #: the layers the decoder proxy trains afresh on the frozen :meth:`encode` features
+    decoder_parts = ("net.classifier.4",)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the classifier reads: the DeepLab head's (ASPP, 3x3 convolution) at
+        output stride 8."""
+        features = self.net.backbone(x)["out"]
+        for layer in list(self.net.classifier)[:4]:
+            features = layer(features)
+        return features
+
+    def decode(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits from :meth:`encode`'s features, upsampled to ``size`` as torchvision does
+        (``None``: as they are)."""
+        return upsample(self.net.classifier[4](features), size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)["out"]
+        return self.decode(self.encode(x), x.shape[-2:])
+
+
+def upsample(logits: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """``logits`` resized bilinearly to ``size`` (``None``: unchanged)."""
+    if size is None or tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def build_model(name: str, num_classes: int, weights_path: str | None = None) -> nn.Module:

@@ -15,7 +15,7 @@ import pytest
 from gp_loss import finalize, search
 from gp_loss.core.baselines import get_baseline
 from gp_loss.results.final_training import SeedRun
-from gp_loss.results.finalists import LOG, Finalists, Row, select_finalists
+from gp_loss.results.finalists import LOG, Finalists, Row, finalize_within, select_finalists
 from gp_loss.results.report import leaderboard
 from tests.test_cli import ROOT, run_cli
 
@@ -168,3 +168,47 @@ def test_evolve_finalize_through_the_cli(tmp_path):
     assert json.loads((out / "best.json").read_text())["finalists"]["seeds"] == 2
     bad = run_cli("finalize", str(out), "--baseline", "nonsense")
     assert bad.returncode == 2 and bad.stderr.startswith("gp-loss: unknown loss 'nonsense'")
+
+
+class TickingClock:
+    """A clock that moves ``tick`` seconds every time it is read."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.mark.slow
+def test_finalize_within_runs_seed_rounds_while_the_next_one_fits(tmp_path):
+    out = tmp_path / "run"
+    search("cls_digits", out=out, max_trained=3, progress=False, population=3, task_options=TINY)
+    # each round reads as 20 s: after round 1, 20 s gone + 20 s more > 35 s, so it stops there
+    one = finalize_within(out, 35, top=2, max_seeds=3, quiet=True, clock=TickingClock(10))
+    assert one.seeds == 1 and all(len(row.runs) == 1 for row in one.rows)
+    every = finalize_within(out, 10_000, top=2, max_seeds=3, quiet=True, clock=TickingClock(10))
+    assert every.seeds == 3 and every.rows[0].runs[0] == one.rows[0].runs[0]  # round 1 kept, not redone
+    assert json.loads((out / "best.json").read_text())["finalists"]["seeds"] == 3
+    assert len((out / LOG).read_text().splitlines()) == 3 * len(every.rows)
+
+
+@pytest.mark.slow
+def test_evolve_keeps_a_share_of_its_budget_for_the_finalists(tmp_path):
+    out = tmp_path / "run"
+    done = run_cli(
+        "evolve", "--task", "cls_digits", "--max-trained", "3", "--population", "3", "--task-option", "steps=20",
+        "--budget", "10m", "--finalize-share", "0.5", "--finalize-top", "1", "--finalize-seeds", "2",
+        "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "verdict:" in done.stdout
+    assert json.loads((out / "best.json").read_text())["finalists"]["seeds"] == 2
+    assert json.loads((out / "run.json").read_text())["limits"]["budget"] == 300
+    for flags, message in (
+        (("--task", "cls_digits", "--finalize-share", "1.5"), "must lie between 0 and 1"),
+        (("--resume", "--out", str(out), "--finalize-share", "0.3"), "give --budget"),
+    ):
+        bad = run_cli("evolve", *flags)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr

@@ -12,11 +12,14 @@ from PIL import Image
 from gp_loss import load_loss
 from gp_loss.core.errors import GpLossError
 from gp_loss.fitness.stages import LossRejection, ProxyTraining
+from gp_loss.results.final_training import resolve_losses
 from gp_loss.trees.loss_module import TreeLoss
-from tasks import get_task
+from tasks import get_task, trunk_cache
 from tasks.data.layouts import voc_palette
 from tasks.seg_voc import random_crop
 from tasks.segmentation.metrics import METRICS
+from tasks.segmentation.model import build_model
+from tasks.segmentation.trunk import ProxyDecoder, nearest_labels
 from tasks.segmentation.voc_data import VocSegmentation
 from tests.test_cli import run_cli
 
@@ -149,6 +152,56 @@ def test_deeplabv3_builds_offline_and_loads_a_local_state_dict(voc_root, tmp_pat
         get_task("seg_voc", data_root=str(voc_root), model="unet")
 
 
+@pytest.fixture
+def trunk_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(trunk_cache, "cache_root", lambda: tmp_path)
+    return tmp_path
+
+
+def test_trunk_proxy_trains_a_fresh_classifier_and_leaves_the_trunk_alone(trunk_folder):
+    task = get_task("seg_voc", trunk_steps=3, steps=4)
+    trunk = task.trunk()
+    before = {k: v.clone() for k, v in trunk.state_dict().items()}
+    assert list((trunk_folder / "seg_trunks").glob("*.pt"))
+    _name, losses = resolve_losses(task, "cross_entropy")
+    results = list(task.proxy_rungs(losses, [2, 4]))
+    assert [r.steps for r in results] == [2, 4] and all(set(r.metrics) == set(METRICS) for r in results)
+    assert all(torch.equal(before[k], v) for k, v in task.trunk().state_dict().items())
+    (whole,) = task.proxy_rungs(losses, [4])
+    assert whole.metrics == results[-1].metrics
+    # only the classifier trains; the frozen layers are the trunk's own, not copies
+    decoder = ProxyDecoder(trunk)
+    assert {n for n, p in decoder.named_parameters() if p.requires_grad} == {
+        "net.head.weight",
+        "net.head.bias",
+    }
+    assert decoder.net.stem[0][0].weight is trunk.stem[0][0].weight
+    assert not torch.equal(decoder.net.head.weight, trunk.head.weight)
+    full = get_task("seg_voc", proxy="full", steps=2).proxy_train(losses)
+    assert full.outcome == "trained" and set(full.metrics) == set(METRICS)
+    with pytest.raises(GpLossError, match="unknown seg_voc proxy"):
+        get_task("seg_voc", proxy="half")
+
+
+def test_decoder_features_rebuild_the_networks_logits():
+    masks = torch.tensor([[[1, 2, 3, 4], [5, 6, 7, 8], [9, 255, 0, 1], [2, 3, 4, 5]]])
+    assert torch.equal(nearest_labels(masks, (2, 2)), masks[:, ::2, ::2])
+    torch.manual_seed(0)
+    for name, parts in (("small", {"net.head.weight", "net.head.bias"}), ("deeplabv3_resnet50", None)):
+        model = build_model(name, 5).eval()
+        with pytest.raises(ValueError, match="frozen trunk"):
+            ProxyDecoder(model)
+        model.requires_grad_(False)
+        images = torch.randn(2, 3, 48, 40)
+        with torch.no_grad():
+            features = model.encode(images)
+            assert torch.allclose(model.decode(features, (48, 40)), model(images), atol=1e-6)
+        decoder = ProxyDecoder(model)
+        trainable = {n for n, p in decoder.named_parameters() if p.requires_grad}
+        assert trainable == (parts or {"net.net.classifier.4.weight", "net.net.classifier.4.bias"})
+        assert decoder(features).shape[-2:] == features.shape[-2:]
+
+
 @pytest.mark.slow
 def test_train_reports_six_metrics_for_every_baseline(tmp_path):
     from gp_loss.results.final_training import train
@@ -207,6 +260,8 @@ def test_evolve_then_retrain_end_to_end(tmp_path):
         "BIoU",
         "--task-option",
         "steps=5",
+        "--task-option",
+        "trunk_steps=5",
         "--max-trained",
         "2",
         "--population",

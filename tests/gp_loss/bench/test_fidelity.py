@@ -36,8 +36,10 @@ def test_correlations_on_hand_made_panels():
 @pytest.mark.slow
 def test_cls_digits_panel_is_measured_as_the_search_trains(tmp_path):
     options = {"steps": 40}
-    result = fidelity.run("cls_digits", options, levels=[0.5, 1.0], n_random=2, seeds=1, jobs=2)
-    assert result.steps == [20, 40]
+    result = fidelity.run(
+        "cls_digits", options, levels=[0.5, 1.0], n_random=2, seeds=1, jobs=2, versus=[{"steps": 20}]
+    )
+    assert result.steps == [20, 40] and result.versus_steps == {"steps=20": [10, 20]}
     kinds = [e.kind for e in result.panel]
     assert kinds == ["baseline"] * len(get_task("cls_digits").baseline_names()) + ["random"] * 2
     task = get_task("cls_digits", **options)
@@ -46,9 +48,21 @@ def test_cls_digits_panel_is_measured_as_the_search_trains(tmp_path):
     # the last level is the search's proxy fitness, the final column the train command's number
     assert ce.proxy[-1] == pytest.approx(task.proxy_train(losses).metrics["accuracy"])
     assert ce.finals[0].metrics == train_seed(task, losses, 0).metrics
+    # the other proxy trains as a search with its settings would; the finals stay the task's own
+    shorter = get_task("cls_digits", steps=20)
+    assert ce.versus["steps=20"]["proxy"][-1] == pytest.approx(
+        shorter.proxy_train(losses).metrics["accuracy"]
+    )
     assert all(e.seconds[0] <= e.seconds[1] for e in result.panel)
-    assert len(result.correlations()) == 2
+    rows = result.correlations()
+    assert [(r["proxy"], r["steps"]) for r in rows] == [
+        ("default", 20),
+        ("default", 40),
+        ("steps=20", 10),
+        ("steps=20", 20),
+    ]
     text = result.markdown()
     assert "| cross_entropy | baseline |" in text and "Kendall tau" in text
+    assert "steps=20 @ 10 | steps=20 @ 20 | final" in text and "| steps=20 | 20 |" in text
     with pytest.raises(GpLossError, match="fractions of the proxy steps"):
         rung_steps(task, [0.5, 2.0])
