@@ -237,8 +237,9 @@ class SegVoc(Task):
         if self.proxy != "trunk":
             return {}
         images, masks = self._probe_images()
+        trunk = self.trunk()  # trained here on first use: outside no_grad
         with torch.no_grad():
-            features = self.trunk().encode(images)
+            features = trunk.encode(images)
         labels = nearest_labels(masks, features.shape[-2:])
         return {"seg": HeadProbe(features.cpu(), labels.cpu(), outputs=self.num_classes)}
 

@@ -160,6 +160,9 @@ def trunk_folder(tmp_path, monkeypatch):
 
 def test_trunk_proxy_trains_a_fresh_classifier_and_leaves_the_trunk_alone(trunk_folder):
     task = get_task("seg_voc", trunk_steps=3, steps=4)
+    # the shared LRP's head reads the trunk's features: its first use trains the trunk
+    lrp = LossRejection(ProxyTraining(task), task)
+    assert lrp.gain(TreeLoss(CE, task.slots[0].signature()), "seg") is not None
     trunk = task.trunk()
     before = {k: v.clone() for k, v in trunk.state_dict().items()}
     assert list((trunk_folder / "seg_trunks").glob("*.pt"))
