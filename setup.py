@@ -32,7 +32,7 @@ setup(
         "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={
-        "test": ["pytest>=7.4", "hypothesis>=6.90", "ruff>=0.5", "playwright>=1.40"],
+        "test": ["pytest>=7.4", "pytest-timeout>=2.2", "hypothesis>=6.90", "ruff>=0.5", "playwright>=1.40"],
         "ray": ["ray>=2.9"],
         "tracking": ["tensorboard>=2.14", "mlflow>=2.9"],
     },

@@ -44,7 +44,7 @@ from tasks.detection.evaluation import coco_box_ap, coco_results, detections
 from tasks.detection.losses import BOX_LOSSES
 from tasks.registry import register_task
 from tasks.training import Training, note
-from tasks.trunk_cache import cached_trunk, trunk_key, trunk_path
+from tasks.trunk_cache import trained_trunk
 
 if TYPE_CHECKING:
     from tasks.detection.trunk import RoiCache
@@ -347,19 +347,11 @@ class DetCoco(Task):
         """The frozen proxy trunk: the detector trained ``trunk_steps`` with the stock losses on
         the search's training split, once per key (cached on disk), then loaded."""
         if "model" not in self._trunk:
-            key = trunk_key(self.trunk_settings())
-
-            def train():
-                note(
-                    f"{self.name}: training the proxy trunk once ({self.trunk_steps} steps with the stock "
-                    f"losses; cached as {trunk_path(key)})"
-                )
-                run = self._training({}, self.train_set, self.trunk_steps, self.seed, True).advance()
-                run.raise_if_diverged(self.seed)
-                return run.model
-
-            self._trunk["model"] = cached_trunk(key, lambda: self.build_model(self.seed), train).to(
-                self.device
+            self._trunk["model"] = trained_trunk(
+                self,
+                "det_trunks",
+                "the stock losses",
+                lambda: self._training({}, self.train_set, self.trunk_steps, self.seed, True),
             )
         return self._trunk["model"]
 

@@ -40,7 +40,7 @@ from tasks.pose.model import MODELS, build_pose_model
 from tasks.pose.trunk import fresh_decoder
 from tasks.registry import register_task
 from tasks.training import Training, note
-from tasks.trunk_cache import cached_trunk, trunk_key, trunk_path
+from tasks.trunk_cache import trained_trunk
 
 BUILTIN_COUNTS = {"train": 500, "val": 100, "test": 200}
 #: the network input (H, W) of each model: SimpleBaseline's 256 x 192, a quarter of it on the CPU
@@ -285,21 +285,12 @@ class PoseCoco(Task):
         """The frozen proxy trunk: the network trained ``trunk_steps`` with the joints MSE on the
         search's training split, once per key (cached on disk), then loaded."""
         if "model" not in self._trunk:
-            key = trunk_key(self.trunk_settings())
-
-            def train() -> torch.nn.Module:
-                note(
-                    f"{self.name}: training the proxy trunk once ({self.trunk_steps} steps with the joints MSE; "
-                    f"cached as {trunk_path(key, 'pose_trunks')})"
-                )
-                run = self._training(
-                    {"hm": joints_mse}, self.train_set, self.trunk_steps, self.seed, True
-                ).advance()
-                run.raise_if_diverged(self.seed)
-                return run.model
-
-            build = lambda: self.build_model(self.seed)  # noqa: E731
-            self._trunk["model"] = cached_trunk(key, build, train, folder="pose_trunks").to(self.device)
+            self._trunk["model"] = trained_trunk(
+                self,
+                "pose_trunks",
+                "the joints MSE",
+                lambda: self._training({"hm": joints_mse}, self.train_set, self.trunk_steps, self.seed, True),
+            )
         return self._trunk["model"]
 
     def encoded(self, split: str) -> EncodedSplit:

@@ -65,7 +65,7 @@ from tasks.segmentation.voc_data import (
     has_split,
 )
 from tasks.training import Training, note
-from tasks.trunk_cache import cached_trunk, trunk_key, trunk_path
+from tasks.trunk_cache import trained_trunk
 
 #: ``trunk``: a fresh classifier on the features of a network trained once (the default, about a
 #: second per candidate); ``full``: the whole network trained from scratch (as the final training)
@@ -344,21 +344,14 @@ class SegVoc(Task):
         """The frozen proxy trunk: the network trained ``trunk_steps`` with cross-entropy on the
         search's training split, once per key (cached on disk), then loaded."""
         if "model" not in self._trunk:
-            key = trunk_key(self.trunk_settings())
-
-            def train() -> torch.nn.Module:
-                note(
-                    f"{self.name}: training the proxy trunk once ({self.trunk_steps} steps with cross-entropy; "
-                    f"cached as {trunk_path(key, 'seg_trunks')})"
-                )
-                run = self._training(
+            self._trunk["model"] = trained_trunk(
+                self,
+                "seg_trunks",
+                "cross-entropy",
+                lambda: self._training(
                     {"seg": CrossEntropy()}, self.train_set, self.trunk_steps, self.seed, True
-                ).advance()
-                run.raise_if_diverged(self.seed)
-                return run.model
-
-            build = lambda: self.build_model(self.seed)  # noqa: E731
-            self._trunk["model"] = cached_trunk(key, build, train, folder="seg_trunks").to(self.device)
+                ),
+            )
         return self._trunk["model"]
 
     def encoded(self, split: str) -> EncodedSplit:

@@ -20,6 +20,7 @@ import torch
 from gp_loss.core.errors import GpLossError
 from gp_loss.core.file_lock import exclusive
 from tasks.data.cache import cache_root
+from tasks.training import Training, note
 
 #: Bump when a trunk's training changes in a way its key does not show.
 TRUNK_VERSION = 1
@@ -61,3 +62,22 @@ def cached_trunk(
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
+
+
+def trained_trunk(task, folder: str, recipe: str, training: Callable[[], Training]) -> torch.nn.Module:
+    """``task``'s frozen proxy trunk, on ``task.device``: the run ``training()`` builds (its
+    network trained ``task.trunk_steps`` on the search's training split, with ``recipe``'s
+    losses, as the note says) once per key of ``task.trunk_settings()``, kept in ``folder`` of
+    the cache folder, then loaded into ``task.build_model(task.seed)``."""
+    key = trunk_key(task.trunk_settings())
+
+    def train() -> torch.nn.Module:
+        note(
+            f"{task.name}: training the proxy trunk once ({task.trunk_steps} steps with {recipe}; "
+            f"cached as {trunk_path(key, folder)})"
+        )
+        run = training().advance()
+        run.raise_if_diverged(task.seed)
+        return run.model
+
+    return cached_trunk(key, lambda: task.build_model(task.seed), train, folder).to(task.device)

@@ -259,7 +259,10 @@ class LossRejection(Stage):
         gain = self.gain(loss, slot)
         if gain is None:
             return INVALID, None, f"non-finite loss during LRP ({slot})"
-        return ("passed" if gain >= self.threshold(slot) else REJECTED), gain, None
+        eta = self.threshold(slot)
+        if gain >= eta:
+            return "passed", gain, None
+        return REJECTED, gain, f"{slot}: LRP gain {gain:.3f} below eta {eta:g}"
 
     def evaluate(self, candidate: Candidate) -> Evaluation:
         start = time.perf_counter()
