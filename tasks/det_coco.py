@@ -44,7 +44,7 @@ from tasks.detection.evaluation import coco_box_ap, coco_results, detections
 from tasks.detection.losses import BOX_LOSSES
 from tasks.registry import register_task
 from tasks.training import Training, note
-from tasks.trunk_cache import trained_trunk
+from tasks.trunk_cache import shared_trunk_settings, trained_trunk
 
 if TYPE_CHECKING:
     from tasks.detection.trunk import RoiCache
@@ -332,16 +332,7 @@ class DetCoco(Task):
     # -- the proxy's frozen trunk ---------------------------------------------------------------
     def trunk_settings(self) -> dict[str, object]:
         """Everything that shapes the proxy trunk (its cache key)."""
-        return {
-            "data": data_identity(self.train_set),
-            "model": self.model_name,
-            "weights": self.weights,
-            "classes": self.num_classes,
-            "seed": self.seed,
-            "steps": self.trunk_steps,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-        }
+        return shared_trunk_settings(self, data_identity(self.train_set), classes=self.num_classes)
 
     def trunk(self):
         """The frozen proxy trunk: the detector trained ``trunk_steps`` with the stock losses on

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from tasks.training import Training
+
 #: An encoder's output: one tensor or a tuple of them (several resolutions), batch first.
 Features = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -100,3 +102,33 @@ class EncodedSplit:
             features, targets = self.batch(indices)
             out.append((decoder(features).float().cpu(), targets.cpu()))
         return out
+
+
+def decoder_training(
+    task,
+    split: EncodedSplit,
+    build: Callable[[], torch.nn.Module],
+    batch_losses: Callable[[torch.nn.Module, Features, torch.Tensor], dict[str, torch.Tensor]],
+    *,
+    lr: float,
+    stop_invalid: bool,
+) -> Training:
+    """A decoder proxy's run: ``build()`` (a fresh decoder on a frozen trunk) trained
+    ``task.steps`` Adam steps at ``lr`` (cosine), each on ``task.batch_size`` seeded random
+    samples of ``split``, with the losses ``batch_losses(decoder, features, targets)``."""
+
+    def step_losses(decoder, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        idx = torch.randint(0, len(split), (task.batch_size,), generator=generator).tolist()
+        features, targets = split.batch(idx)
+        return batch_losses(decoder, features, targets)
+
+    return Training(
+        build,
+        step_losses,
+        steps=task.steps,
+        seed=task.seed,
+        optimizer=lambda params: torch.optim.Adam(params, lr=lr),
+        cosine=True,
+        stop_invalid=stop_invalid,
+        label=f"{task.name} decoder training",
+    )

@@ -31,7 +31,7 @@ from tasks.base import LossFn, ProbeBatch, Slot, Task, choice, holdout_split, op
 from tasks.data.cache import builtin
 from tasks.data.layouts import write_coco_keypoints
 from tasks.data.stick_figures import StickFigures
-from tasks.encoded import EncodedSplit
+from tasks.encoded import EncodedSplit, decoder_training
 from tasks.pose.coco_keypoints import CocoKeypoints
 from tasks.pose.evaluation import oks
 from tasks.pose.heatmaps import decode
@@ -40,7 +40,7 @@ from tasks.pose.model import MODELS, build_pose_model
 from tasks.pose.trunk import fresh_decoder
 from tasks.registry import register_task
 from tasks.training import Training, note
-from tasks.trunk_cache import trained_trunk
+from tasks.trunk_cache import shared_trunk_settings, trained_trunk
 
 BUILTIN_COUNTS = {"train": 500, "val": 100, "test": 200}
 #: the network input (H, W) of each model: SimpleBaseline's 256 x 192, a quarter of it on the CPU
@@ -238,23 +238,14 @@ class PoseCoco(Task):
         training people (:mod:`tasks.pose.trunk`); ``full``: the whole network."""
         if self.proxy == "full":
             return self._training(losses, self.train_set, self.steps, self.seed, stop_invalid)
-        trunk, people = self.trunk(), self.encoded("train")
-        loss_fn = losses["hm"]
-
-        def step_losses(decoder, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-            idx = torch.randint(0, len(people), (self.batch_size,), generator=generator).tolist()
-            features, targets = people.batch(idx)
-            return {"hm": loss_fn(decoder(features), targets)}
-
-        return Training(
+        trunk, loss_fn = self.trunk(), losses["hm"]
+        return decoder_training(
+            self,
+            self.encoded("train"),
             lambda: fresh_decoder(trunk),
-            step_losses,
-            steps=self.steps,
-            seed=self.seed,
-            optimizer=lambda params: torch.optim.Adam(params, lr=self.lr),
-            cosine=True,
+            lambda decoder, features, targets: {"hm": loss_fn(decoder(features), targets)},
+            lr=self.lr,
             stop_invalid=stop_invalid,
-            label=f"{self.name} decoder training",
         )
 
     def proxy_metrics(self, model: torch.nn.Module) -> dict[str, float]:
@@ -269,17 +260,8 @@ class PoseCoco(Task):
     def trunk_settings(self) -> dict[str, object]:
         """Everything that shapes the proxy trunk (its cache key)."""
         data = self.train_set
-        return {
-            "data": split_identity(data.root, data.split, [p["id"] for p in data.persons]),
-            "model": self.model_name,
-            "weights": self.weights,
-            "input_size": list(data.input_size),
-            "sigma": self.sigma,
-            "seed": self.seed,
-            "steps": self.trunk_steps,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-        }
+        identity = split_identity(data.root, data.split, [p["id"] for p in data.persons])
+        return shared_trunk_settings(self, identity, input_size=list(data.input_size), sigma=self.sigma)
 
     def trunk(self) -> torch.nn.Module:
         """The frozen proxy trunk: the network trained ``trunk_steps`` with the joints MSE on the

@@ -64,6 +64,22 @@ def cached_trunk(
     return model
 
 
+def shared_trunk_settings(task, data: object, **extra: object) -> dict[str, object]:
+    """The settings every proxy trunk's key holds (``data``: the identity of the search's training
+    split; the task's model, weights, seed, ``trunk_steps``, batch size and learning rate), with
+    a task's ``extra`` ones."""
+    return {
+        "data": data,
+        "model": task.model_name,
+        "weights": task.weights,
+        "seed": task.seed,
+        "steps": task.trunk_steps,
+        "batch_size": task.batch_size,
+        "lr": task.lr,
+        **extra,
+    }
+
+
 def trained_trunk(task, folder: str, recipe: str, training: Callable[[], Training]) -> torch.nn.Module:
     """``task``'s frozen proxy trunk, on ``task.device``: the run ``training()`` builds (its
     network trained ``task.trunk_steps`` on the search's training split, with ``recipe``'s

@@ -159,7 +159,7 @@ def trunk_folder(tmp_path, monkeypatch):
 
 
 def test_trunk_proxy_trains_a_fresh_classifier_and_leaves_the_trunk_alone(trunk_folder):
-    task = get_task("seg_voc", trunk_steps=3, steps=4)
+    task = get_task("seg_voc", proxy="trunk", trunk_steps=3, steps=4)
     # the shared LRP's head reads the trunk's features: its first use trains the trunk
     lrp = LossRejection(ProxyTraining(task), task)
     assert lrp.gain(TreeLoss(CE, task.slots[0].signature()), "seg") is not None
@@ -180,7 +180,7 @@ def test_trunk_proxy_trains_a_fresh_classifier_and_leaves_the_trunk_alone(trunk_
     }
     assert decoder.net.stem[0][0].weight is trunk.stem[0][0].weight
     assert not torch.equal(decoder.net.head.weight, trunk.head.weight)
-    full = get_task("seg_voc", proxy="full", steps=2).proxy_train(losses)
+    full = get_task("seg_voc", steps=2).proxy_train(losses)  # the default proxy: whole network
     assert full.outcome == "trained" and set(full.metrics) == set(METRICS)
     with pytest.raises(GpLossError, match="unknown seg_voc proxy"):
         get_task("seg_voc", proxy="half")
