@@ -21,7 +21,7 @@ def _events(path: Path) -> list[dict]:
 def test_baselines_come_first_then_their_mutants(tmp_path):
     settings = RunSettings(
         "det_coco",
-        {"steps": 4, "final_steps": 4},
+        {"steps": 4, "final_steps": 4, "trunk_steps": 4},
         evolution=EvolutionConfig(population_size=3, seed=0, init="baselines"),
         limits=Limits(max_explored=5),
     )

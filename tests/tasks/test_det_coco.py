@@ -164,8 +164,14 @@ def test_evolve_and_train_end_to_end(tmp_path):
         "det_coco",
         "--task-option",
         "steps=3",
+        "--task-option",
+        "trunk_steps=4",  # the trunk's path, not its quality: 300 steps cost ~40 s
         "--max-trained",
         "2",
+        # seeded with the baselines: from scratch, the first reg tree that passes the LRP comes
+        # after ~2250 draws (30 s), the search's business (tests/gp_loss/test_slotwise.py)
+        "--init",
+        "baselines",
         "--out",
         str(run),
         "--quiet",
