@@ -70,8 +70,9 @@ from tasks.segmentation.voc_data import (
 from tasks.training import Training, note
 from tasks.trunk_cache import shared_trunk_settings, trained_trunk
 
-#: ``trunk``: a fresh classifier on the features of a network trained once (the default, about a
-#: second per candidate); ``full``: the whole network trained from scratch (as the final training)
+#: ``full``: the whole network trained from scratch (the default, as the final training);
+#: ``trunk``: a fresh classifier on the features of a network trained once (1-4 s per candidate,
+#: but exploitable by the search: docs/RESULTS.md)
 PROXIES = ("trunk", "full")
 
 
@@ -328,8 +329,9 @@ class SegVoc(Task):
         return shared_trunk_settings(self, identity, num_classes=self.num_classes, crop=self.crop)
 
     def trunk(self) -> torch.nn.Module:
-        """The frozen proxy trunk: the network trained ``trunk_steps`` with cross-entropy on the
-        search's training split, once per key (cached on disk), then loaded."""
+        """The frozen trunk whose features the shared LRP's head (and ``proxy=trunk``) reads: the
+        network trained ``trunk_steps`` with cross-entropy on the search's training split, once
+        per key (cached on disk), then loaded."""
         if "model" not in self._trunk:
             self._trunk["model"] = trained_trunk(
                 self,
