@@ -1,6 +1,7 @@
 """Proxy trunks kept on disk: a model trained once with a task's stock loss, then loaded.
 
-The cheap proxies of det_coco, inst_coco and pose_coco train fresh heads on a frozen trunk. The
+The cheap proxies of det_coco, inst_coco and pose_coco train fresh heads on a frozen trunk, and
+seg_voc's shared LRP head (and its optional ``proxy=trunk``) reads a trunk's features. The
 trunk is stored in the cache folder under a key of everything that shapes it (a hash of its
 settings), written atomically and under a file lock, so parallel workers train a missing trunk
 once and a killed run never leaves half a file.
