@@ -285,12 +285,12 @@ class Task(abc.ABC):
         lr: float,
         probe_images: int,
         *,
-        final_factor: int,
+        final_factor: float,
     ) -> None:
         """Check and set the training options the vision tasks share (``final_steps`` defaults
         to ``final_factor`` times ``steps``)."""
         self.steps = option("steps", steps, int, 1)
-        self.final_steps = option("final_steps", final_steps or final_factor * self.steps, int, 1)
+        self.final_steps = option("final_steps", final_steps or round(final_factor * self.steps), int, 1)
         self.batch_size = option("batch_size", batch_size, int, 1)
         self.lr = option("lr", lr, float, 0)
         self.probe_images = option("probe_images", probe_images, int, 1)

@@ -186,6 +186,18 @@ def test_trunk_proxy_trains_a_fresh_classifier_and_leaves_the_trunk_alone(trunk_
         get_task("seg_voc", proxy="half")
 
 
+def test_proxy_steps_default_by_proxy_and_final_steps_follow_them():
+    """The whole network's proxy runs 1000 steps and its final training 1.5x as many (the
+    final protocol the references were measured with: 1500); a classifier on the trunk runs
+    300 classifier steps and the final training keeps the whole network's 1500."""
+    task = get_task("seg_voc")
+    assert (task.proxy, task.steps, task.final_steps) == ("full", 1000, 1500)
+    assert (get_task("seg_voc", steps=10).final_steps, get_task("seg_voc", steps=3).final_steps) == (15, 4)
+    trunk = get_task("seg_voc", proxy="trunk")
+    assert (trunk.steps, trunk.final_steps) == (300, 1500)
+    assert get_task("seg_voc", proxy="trunk", steps=10, final_steps=7).final_steps == 7
+
+
 def test_decoder_features_rebuild_the_networks_logits():
     masks = torch.tensor([[[1, 2, 3, 4], [5, 6, 7, 8], [9, 255, 0, 1], [2, 3, 4, 5]]])
     assert torch.equal(nearest_labels(masks, (2, 2)), masks[:, ::2, ::2])
