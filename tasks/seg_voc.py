@@ -79,8 +79,9 @@ PROXIES = ("trunk", "full")
 #: against their 5-seed final mIoU) and crowned a recall-only loss that retrains to 58.6 mIoU;
 #: at 1000 steps tau is 0.62 and that loss ranks last (docs/BENCHMARKS.md)
 PROXY_STEPS = {"full": 1000, "trunk": 300}
-#: the final training's steps with ``proxy=trunk`` (with ``full``: 1.5 x ``steps``)
-FINAL_STEPS = 1500
+#: ``final_steps`` is this times the whole network's proxy ``steps`` (1500 by default; with
+#: ``proxy=trunk``, whose steps are the classifier's, the default whole-network proxy's)
+FINAL_FACTOR = 1.5
 
 
 def random_crop(
@@ -174,9 +175,11 @@ class SegVoc(Task):
         super().__init__(metric, seed, device, final_protocol)
         self.proxy = choice("seg_voc proxy", proxy, PROXIES)
         if final_steps is None and self.proxy == "trunk":
-            final_steps = FINAL_STEPS  # its steps are the classifier's, not the network's
+            final_steps = round(FINAL_FACTOR * PROXY_STEPS["full"])
         steps = PROXY_STEPS[self.proxy] if steps is None else steps
-        self._set_training_options(steps, final_steps, batch_size, lr, probe_images, final_factor=1.5)
+        self._set_training_options(
+            steps, final_steps, batch_size, lr, probe_images, final_factor=FINAL_FACTOR
+        )
         self.model_name, self.weights = choice("segmentation model", model, MODELS), weights
         self.trunk_steps = option("trunk_steps", trunk_steps, int, 1)
         self.decoder_lr = option("decoder_lr", decoder_lr, float, 0)
