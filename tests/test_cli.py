@@ -23,15 +23,23 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def call_cli(*args: str) -> subprocess.CompletedProcess:
     """``cli.main(ARGS)`` in this process, with its output captured: what ``python cli.py``
-    runs, without the four seconds a fresh interpreter spends importing torch and the tasks.
-    For commands that end quickly (bad input, refusals, show/export/report/verify); an
-    exception that escapes ``main`` fails the test as a traceback would. ``test_one_line_errors_match_in_a_process_of_their_own`` keeps
-    the two ways in step."""
+    runs, without the seconds a fresh interpreter spends importing torch and the tasks. For
+    every command that needs no process of its own (a test that kills one, or runs one beside
+    another, keeps :func:`run_cli`); the torch thread count a search or training sets for itself
+    is put back, so later tests run as they would alone. An exception that escapes ``main``
+    fails the test as a traceback would. ``test_one_line_errors_match_in_a_process_of_their_own``
+    keeps the two ways in step."""
+    import torch
+
     import cli
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(args))
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        torch.set_num_threads(threads)
     return subprocess.CompletedProcess(["cli.py", *args], code, out.getvalue(), err.getvalue())
 
 

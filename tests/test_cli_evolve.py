@@ -28,7 +28,7 @@ def test_evolve_show_report_export_resume(tmp_path):
         assert (run / name).stat().st_size > 0, name
     exported = call_cli("export", str(run / "best.json"), "--format", "latex")
     assert exported.returncode == 0 and "L_" in exported.stdout
-    again = run_cli("evolve", "--resume", "--out", str(run), "--max-explored", "200", "--quiet")
+    again = call_cli("evolve", "--resume", "--out", str(run), "--max-explored", "200", "--quiet")
     assert again.returncode == 0, again.stderr
     assert len((run / "events.jsonl").read_text().splitlines()) == 200
 
@@ -113,7 +113,7 @@ def test_one_line_errors_match_in_a_process_of_their_own(args):
 
 
 def test_resume_of_missing_run(tmp_path):
-    done = run_cli("evolve", "--resume", "--out", str(tmp_path / "none"))
+    done = call_cli("evolve", "--resume", "--out", str(tmp_path / "none"))
     assert done.returncode == 2 and "holds no run" in done.stderr
 
 
@@ -127,7 +127,7 @@ def test_train_with_baseline_and_found_loss(tmp_path):
         r"\| accuracy \| 0\.[0-9]{4} \+- 0\.[0-9]{4} \| 0\.[0-9]{4}, 0\.[0-9]{4} \|", done.stdout
     )
     assert "cls_digits training seed 1: step 30/30" in done.stderr  # progress on stderr
-    as_json = run_cli(
+    as_json = call_cli(
         "train",
         "--task",
         "cls_digits",
@@ -152,7 +152,7 @@ def test_train_with_baseline_and_found_loss(tmp_path):
             }
         )
     )
-    done = run_cli("train", "--task", "cls_digits", "--loss", str(best), "--task-option", "final_steps=30")
+    done = call_cli("train", "--task", "cls_digits", "--loss", str(best), "--task-option", "final_steps=30")
     assert done.returncode == 0 and "| accuracy |" in done.stdout
     wrong = tmp_path / "wrong.json"
     wrong.write_text(
@@ -169,14 +169,14 @@ def test_train_with_baseline_and_found_loss(tmp_path):
 @pytest.mark.slow
 def test_trained_share_of_runs_with_each_lrp_protocol(tmp_path):
     for protocol in ("shared", "paper"):
-        done = run_cli(
+        done = call_cli(
             "evolve", "--task", "cls_digits", "--max-trained", "3", "--population", "2", "--quiet",
             "--lrp", protocol, "--task-option", "steps=25", "--out", str(tmp_path / protocol),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         run = json.loads((tmp_path / protocol / "run.json").read_text())
         assert run["pipeline"]["lrp_protocol"] == protocol
-    done = run_cli("bench", "trained-share", str(tmp_path / "shared"), str(tmp_path / "paper"))
+    done = call_cli("bench", "trained-share", str(tmp_path / "shared"), str(tmp_path / "paper"))
     assert done.returncode == 0, done.stderr
     rows = re.findall(
         r"\| (shared|paper) \| cls_digits \| (\w+) \| [0-9.]+ \| 3 \| [0-9]+% \(\d/3\) \| 0\.\d{4} \|",

@@ -17,7 +17,7 @@ from gp_loss.core.baselines import get_baseline
 from gp_loss.results.final_training import SeedRun
 from gp_loss.results.finalists import LOG, Finalists, Row, finalize_within, select_finalists
 from gp_loss.results.report import leaderboard
-from tests.test_cli import ROOT, run_cli
+from tests.test_cli import ROOT, call_cli, run_cli
 
 CE = get_baseline("cross_entropy").tree
 TINY = {"steps": 25}
@@ -159,14 +159,14 @@ def test_finalize_resumes_after_a_kill_without_redoing_finished_trainings(tmp_pa
 @pytest.mark.slow
 def test_evolve_finalize_through_the_cli(tmp_path):
     out = tmp_path / "run"
-    done = run_cli(
+    done = call_cli(
         "evolve", "--task", "cls_digits", "--max-trained", "3", "--population", "3", "--task-option", "steps=20",
         "--out", str(out), "--quiet", "--finalize", "--finalize-top", "1", "--finalize-seeds", "2",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "verdict:" in done.stdout and "accuracy vs cross_entropy" in done.stdout
     assert json.loads((out / "best.json").read_text())["finalists"]["seeds"] == 2
-    bad = run_cli("finalize", str(out), "--baseline", "nonsense")
+    bad = call_cli("finalize", str(out), "--baseline", "nonsense")
     assert bad.returncode == 2 and bad.stderr.startswith("gp-loss: unknown loss 'nonsense'")
 
 
@@ -197,7 +197,7 @@ def test_finalize_within_runs_seed_rounds_while_the_next_one_fits(tmp_path):
 @pytest.mark.slow
 def test_evolve_keeps_a_share_of_its_budget_for_the_finalists(tmp_path):
     out = tmp_path / "run"
-    done = run_cli(
+    done = call_cli(
         "evolve", "--task", "cls_digits", "--max-trained", "3", "--population", "3", "--task-option", "steps=20",
         "--budget", "10m", "--finalize-share", "0.5", "--finalize-top", "1", "--finalize-seeds", "2",
         "--out", str(out), "--quiet",
@@ -210,5 +210,5 @@ def test_evolve_keeps_a_share_of_its_budget_for_the_finalists(tmp_path):
         (("--task", "cls_digits", "--finalize-share", "1.5"), "must lie between 0 and 1"),
         (("--resume", "--out", str(out), "--finalize-share", "0.3"), "give --budget"),
     ):
-        bad = run_cli("evolve", *flags)
+        bad = call_cli("evolve", *flags)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr

@@ -11,7 +11,7 @@ from gp_loss.engine.evolution import Limits
 from gp_loss.run.runner import RunSettings, start
 from gp_loss.trees.parse import parse_tree
 from tasks import get_task
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli
 
 
 def _events(path: Path) -> list[dict]:
@@ -66,7 +66,7 @@ def test_baselines_outside_the_space_are_left_out():
 
 
 def test_cli_init_is_recorded(tmp_path):
-    done = run_cli(
+    done = call_cli(
         "evolve", "--task", "cls_digits", "--task-option", "steps=20",
         "--init", "baselines", "--max-explored", "4", "--quiet", "--out", str(tmp_path / "run"),
     )  # fmt: skip
@@ -129,7 +129,7 @@ def test_init_cache_starts_from_the_best_losses_the_cache_holds(tmp_path):
 
 
 def test_init_cache_without_a_cache_is_one_line(tmp_path):
-    result = run_cli(
+    result = call_cli(
         "evolve",
         "--task",
         "cls_digits",

@@ -18,7 +18,7 @@ from gp_loss.engine.search_cache import SearchCache, task_fingerprint
 from gp_loss.fitness.candidate import Candidate
 from gp_loss.fitness.pipeline import FitnessPipeline
 from tasks import get_task
-from tests.test_cli import ROOT, run_cli
+from tests.test_cli import ROOT, call_cli
 
 TINY = {"steps": 25}
 CE = get_baseline("cross_entropy").tree
@@ -140,7 +140,7 @@ def test_two_processes_share_one_cache_at_once(tmp_path):
 def test_a_damaged_or_foreign_file_is_a_one_line_error_and_loses_no_run(tmp_path):
     broken = tmp_path / "broken.sqlite"
     broken.write_bytes(b"this is not a database" * 100)
-    done = run_cli(
+    done = call_cli(
         "evolve",
         "--task",
         "cls_digits",
@@ -156,7 +156,7 @@ def test_a_damaged_or_foreign_file_is_a_one_line_error_and_loses_no_run(tmp_path
     assert not (tmp_path / "r").exists() and broken.read_bytes().startswith(b"this is not")
     foreign = tmp_path / "foreign.sqlite"
     sqlite3.connect(str(foreign)).execute("CREATE TABLE photos (id INTEGER)").connection.commit()
-    done = run_cli(
+    done = call_cli(
         "evolve",
         "--task",
         "cls_digits",
@@ -182,7 +182,7 @@ def test_a_damaged_or_foreign_file_is_a_one_line_error_and_loses_no_run(tmp_path
     (tmp_path / "ok.sqlite").write_bytes(b"garbage" * 1000)
     for suffix in ("-wal", "-shm"):
         (tmp_path / f"ok.sqlite{suffix}").unlink(missing_ok=True)
-    done = run_cli("evolve", "--resume", "--out", str(run), "--max-explored", "60")
+    done = call_cli("evolve", "--resume", "--out", str(run), "--max-explored", "60")
     assert done.returncode == 2 and "not usable" in done.stderr
     assert (run / "events.jsonl").read_bytes() == before
 
@@ -190,18 +190,20 @@ def test_a_damaged_or_foreign_file_is_a_one_line_error_and_loses_no_run(tmp_path
 def test_cache_commands(tmp_path):
     cache = tmp_path / "cache.sqlite"
     search("cls_digits", out=tmp_path / "a", max_explored=60, progress=False, cache=cache, task_options=TINY)
-    done = run_cli("cache", "stats", "--cache", str(cache), "--json")
+    done = call_cli("cache", "stats", "--cache", str(cache), "--json")
     assert done.returncode == 0, done.stderr
     (entry,) = json.loads(done.stdout)["fingerprints"]
     assert entry["task"] == "cls_digits" and sum(entry["results"].values()) > 0
-    done = run_cli("cache", "export", "--cache", str(cache), "-o", str(tmp_path / "all.jsonl"))
+    done = call_cli("cache", "export", "--cache", str(cache), "-o", str(tmp_path / "all.jsonl"))
     lines = (tmp_path / "all.jsonl").read_text().splitlines()
     assert done.returncode == 0 and len(lines) == sum(entry["results"].values())
     assert {"fingerprint", "task", "genome", "run", "result"} <= set(json.loads(lines[0]))
-    done = run_cli("cache", "clear", "--cache", str(cache), "--task", "cls_digits")
+    done = call_cli("cache", "clear", "--cache", str(cache), "--task", "cls_digits")
     assert done.returncode == 0 and f"deleted {len(lines)} results" in done.stdout
-    assert json.loads(run_cli("cache", "stats", "--cache", str(cache), "--json").stdout)["fingerprints"] == []
-    missing = run_cli("cache", "stats", "--cache", str(tmp_path / "none.sqlite"))
+    assert (
+        json.loads(call_cli("cache", "stats", "--cache", str(cache), "--json").stdout)["fingerprints"] == []
+    )
+    missing = call_cli("cache", "stats", "--cache", str(tmp_path / "none.sqlite"))
     assert missing.returncode == 2 and "no search cache" in missing.stderr
 
 

@@ -12,7 +12,7 @@ import torch
 from gp_loss import load_loss
 from gp_loss.core.errors import GpLossError
 from gp_loss.engine.pareto import crowding, dominates, fronts, objective_values, ranking, worst
-from tests.test_cli import call_cli, run_cli
+from tests.test_cli import call_cli
 
 #: (accuracy, BF1) of six losses at one rung, by hand:
 #: a (0.9, 0.2), b (0.6, 0.6), c (0.2, 0.9) are not dominated; d (0.5, 0.5) is dominated by b
@@ -48,7 +48,7 @@ def test_size_is_minimised():
 @pytest.mark.slow
 def test_a_two_objective_run_through_the_cli(tmp_path):
     run = tmp_path / "pareto"
-    done = run_cli(
+    done = call_cli(
         "evolve", "--task", "cls_digits", "--objectives", "accuracy,size", "--max-trained", "12",
         "--task-option", "steps=30", "--out", str(run), "--quiet",
     )  # fmt: skip

@@ -16,7 +16,7 @@ from gp_loss.fitness.rungs import clears, hurdle, hurdles, rung_steps
 from gp_loss.fitness.stages import ProxyTraining
 from gp_loss.run.runner import RunSettings, resume, start
 from tasks import get_task
-from tests.test_cli import call_cli, run_cli
+from tests.test_cli import call_cli
 
 CE = get_baseline("cross_entropy").tree
 
@@ -126,7 +126,7 @@ def test_cli_rungs_flag(tmp_path):
     bad = call_cli("evolve", "--task", "cls_digits", "--rungs", "0.5,2", "--out", str(tmp_path / "r"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--rungs" in bad.stderr
     assert not (tmp_path / "r").exists()
-    good = run_cli(
+    good = call_cli(
         "evolve", "--task", "cls_digits", "--task-option", "steps=40", "--rungs", "0.5,1",
         "--promote", "0.5", "--max-explored", "15", "--quiet", "--out", str(tmp_path / "g"),
     )  # fmt: skip

@@ -17,7 +17,7 @@ from tasks.data.stick_figures import StickFigures
 from tasks.detection.coco_data import CocoDetection
 from tasks.pose.coco_keypoints import CocoKeypoints
 from tasks.segmentation.voc_data import VocSegmentation
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_a_corrupt_jpeg_names_the_file(coco):
     (coco / "train2017" / "000000000004.jpg").write_bytes(b"not an image at all")
     with pytest.raises(GpLossError, match=r"000000000004\.jpg"):
         data[3]
-    done = run_cli("train", "--task", "det_coco", "--loss", "ce+giou", "--data-root", str(coco),
+    done = call_cli("train", "--task", "det_coco", "--loss", "ce+giou", "--data-root", str(coco),
                    "--task-option", "final_steps=2", "--task-option", "holdout=0.34")  # fmt: skip
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and ".jpg" in done.stderr
 

@@ -16,7 +16,7 @@ from tasks.data.digit_scenes import DigitScenes
 from tasks.data.layouts import write_coco
 from tasks.detection.coco_data import CocoDetection
 from tasks.detection.evaluation import coco_box_ap
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli, run_cli
 
 CE, MSE = get_baseline("cross_entropy").tree, get_baseline("mse").tree
 FOCAL, DICE = get_baseline("focal").tree, get_baseline("dice").tree
@@ -182,7 +182,7 @@ def test_evolve_and_train_end_to_end(tmp_path):
     losses = load_loss(run / "best.json")
     assert isinstance(losses, torch.nn.ModuleDict) and set(losses) == {"cls", "reg"}
     for spec in (str(run / "best.json"), "ce+smooth_l1", "ce+giou"):
-        done = run_cli("train", "--task", "det_coco", "--loss", spec, "--task-option", "final_steps=3")
+        done = call_cli("train", "--task", "det_coco", "--loss", spec, "--task-option", "final_steps=3")
         assert done.returncode == 0, done.stderr
         assert "| AP |" in done.stdout and "| AP75 |" in done.stdout
 

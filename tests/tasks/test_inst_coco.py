@@ -27,7 +27,7 @@ from tasks.detection.coco_data import CocoDetection, collate
 from tasks.detection.evaluation import coco_mask_ap
 from tasks.detection.model import SearchedRoIHeads, head_samples, inject, small_mask_rcnn
 from tasks.inst_coco import dice_mask_loss, mask_iou
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli, run_cli
 
 SMALL = {"steps": 4, "batch_size": 2, "trunk_steps": 2}
 
@@ -293,7 +293,7 @@ def test_evolve_and_train_end_to_end(tmp_path):
     losses = load_loss(run / "best.json")
     assert isinstance(losses, torch.nn.ModuleDict) and set(losses) == {"cls", "reg", "mask"}
     for spec in (str(run / "best.json"), "ce+smooth_l1+dice"):
-        done = run_cli(
+        done = call_cli(
             "train", "--task", "inst_coco", "--loss", spec, "--task-option", "final_steps=2", "--json"
         )
         assert done.returncode == 0, done.stderr

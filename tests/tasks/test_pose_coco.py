@@ -26,7 +26,7 @@ from tasks.pose.coco_keypoints import CocoKeypoints
 from tasks.pose.evaluation import COCO_SIGMAS, coco_keypoint_ap, oks
 from tasks.pose.heatmaps import IGNORED, crop_box, decode, to_heatmap, to_image
 from tasks.pose.losses import joints_mse, softmax_kl
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli, run_cli
 
 SIGNATURE = SlotSignature("heatmap", spatial=True)
 SMALL = {"steps": 4, "batch_size": 4, "trunk_steps": 3, "final_steps": 2}
@@ -318,7 +318,7 @@ def test_evolve_and_train_end_to_end(tmp_path):
     prediction, target = _heatmaps()
     assert torch.isfinite(loss(prediction, target))
     for spec in (str(run / "best.json"), "kl_softmax"):
-        done = run_cli(
+        done = call_cli(
             "train", "--task", "pose_coco", "--loss", spec, "--task-option", "final_steps=2", "--json"
         )
         assert done.returncode == 0, done.stderr

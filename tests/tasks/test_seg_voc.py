@@ -21,7 +21,7 @@ from tasks.segmentation.metrics import METRICS
 from tasks.segmentation.model import build_model
 from tasks.segmentation.trunk import ProxyDecoder, nearest_labels
 from tasks.segmentation.voc_data import VocSegmentation
-from tests.test_cli import run_cli
+from tests.test_cli import call_cli, run_cli
 
 CE = "neg(mul(y, log(y_hat)))"
 
@@ -112,7 +112,7 @@ def test_bad_data_roots_are_one_line_errors(tmp_path):
     Image.fromarray(np.full(size, 40, dtype=np.uint8), mode="L").save(png)
     with pytest.raises(GpLossError, match="label 40"):
         VocSegmentation(root, "train")[0]
-    done = run_cli("train", "--task", "seg_voc", "--loss", "ce", "--data-root", str(tmp_path / "missing"))
+    done = call_cli("train", "--task", "seg_voc", "--loss", "ce", "--data-root", str(tmp_path / "missing"))
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
 
@@ -250,7 +250,7 @@ def test_train_reports_six_metrics_for_every_baseline(tmp_path):
 
 @pytest.mark.slow
 def test_cli_train_with_seeds_prints_mean_and_std():
-    done = run_cli(
+    done = call_cli(
         "train", "--task", "seg_voc", "--loss", "ce", "--seeds", "2", "--task-option", "final_steps=2"
     )
     assert done.returncode == 0, done.stderr
@@ -294,7 +294,7 @@ def test_evolve_then_retrain_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr
     best = json.loads((run / "best.json").read_text())
     assert best["metric"] == "BIoU" and set(best["slots"]) == {"seg"}
-    done = run_cli("train", "--task", "seg_voc", "--loss", str(run), "--task-option", "final_steps=3")
+    done = call_cli("train", "--task", "seg_voc", "--loss", str(run), "--task-option", "final_steps=3")
     assert done.returncode == 0, done.stderr
     assert "| BF1 |" in done.stdout
 
@@ -303,7 +303,7 @@ def test_evolve_then_retrain_end_to_end(tmp_path):
 def test_bench_lrp_calibration_holds_under_the_tightest_metric():
     # BF1 is where a known-good loss gains least on the trunk's head (0.738 against eta 0.65;
     # docs/BENCHMARKS.md); test_lrp_passes_cross_entropy_... covers the other five metrics
-    done = run_cli("bench", "lrp", "--task", "seg_voc", "--random", "0", "--metric", "BF1")
+    done = call_cli("bench", "lrp", "--task", "seg_voc", "--random", "0", "--metric", "BF1")
     assert done.returncode == 0, done.stderr
     assert "target metric `BF1`" in done.stdout
     assert "every known-good passes and every known-bad is rejected: yes" in done.stdout
