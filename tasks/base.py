@@ -12,6 +12,7 @@ import torch
 
 from gp_loss.adapters import get_adapter
 from gp_loss.core.errors import GpLossError
+from gp_loss.core.settings import MUTATIONS
 from gp_loss.core.signature import SlotSignature
 from tasks.training import FINAL_PROTOCOLS, Training, TrainResult, rung_results
 
@@ -126,6 +127,9 @@ class Task(abc.ABC):
     default_budget: str = "2m"
     #: ``evolve``'s population size when ``--population`` is not given.
     default_population: int = 20
+    #: ``evolve``'s mutations when ``--mutations`` is not given (names from
+    #: :data:`gp_loss.core.settings.KNOWN_MUTATIONS`): DEAP's four unless a task adds ``ratio``.
+    default_mutations: tuple[str, ...] = MUTATIONS
     #: Optimisation steps of one proxy training (0: not trained in steps); rungs and
     #: ``bench fidelity`` levels are fractions of it.
     steps: int = 0

@@ -36,7 +36,8 @@ def tasks_cmd(as_json: bool, imports: tuple[str, ...]) -> None:
         click.echo(f"  trees:     {', '.join(info['baselines'])} (tree forms, mean-of-tree scale)")
         click.echo(
             f"  search:    {info['default_budget']} budget, population {info['default_population']}, "
-            f"rungs {','.join(f'{r:g}' for r in info['default_rungs'])}"
+            f"rungs {','.join(f'{r:g}' for r in info['default_rungs'])}, "
+            f"mutations {','.join(info['default_mutations'])}"
         )
 
 
@@ -53,6 +54,7 @@ def _task_info(name: str, factory) -> dict:
         "default_budget": factory.default_budget,
         "default_population": factory.default_population,
         "default_rungs": list(factory.default_rungs),
+        "default_mutations": list(factory.default_mutations),
     }
 
 

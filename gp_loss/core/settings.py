@@ -27,6 +27,10 @@ REPLACE_RULES: tuple[str, ...] = ("oldest", "worst")
 INITS: tuple[str, ...] = ("scratch", "baselines", "cache")
 #: ``--slot-search``: every slot at once, or one slot at a time first (gp_loss/engine/slotwise.py).
 SLOT_SEARCHES: tuple[str, ...] = ("auto", "joint", "slotwise")
+#: ``--mutations``: DEAP's four (every task's default unless it names its own) and ours, ``ratio``
+#: (:func:`gp_loss.trees.variation.mut_ratio`: a subtree S becomes mean_nhw(S) / mean_nhw(R)).
+MUTATIONS: tuple[str, ...] = ("insert", "shrink", "replace", "subtree")
+KNOWN_MUTATIONS: tuple[str, ...] = (*MUTATIONS, "ratio")
 #: ``--lrp``: the Loss-Rejection Protocols (gp_loss/fitness/rejection.py).
 PROTOCOLS: tuple[str, ...] = ("shared", "paper")
 
@@ -119,6 +123,12 @@ class EvolutionConfig:
         0.5, type=float,
         help="With --slot-search slotwise: the share of the budget searched slot by slot before the joint phase.",
     )  # fmt: skip
+    mutations: tuple[str, ...] = option(
+        MUTATIONS, parse=parse_names, metavar="M1,M2,...", cli_default=None,
+        help="The mutations a child is drawn from, uniformly: DEAP's insert, shrink, replace, subtree, and "
+        "ratio (a subtree S becomes mean_nhw(S) / mean_nhw(R), R random: the per-class ratio of sums that "
+        "Dice, IoU and class-balanced cross-entropy are made of). Default: the task's (`tasks`).",
+    )  # fmt: skip
     objectives: tuple[str, ...] = option(
         (), parse=parse_names, metavar="M1,M2,...", cli_default=None,
         help="A Pareto search over these (task metrics, or size: the genome's node count); the first "
@@ -141,6 +151,7 @@ class EvolutionConfig:
         data = dict(data)
         data["init_depth"] = tuple(data.get("init_depth", (1, 3)))
         data["objectives"] = tuple(data.get("objectives", ()))
+        data["mutations"] = tuple(data.get("mutations", MUTATIONS))  # runs from before the setting
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def validate(self) -> None:
@@ -155,6 +166,11 @@ class EvolutionConfig:
             raise GpLossError(f"--crossover must be a probability in [0, 1], got {self.crossover_prob}")
         if self.init not in INITS:
             raise GpLossError(f"unknown --init {self.init!r}; use {', '.join(INITS)}")
+        unknown = [m for m in self.mutations if m not in KNOWN_MUTATIONS]
+        if unknown or not self.mutations:
+            raise GpLossError(
+                f"bad --mutations {','.join(self.mutations)!r}: name one or more of {', '.join(KNOWN_MUTATIONS)}"
+            )
         if self.population_size < 2:
             raise GpLossError("--population must be at least 2")
         if self.slot_search not in SLOT_SEARCHES:

@@ -264,7 +264,9 @@ class AgingEvolution:
         for _ in range(20):
             if str(child) != str(tree):
                 break
-            child, how = mutate(tree, self.signatures[slot], None, **self._limits)
+            child, how = mutate(
+                tree, self.signatures[slot], None, kinds=self.config.mutations, **self._limits
+            )
         return child, how
 
     @property

@@ -1,8 +1,9 @@
-"""Variation operators on loss trees: the four mutations, one-point crossover, size limits.
+"""Variation operators on loss trees: the mutations, one-point crossover, size limits.
 
 Thin, limit-aware wrappers over DEAP's own operators (``mutInsert``, ``mutShrink``,
-``mutNodeReplacement``, ``mutUniform``, ``cxOnePoint``). Every operator works on copies and
-falls back to the unchanged parent when the result breaks the depth or node limit.
+``mutNodeReplacement``, ``mutUniform``, ``cxOnePoint``), plus one of ours, ``ratio``
+(:func:`mut_ratio`). Every operator works on copies and falls back to the unchanged parent when
+the result breaks the depth or node limit.
 """
 
 from __future__ import annotations
@@ -10,15 +11,38 @@ from __future__ import annotations
 import copy
 import functools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from deap import gp
 
-from gp_loss.core.settings import MAX_HEIGHT, MAX_NODES
+from gp_loss.core.settings import KNOWN_MUTATIONS, MAX_HEIGHT, MAX_NODES, MUTATIONS
 from gp_loss.core.signature import SlotSignature
 from gp_loss.trees.space import LossTree, primitive_set
 
-MUTATIONS: tuple[str, ...] = ("insert", "shrink", "replace", "subtree")
+
+def mut_ratio(
+    tree: gp.PrimitiveTree, pset: gp.PrimitiveSet, prediction: frozenset[str]
+) -> tuple[gp.PrimitiveTree]:
+    """In place: a random subtree ``S`` becomes ``mean_nhw(S) / mean_nhw(R)``, ``R`` a fresh
+    random tree of depth 0 to 2 (DEAP half-and-half).
+
+    The per-channel ratio of two sums over the batch and positions is what region losses are
+    made of: Dice is ``mean_nhw(y_hat y) / mean_nhw(y_hat + y)``, IoU and Tversky likewise, and
+    ``mean_nhw(y log y_hat) / mean_nhw(y)`` is cross-entropy balanced over the classes. DEAP's
+    four mutations reach these forms only through several unlikely steps in a row. ``S`` is an
+    operator node whose subtree reads an input of ``prediction`` where there is one.
+    """
+    nodes = [i for i, node in enumerate(tree) if node.arity > 0]
+    reading = [
+        i for i in nodes if any(n.arity == 0 and n.name in prediction for n in tree[tree.searchSubtree(i)])
+    ]
+    index = random.choice(reading or nodes or range(len(tree)))
+    where = tree.searchSubtree(index)
+    ops = pset.mapping
+    ratio = [ops["mul"], ops["mean_nhw"], *tree[where], ops["inv"], ops["mean_nhw"]]
+    tree[where] = ratio + gp.genHalfAndHalf(pset, 0, 2)
+    return (tree,)
+
 
 #: Defaults: DEAP's customary height limit 17; node cap keeps a proxy training's graph small.
 
@@ -39,7 +63,9 @@ def _operator(kind: str, signature: SlotSignature) -> Callable[[LossTree], tuple
     if kind == "subtree":
         expr = functools.partial(gp.genHalfAndHalf, pset=pset, min_=0, max_=2)
         return functools.partial(gp.mutUniform, expr=expr, pset=pset)
-    raise ValueError(f"unknown mutation {kind!r}; known: {', '.join(MUTATIONS)}")
+    if kind == "ratio":
+        return functools.partial(mut_ratio, pset=pset, prediction=signature.required_inputs[0])
+    raise ValueError(f"unknown mutation {kind!r}; known: {', '.join(KNOWN_MUTATIONS)}")
 
 
 def mutate(
@@ -48,12 +74,13 @@ def mutate(
     kind: str | None = None,
     max_height: int = MAX_HEIGHT,
     max_nodes: int = MAX_NODES,
+    kinds: Sequence[str] = MUTATIONS,
 ) -> tuple[LossTree, str]:
-    """A mutated copy of ``tree`` and the mutation used (random among :data:`MUTATIONS` if None).
+    """A mutated copy of ``tree`` and the mutation used (random among ``kinds`` if None).
 
     The copy equals the parent when the mutation broke a limit (the caller may retry).
     """
-    kind = kind or random.choice(MUTATIONS)
+    kind = kind or random.choice(kinds)
     (child,) = _operator(kind, signature)(copy.deepcopy(tree))
     if not within_limits(child, max_height, max_nodes):
         return copy.deepcopy(tree), kind

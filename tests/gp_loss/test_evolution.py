@@ -8,6 +8,7 @@ import pytest
 
 from gp_loss.core.settings import EvolutionConfig, PipelineOptions
 from gp_loss.engine.evolution import AgingEvolution, Hook, Limits
+from gp_loss.engine.member import Member
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.testing.tasks import TwoSlotToy
 from tasks import get_task
@@ -88,6 +89,20 @@ def test_replace_worst_keeps_the_best(digits):
 def test_random_search_never_mutates(digits):
     _state, rec = _run(digits, 80, population_size=4, seed=1, random_search=True)
     assert all(e["phase"] == "random" and e["parent"] is None for e in rec.events)
+
+
+def test_children_come_from_the_mutations_named_and_old_runs_keep_deaps_four(digits):
+    config = EvolutionConfig(population_size=2, crossover_prob=0.0, mutations=("ratio",))
+    evolution = AgingEvolution(digits, FitnessPipeline(digits), config)
+    parents = ("neg(mul(y, log(y_hat)))", "square(add(y_hat, neg(y)))")
+    evolution.state.population = [Member(i, {"cls": tree}, 0.5) for i, tree in enumerate(parents)]
+    for _ in range(20):
+        genome, meta = evolution.evolve_child(["cls"])
+        assert meta["mutation"] == "ratio" and "inv(mean_nhw(" in genome["cls"]
+    data = config.to_json()
+    assert EvolutionConfig.from_json(data).mutations == ("ratio",)
+    del data["mutations"]  # a run.json from before the setting resumes with DEAP's four
+    assert EvolutionConfig.from_json(data).mutations == ("insert", "shrink", "replace", "subtree")
 
 
 def test_limits():

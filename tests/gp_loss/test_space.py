@@ -12,7 +12,8 @@ from deap import gp
 from gp_loss.core.signature import SlotSignature
 from gp_loss.testing import spawn_roundtrip
 from gp_loss.trees.space import LossGenome, LossTree, primitive_set, random_tree, tree_inputs
-from gp_loss.trees.variation import MUTATIONS, crossover, mutate, within_limits
+from gp_loss.core.settings import KNOWN_MUTATIONS, MUTATIONS
+from gp_loss.trees.variation import crossover, mutate, within_limits
 
 VECTOR = SlotSignature("softmax_onehot")
 SPATIAL = SlotSignature("softmax_onehot", spatial=True)
@@ -47,7 +48,7 @@ def test_random_trees_respect_depth(depth):
         assert tree_inputs(tree) <= {"y_hat", "y"}
 
 
-@pytest.mark.parametrize("kind", MUTATIONS)
+@pytest.mark.parametrize("kind", KNOWN_MUTATIONS)
 def test_each_mutation_changes_trees_and_keeps_limits(kind):
     random.seed(2)
     changed = 0
@@ -76,6 +77,28 @@ def test_shrink_and_insert_change_size():
     smaller, _ = mutate(tree, VECTOR, "shrink")
     bigger, _ = mutate(tree, VECTOR, "insert")
     assert len(smaller) < len(tree) < len(bigger)
+
+
+def test_ratio_divides_a_subtree_that_reads_the_prediction_by_a_sum_and_reaches_dice():
+    random.seed(6)
+    intersection = "neg(mul(y_hat, y))"
+    children = set()
+    for _ in range(400):
+        tree = LossTree(gp.PrimitiveTree.from_string(intersection, primitive_set(SPATIAL)))
+        child, _ = mutate(tree, SPATIAL, "ratio")
+        text = str(child)
+        children.add(text)
+        # both operator nodes read y_hat: the product or the whole tree is divided by a sum
+        assert text.startswith(
+            (
+                "neg(mul(mean_nhw(mul(y_hat, y)), inv(mean_nhw(",
+                "mul(mean_nhw(neg(mul(y_hat, y))), inv(mean_nhw(",
+            )
+        )
+    # one step from the intersection to Dice's tree (gp_loss/core/baselines.py) and to recall
+    assert "neg(mul(mean_nhw(mul(y_hat, y)), inv(mean_nhw(add(y_hat, y)))))" in children
+    assert "neg(mul(mean_nhw(mul(y_hat, y)), inv(mean_nhw(y))))" in children
+    assert MUTATIONS == ("insert", "shrink", "replace", "subtree")  # DEAP's: every task's default
 
 
 def test_crossover_swaps_subtrees_within_limits():
