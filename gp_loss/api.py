@@ -84,7 +84,7 @@ class SearchResult:
         best = "none" if self.fitness is None else f"{self.fitness:.4f}"
         return (
             f"SearchResult({str(self.directory)!r}, task={self.task.name!r}, explored={self.state.explored}, "
-            f"trained={self.state.trained}, best {self.task.metric}={best}"
+            f"trained={self.state.trained}, best {self.task.fitness_metric}={best}"
             f"{', interrupted' if self.interrupted else ''})"
         )
 

@@ -6,7 +6,7 @@ import abc
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -196,6 +196,18 @@ class Task(abc.ABC):
         self.device = torch.device(_resolve_device(device))
         self.final_protocol = choice("final protocol", final_protocol, tuple(FINAL_PROTOCOLS))
 
+    #: The proxy metric the search's fitness reads, by target metric, where it is not the
+    #: target itself: one that ranks the target's final results better (seg_voc: FWIoU for mIoU).
+    fitness_for: ClassVar[Mapping[str, str]] = {}
+    #: A task option's choice, over :attr:`fitness_for` (seg_voc's ``fitness_metric``).
+    _fitness_metric: str | None = None
+
+    @property
+    def fitness_metric(self) -> str:
+        """The proxy metric the search's fitness reads (the target metric unless
+        :attr:`fitness_for` or the task's options name another)."""
+        return self._fitness_metric or self.fitness_for.get(self.metric, self.metric)
+
     def final_recipe(self) -> dict[str, bool]:
         """The :class:`tasks.training.Training` keywords of a final training under
         ``final_protocol`` (``annealed``: a cosine schedule to 0 and the weights' moving average)."""
@@ -315,6 +327,7 @@ class Task(abc.ABC):
         return {
             "name": self.name,
             "metric": self.metric,
+            "fitness_metric": self.fitness_metric,
             "metrics": list(self.metrics),
             "slots": {
                 s.name: {

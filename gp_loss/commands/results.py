@@ -30,7 +30,10 @@ def tasks_cmd(as_json: bool, imports: tuple[str, ...]) -> None:
         )
         click.echo(f"{info['name']}")
         click.echo(f"  slots:     {slots}")
-        click.echo(f"  metrics:   {', '.join(info['metrics'])} (default {info['metrics'][0]})")
+        fitness = "".join(
+            f"; the search's fitness for {t} is the proxy's {f}" for t, f in info["fitness_for"].items()
+        )
+        click.echo(f"  metrics:   {', '.join(info['metrics'])} (default {info['metrics'][0]}{fitness})")
         if info["reference_losses"]:
             click.echo(f"  baselines: {', '.join(info['reference_losses'])} (references)")
         click.echo(f"  trees:     {', '.join(info['baselines'])} (tree forms, mean-of-tree scale)")
@@ -55,6 +58,7 @@ def _task_info(name: str, factory) -> dict:
         "default_population": factory.default_population,
         "default_rungs": list(factory.default_rungs),
         "default_mutations": list(factory.default_mutations),
+        "fitness_for": dict(factory.fitness_for),
     }
 
 

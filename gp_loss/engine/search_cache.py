@@ -267,6 +267,8 @@ def task_fingerprint(task, options) -> tuple[str, dict[str, Any]] | None:
     description = {
         "task": task.name,
         "metric": task.metric,
+        # only where it differs: the fingerprints of tasks whose fitness is their target stay as they were
+        **({"fitness_metric": task.fitness_metric} if task.fitness_metric != task.metric else {}),
         "options": task_options,
         "device": task.device.type,
         "data": data,

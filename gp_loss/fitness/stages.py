@@ -41,7 +41,8 @@ __all__ = [
 
 
 class ProxyTraining:
-    """Innermost evaluate: train the proxy with the candidate's losses; fitness = target metric.
+    """Innermost evaluate: train the proxy with the candidate's losses; fitness = the task's
+    :attr:`~tasks.base.Task.fitness_metric` (its target metric unless it names another).
 
     Args:
         task: the task.
@@ -101,12 +102,13 @@ class ProxyTraining:
         return self.task.proxy_rungs(losses, self.steps, stop_invalid=self.stop_invalid)
 
     def _fitness(self, metrics: dict[str, float]) -> float:
-        if self.task.metric not in metrics:
+        wanted = self.task.fitness_metric
+        if wanted not in metrics:
             raise GpLossError(
                 f"task {self.task.name!r}: proxy_train reported {sorted(metrics)}, "
-                f"not the target metric {self.task.metric!r}"
+                f"not the metric its fitness reads {wanted!r}"
             )
-        fitness = metrics[self.task.metric]
+        fitness = metrics[wanted]
         if fitness != fitness:  # NaN metric from a run that was allowed to continue past NaN
             return self.task.worst_fitness()
         return float(fitness)

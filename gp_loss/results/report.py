@@ -36,6 +36,12 @@ def signatures_of(config: dict[str, Any]) -> dict[str, Any]:
     return {slot.name: slot.signature(one) for slot in TASKS[config["task"]].slots}
 
 
+def fitness_metric_of(config: dict[str, Any]) -> str:
+    """The proxy metric the run's fitness read (its target metric for runs from before the two
+    could differ)."""
+    return config.get("task_info", {}).get("fitness_metric") or metric_of(config)
+
+
 def metric_of(config: dict[str, Any]) -> str:
     """The run's target metric."""
     from tasks import TASKS
@@ -130,7 +136,7 @@ def leaderboard(run: str | Path, top: int = 10, finalists: bool = True) -> str:
     config, events = load_events(run)
     signatures = signatures_of(config)
 
-    metric = metric_of(config)
+    metric = fitness_metric_of(config)
     counts = Counter(e["outcome"] for e in events)
     spent = events[-1]["time"] if events else 0.0
     lines = [

@@ -31,7 +31,7 @@ def summary(run: str | Path, state: SearchState, task, constant_one: bool = Fals
     if state.best is None:
         lines.append("no loss was trained yet: give the search more budget (--resume --budget ...)")
         return "\n".join(lines)
-    lines.append(f"best {task.metric}: {state.best['fitness']:.4f} (loss #{state.best['id']})")
+    lines.append(f"best {task.fitness_metric}: {state.best['fitness']:.4f} (loss #{state.best['id']})")
     for slot in task.slots:
         tree = state.best["genome"][slot.name]
         lines.append(f"  {slot.name}: L = mean[{formula(tree, slot.signature(constant_one))}]")

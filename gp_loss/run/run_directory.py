@@ -59,6 +59,10 @@ def migrate_run_json(data: dict[str, Any]) -> dict[str, Any]:
     # before the proxy seed was pinned, the proxy trained with the evolution's seed
     data.setdefault("task_options", {}).setdefault("seed", evolution.get("seed", 0))
     data.setdefault("cache", "off")  # before the search cache, runs had none
+    info = data.get("task_info")
+    if data.get("task") == "seg_voc" and isinstance(info, dict) and "fitness_metric" not in info:
+        # before seg_voc's search read the proxy's FWIoU for mIoU, its fitness was the target
+        data["task_options"].setdefault("fitness_metric", info.get("metric") or "mIoU")
     data.setdefault("tracking", {})
     return data
 

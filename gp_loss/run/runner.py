@@ -203,7 +203,7 @@ def _assemble(
     directory.objectives = settings.evolution.objectives
     all_hooks: list[Hook] = [directory, *hooks]
     if progress:
-        all_hooks.append(ProgressPrinter(settings.limits, task.metric))
+        all_hooks.append(ProgressPrinter(settings.limits, task.fitness_metric))
     seeds = warm_start(settings, task, memory) if state is None else ()
     evolution = AgingEvolution(
         task, pipeline, settings.evolution, state, all_hooks, settings.pipeline.space, seeds

@@ -9,10 +9,10 @@ import random
 import pytest
 from deap import gp
 
+from gp_loss.core.settings import KNOWN_MUTATIONS, MUTATIONS
 from gp_loss.core.signature import SlotSignature
 from gp_loss.testing import spawn_roundtrip
 from gp_loss.trees.space import LossGenome, LossTree, primitive_set, random_tree, tree_inputs
-from gp_loss.core.settings import KNOWN_MUTATIONS, MUTATIONS
 from gp_loss.trees.variation import crossover, mutate, within_limits
 
 VECTOR = SlotSignature("softmax_onehot")

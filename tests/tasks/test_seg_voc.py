@@ -198,6 +198,31 @@ def test_proxy_steps_default_by_proxy_and_final_steps_follow_them():
     assert get_task("seg_voc", proxy="trunk", steps=10, final_steps=7).final_steps == 7
 
 
+def test_the_search_reads_fwiou_for_the_target_miou_and_the_target_otherwise():
+    from gp_loss.engine.search_cache import task_fingerprint
+    from gp_loss.fitness.pipeline import PipelineOptions
+
+    task = get_task("seg_voc")
+    assert (task.metric, task.fitness_metric) == ("mIoU", "FWIoU")
+    assert task.describe()["fitness_metric"] == "FWIoU" and "ratio" in task.default_mutations
+    metrics = {"mIoU": 0.6, "FWIoU": 0.95, "gAcc": 0.97, "mAcc": 0.7, "BIoU": 0.6, "BF1": 0.8}
+    assert ProxyTraining(task)._fitness(metrics) == 0.95
+    paper = get_task("seg_voc", fitness_metric="mIoU")  # the paper's: the target metric itself
+    assert ProxyTraining(paper)._fitness(metrics) == 0.6
+    assert get_task("seg_voc", metric="BIoU").fitness_metric == "BIoU"
+    with pytest.raises(GpLossError, match="fitness metric 'dice'"):
+        get_task("seg_voc", fitness_metric="dice")
+    # a cached result scored by one metric is never reused for a search that reads another
+    fingerprint, described = task_fingerprint(task, PipelineOptions())
+    assert described["fitness_metric"] == "FWIoU"
+    assert fingerprint != task_fingerprint(paper, PipelineOptions())[0]
+    cls = get_task("cls_digits")
+    assert (
+        cls.fitness_metric == cls.metric
+        and "fitness_metric" not in task_fingerprint(cls, PipelineOptions())[1]
+    )
+
+
 def test_decoder_features_rebuild_the_networks_logits():
     masks = torch.tensor([[[1, 2, 3, 4], [5, 6, 7, 8], [9, 255, 0, 1], [2, 3, 4, 5]]])
     assert torch.equal(nearest_labels(masks, (2, 2)), masks[:, ::2, ::2])
