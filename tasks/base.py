@@ -139,7 +139,7 @@ class Task(abc.ABC):
     default_rungs: tuple[float, ...] = (1.0,)
     #: The split :meth:`final_evaluate` scores on (reports name it).
     final_split: str = "test"
-    #: True where the Loss-Rejection Protocol scores probe samples with the target metric itself
+    #: True where the Loss-Rejection Protocol scores probe samples with the metric the search reads
     #: (``bench lrp`` then calibrates every metric by default).
     probe_follows_metric: bool = False
     #: The baseline a found loss is judged against: the task's strongest published setting, a

@@ -116,9 +116,9 @@ def center_crop(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[tor
 class SegVoc(Task):
     """Semantic segmentation on VOC-layout data; slot ``seg``; six target metrics."""
 
-    slots = (Slot("seg", "softmax_onehot", spatial=True, probe_metric="target metric per image"),)
+    slots = (Slot("seg", "softmax_onehot", spatial=True, probe_metric="the search's metric per image"),)
     metrics = METRICS
-    #: the LRP scores probe images with the target metric itself
+    #: the LRP scores probe images with the metric the search reads (:attr:`fitness_metric`)
     probe_follows_metric = True
     #: DEAP's four and ``ratio``, which builds the per-class ratios of sums that region losses
     #: (Dice, IoU) are made of; with the FWIoU fitness, the 9-minute search's answer ties Lovasz
@@ -273,7 +273,8 @@ class SegVoc(Task):
 
     def probe_metric(self, slot: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         labels = predictions.argmax(dim=1).cpu().numpy()
-        scores = per_image(self.metric, labels, targets.cpu().numpy(), self.num_classes)
+        # the metric the search's fitness reads: the LRP passes what the proxy would reward
+        scores = per_image(self.fitness_metric, labels, targets.cpu().numpy(), self.num_classes)
         return torch.from_numpy(scores).float()
 
     # -- training ------------------------------------------------------------------------------

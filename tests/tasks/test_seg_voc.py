@@ -207,6 +207,14 @@ def test_the_search_reads_fwiou_for_the_target_miou_and_the_target_otherwise():
     assert task.describe()["fitness_metric"] == "FWIoU" and "ratio" in task.default_mutations
     metrics = {"mIoU": 0.6, "FWIoU": 0.95, "gAcc": 0.97, "mAcc": 0.7, "BIoU": 0.6, "BF1": 0.8}
     assert ProxyTraining(task)._fitness(metrics) == 0.95
+    # the LRP scores its probe images by the same metric (what the proxy will reward)
+    from tasks.segmentation.metrics import per_image
+
+    targets = torch.randint(0, task.num_classes, (2, 16, 16), generator=torch.Generator().manual_seed(0))
+    predictions = torch.randn(2, task.num_classes, 16, 16, generator=torch.Generator().manual_seed(1))
+    by = {m: per_image(m, predictions.argmax(1).numpy(), targets.numpy(), task.num_classes) for m in METRICS}
+    assert not np.allclose(by["FWIoU"], by["mIoU"])
+    assert np.allclose(task.probe_metric("seg", predictions, targets).numpy(), by["FWIoU"])
     paper = get_task("seg_voc", fitness_metric="mIoU")  # the paper's: the target metric itself
     assert ProxyTraining(paper)._fitness(metrics) == 0.6
     assert get_task("seg_voc", metric="BIoU").fitness_metric == "BIoU"
