@@ -104,9 +104,9 @@ class ProxyTraining:
     def _fitness(self, metrics: dict[str, float]) -> float:
         wanted = self.task.fitness_metric
         if wanted not in metrics:
+            what = "the target metric" if wanted == self.task.metric else "the metric its fitness reads"
             raise GpLossError(
-                f"task {self.task.name!r}: proxy_train reported {sorted(metrics)}, "
-                f"not the metric its fitness reads {wanted!r}"
+                f"task {self.task.name!r}: proxy_train reported {sorted(metrics)}, not {what} {wanted!r}"
             )
         fitness = metrics[wanted]
         if fitness != fitness:  # NaN metric from a run that was allowed to continue past NaN
