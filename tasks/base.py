@@ -198,6 +198,7 @@ class Task(abc.ABC):
 
     #: The proxy metric the search's fitness reads, by target metric, where it is not the
     #: target itself: one that ranks the target's final results better (seg_voc: FWIoU for mIoU).
+    #: A task that names one takes a ``fitness_metric`` option (older runs resume with it).
     fitness_for: ClassVar[Mapping[str, str]] = {}
     #: A task option's choice, over :attr:`fitness_for` (seg_voc's ``fitness_metric``).
     _fitness_metric: str | None = None

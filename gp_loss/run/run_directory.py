@@ -60,9 +60,15 @@ def migrate_run_json(data: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("task_options", {}).setdefault("seed", evolution.get("seed", 0))
     data.setdefault("cache", "off")  # before the search cache, runs had none
     info = data.get("task_info")
-    if data.get("task") == "seg_voc" and isinstance(info, dict) and "fitness_metric" not in info:
-        # before seg_voc's search read the proxy's FWIoU for mIoU, its fitness was the target
-        data["task_options"].setdefault("fitness_metric", info.get("metric") or "mIoU")
+    if isinstance(info, dict) and "fitness_metric" not in info:
+        # before a task could read another proxy metric than its target (Task.fitness_for, whose
+        # tasks take a ``fitness_metric`` option), every search's fitness was its target
+        from tasks import TASKS
+
+        factory = TASKS.get(data.get("task", ""))
+        metric = info.get("metric")
+        if factory is not None and metric in factory.fitness_for:
+            data["task_options"].setdefault("fitness_metric", metric)
     data.setdefault("tracking", {})
     return data
 

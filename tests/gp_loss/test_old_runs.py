@@ -57,11 +57,14 @@ def test_an_older_run_json_reads_as_today_s():
 
 def test_a_seg_voc_run_from_before_the_fwiou_fitness_resumes_reading_its_target():
     today = json.loads((FIXTURE / "run.json").read_text())
-    seg = {**today, "task": "seg_voc", "task_info": {**today["task_info"], "metric": "BIoU"}}
+    seg = {**today, "task": "seg_voc", "task_info": {**today["task_info"], "metric": "mIoU"}}
     seg["task_info"].pop("fitness_metric", None)
-    assert migrate_run_json(seg)["task_options"]["fitness_metric"] == "BIoU"
-    seg["task_info"]["fitness_metric"] = "FWIoU"  # written by today's code: left as it is
+    assert migrate_run_json(seg)["task_options"]["fitness_metric"] == "mIoU"
+    seg["task_info"]["metric"] = "BIoU"  # a target the search reads as itself either way
     assert "fitness_metric" not in migrate_run_json(seg)["task_options"]
+    seg["task_info"] |= {"metric": "mIoU", "fitness_metric": "FWIoU"}  # today's code: left as it is
+    assert "fitness_metric" not in migrate_run_json(seg)["task_options"]
+    assert "fitness_metric" not in migrate_run_json(today)["task_options"]  # cls_digits reads its target
 
 
 def test_a_run_from_today_s_code_is_shown_reported_exported_and_loaded(old_run):
