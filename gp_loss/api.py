@@ -151,11 +151,7 @@ def settings_from_keywords(task, limits: Limits, settings: dict[str, Any]) -> Ru
         else:
             known = ", ".join(sorted({*targets, "torch_threads", "imports", "cache"}))
             raise GpLossError(f"unknown search setting {key!r}; known: {known}")
-    evolution = {
-        "population_size": task.default_population,
-        "mutations": task.default_mutations,
-        **parts[EvolutionConfig],
-    }
+    evolution = {**task.evolution_defaults(), **parts[EvolutionConfig]}
     if "imports" in run:
         run["imports"] = tuple(run["imports"])
     if run.get("cache") is not None:

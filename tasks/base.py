@@ -130,6 +130,13 @@ class Task(abc.ABC):
     #: ``evolve``'s mutations when ``--mutations`` is not given (names from
     #: :data:`gp_loss.core.settings.KNOWN_MUTATIONS`): DEAP's four unless a task adds ``ratio``.
     default_mutations: tuple[str, ...] = MUTATIONS
+
+    @classmethod
+    def evolution_defaults(cls) -> dict[str, Any]:
+        """The evolution settings the task gives where its user names none (``evolve``'s flags
+        and ``gp_loss.search``'s keywords override them)."""
+        return {"population_size": cls.default_population, "mutations": cls.default_mutations}
+
     #: Optimisation steps of one proxy training (0: not trained in steps); rungs and
     #: ``bench fidelity`` levels are fractions of it.
     steps: int = 0

@@ -139,11 +139,7 @@ def evolve_cmd(**kw) -> None:
         options = {**ctx.meta.get(META_TASK_OPTIONS, {}), **task_option_values(kw["task_options"])}
         config = resolved(ctx, kw, dict(options))
         options.update({k: kw[k] for k in ("data_root", "model") if kw[k] is not None})
-        evolution = {
-            "population_size": task_class.default_population,
-            "mutations": task_class.default_mutations,
-            **from_flags(EvolutionConfig, kw),
-        }
+        evolution = {**task_class.evolution_defaults(), **from_flags(EvolutionConfig, kw)}
         evolution["objectives"] = parse_objectives(evolution.get("objectives", ()), task_class, kw["metric"])
         if kw["metric"] or evolution["objectives"]:
             options["metric"] = kw["metric"] or evolution["objectives"][0]
