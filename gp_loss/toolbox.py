@@ -15,7 +15,6 @@ fitness tuple; candidates that earn no fitness (invalid, rejected) get the task'
 from __future__ import annotations
 
 import dataclasses
-import functools
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -23,12 +22,13 @@ from typing import Any
 from deap import base, gp, tools
 
 from gp_loss.core.errors import GpLossError
-from gp_loss.core.settings import MAX_HEIGHT, MAX_NODES, PipelineOptions
+from gp_loss.core.settings import KNOWN_MUTATIONS, MAX_HEIGHT, MAX_NODES, MUTATIONS, PipelineOptions
+from gp_loss.core.signature import SlotSignature
 from gp_loss.engine.screened import Screen
 from gp_loss.fitness.candidate import Evaluation
 from gp_loss.fitness.pipeline import FitnessPipeline
 from gp_loss.trees.space import LossGenome, LossTree, primitive_set
-from gp_loss.trees.variation import MUTATIONS
+from gp_loss.trees.variation import operator
 
 
 def _height(individual) -> int:
@@ -39,25 +39,15 @@ def _nodes(individual) -> int:
     return max(len(t) for t in individual) if isinstance(individual, LossGenome) else len(individual)
 
 
-def _mutate_tree(tree: gp.PrimitiveTree, pset: gp.PrimitiveSet, kind: str) -> None:
-    if kind == "insert":
-        gp.mutInsert(tree, pset)
-    elif kind == "shrink":
-        gp.mutShrink(tree)
-    elif kind == "replace":
-        gp.mutNodeReplacement(tree, pset)
-    else:
-        gp.mutUniform(tree, functools.partial(gp.genHalfAndHalf, pset=pset, min_=0, max_=2), pset)
-
-
-def mutate(individual, psets: Sequence[gp.PrimitiveSet]) -> tuple[Any]:
-    """In place: one of insert / shrink / replace / subtree, on one random slot."""
-    kind = random.choice(MUTATIONS)
+def mutate(individual, signatures: Sequence[SlotSignature], kinds: Sequence[str] = MUTATIONS) -> tuple[Any]:
+    """In place: one mutation drawn uniformly from ``kinds`` (:mod:`gp_loss.trees.variation`:
+    insert / shrink / replace / subtree / ratio), on one random slot."""
+    kind = random.choice(kinds)
     if isinstance(individual, LossGenome):
         slot = random.randrange(len(individual))
-        _mutate_tree(individual[slot], psets[slot], kind)
+        operator(kind, signatures[slot])(individual[slot])
     else:
-        _mutate_tree(individual, psets[0], kind)
+        operator(kind, signatures[0])(individual)
     return (individual,)
 
 
@@ -169,6 +159,7 @@ def make_toolbox(
     max_height: int = MAX_HEIGHT,
     max_nodes: int = MAX_NODES,
     constant_one: bool = False,
+    mutations: Sequence[str] | None = None,
     backend: str = "serial",
     workers: int = 1,
     eval_timeout: float | None = None,
@@ -188,6 +179,8 @@ def make_toolbox(
         init_depth: depth range of random trees (half-and-half).
         max_height, max_nodes: limits applied to ``mutate`` and ``mate`` with ``gp.staticLimit``.
         constant_one: add the constant ``one`` terminal.
+        mutations: the mutations ``mutate`` draws from, uniformly (``KNOWN_MUTATIONS``); default
+            the task's own, as ``evolve`` uses (``Task.default_mutations``).
         backend, workers, eval_timeout, gpus_per_eval, ray_address: where ``toolbox.map`` runs
             evaluations (``serial``, ``process`` or ``ray``); call ``toolbox.close()`` when done.
         screened: ``individual``, ``population``, ``mutate`` and ``mate`` hand out only losses
@@ -203,6 +196,12 @@ def make_toolbox(
     elif task_options:
         raise GpLossError(
             "task options go to the task's constructor: pass them with a task name, not an object"
+        )
+    mutations = tuple(getattr(task, "default_mutations", MUTATIONS) if mutations is None else mutations)
+    unknown = [m for m in mutations if m not in KNOWN_MUTATIONS]
+    if unknown or not mutations:
+        raise GpLossError(
+            f"bad mutations {','.join(mutations)!r}: name one or more of {', '.join(KNOWN_MUTATIONS)}"
         )
     # a copy: the caller's options object is theirs
     options = dataclasses.replace(
@@ -221,7 +220,8 @@ def make_toolbox(
         toolbox.register("expr", random_individual, psets, init_depth[0], init_depth[1])
         toolbox.register("raw_individual", random_individual, psets, init_depth[0], init_depth[1])
     toolbox.register("raw_population", tools.initRepeat, list, toolbox.raw_individual)
-    toolbox.register("raw_mutate", mutate, psets=psets)
+    toolbox.register("raw_mutate", mutate, signatures=signatures, kinds=mutations)
+    toolbox.mutations = mutations
     toolbox.register("raw_mate", mate)
     for name in ("raw_mutate", "raw_mate"):
         toolbox.decorate(name, gp.staticLimit(key=_height, max_value=max_height))

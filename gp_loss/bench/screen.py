@@ -26,7 +26,8 @@ class _Screened:
 
 
 def _stream(task, n: int, seed: int) -> list[dict[str, str]]:
-    """Candidates as a search sees them: half fresh random trees, half mutants of earlier ones."""
+    """Candidates as a search sees them: half fresh random trees, half mutants of earlier ones
+    (by the task's own mutations)."""
     random.seed(seed)
     slot = task.slots[0]
     signature = slot.signature()
@@ -36,7 +37,7 @@ def _stream(task, n: int, seed: int) -> list[dict[str, str]]:
             from gp_loss.trees.parse import parse_tree
 
             parent = parse_tree(random.choice(genomes)[slot.name], signature)
-            child, _ = mutate(parent, signature)
+            child, _ = mutate(parent, signature, kinds=task.default_mutations)
             genomes.append({slot.name: str(child)})
         else:
             genomes.append({slot.name: str(random_tree(signature, 1, 3))})

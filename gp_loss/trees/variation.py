@@ -52,7 +52,9 @@ def within_limits(tree: gp.PrimitiveTree, max_height: int = MAX_HEIGHT, max_node
     return len(tree) <= max_nodes and tree.height <= max_height
 
 
-def _operator(kind: str, signature: SlotSignature) -> Callable[[LossTree], tuple[LossTree]]:
+def operator(kind: str, signature: SlotSignature) -> Callable[[gp.PrimitiveTree], tuple[gp.PrimitiveTree]]:
+    """The mutation ``kind`` (one of ``KNOWN_MUTATIONS``) on trees of ``signature``: a DEAP-style
+    operator that changes the tree in place and returns it in a tuple, without size limits."""
     pset = primitive_set(signature)
     if kind == "insert":
         return functools.partial(gp.mutInsert, pset=pset)
@@ -81,7 +83,7 @@ def mutate(
     The copy equals the parent when the mutation broke a limit (the caller may retry).
     """
     kind = kind or random.choice(kinds)
-    (child,) = _operator(kind, signature)(copy.deepcopy(tree))
+    (child,) = operator(kind, signature)(copy.deepcopy(tree))
     if not within_limits(child, max_height, max_nodes):
         return copy.deepcopy(tree), kind
     return child, kind

@@ -74,6 +74,21 @@ def test_multi_slot_genomes():
     assert all(isinstance(ind, LossGenome) and ind.fitness.valid for ind in population)
 
 
+def test_mutate_draws_the_tasks_mutations_and_takes_others_by_name(toolbox):
+    assert toolbox.mutations == get_task("cls_digits").default_mutations
+    assert gp_loss.make_toolbox("seg_voc", screened=False).mutations == get_task("seg_voc").default_mutations
+    assert "ratio" in get_task("seg_voc").default_mutations
+    ratios = gp_loss.make_toolbox(get_task("cls_digits", steps=60), mutations=["ratio"], screened=False)
+    assert ratios.mutations == ("ratio",)
+    random.seed(3)
+    tree = gp_loss.parse_tree("neg(mul(y, log(y_hat)))", gp_loss.SlotSignature("softmax_onehot"))
+    (child,) = ratios.mutate(ratios.clone(tree))
+    # the ratio of sums wraps a subtree that reads the prediction: mean_nhw(S) / mean_nhw(R)
+    assert "mul(mean_nhw(" in str(child) and "inv(mean_nhw(" in str(child)
+    with pytest.raises(gp_loss.GpLossError, match="bad mutations 'twist'"):
+        gp_loss.make_toolbox(get_task("cls_digits", steps=60), mutations=["twist"])
+
+
 @pytest.mark.slow
 def test_example_research_script_runs():
     done = subprocess.run(
