@@ -22,7 +22,7 @@ from typing import Any
 from deap import base, gp, tools
 
 from gp_loss.core.errors import GpLossError
-from gp_loss.core.settings import KNOWN_MUTATIONS, MAX_HEIGHT, MAX_NODES, MUTATIONS, PipelineOptions
+from gp_loss.core.settings import MAX_HEIGHT, MAX_NODES, MUTATIONS, PipelineOptions, checked_mutations
 from gp_loss.core.signature import SlotSignature
 from gp_loss.engine.screened import Screen
 from gp_loss.fitness.candidate import Evaluation
@@ -197,12 +197,9 @@ def make_toolbox(
         raise GpLossError(
             "task options go to the task's constructor: pass them with a task name, not an object"
         )
-    mutations = tuple(getattr(task, "default_mutations", MUTATIONS) if mutations is None else mutations)
-    unknown = [m for m in mutations if m not in KNOWN_MUTATIONS]
-    if unknown or not mutations:
-        raise GpLossError(
-            f"bad mutations {','.join(mutations)!r}: name one or more of {', '.join(KNOWN_MUTATIONS)}"
-        )
+    mutations = checked_mutations(
+        getattr(task, "default_mutations", MUTATIONS) if mutations is None else mutations, "mutations"
+    )
     # a copy: the caller's options object is theirs
     options = dataclasses.replace(
         pipeline or PipelineOptions(), constant_one=constant_one, max_height=max_height, max_nodes=max_nodes

@@ -31,6 +31,19 @@ SLOT_SEARCHES: tuple[str, ...] = ("auto", "joint", "slotwise")
 #: (:func:`gp_loss.trees.variation.mut_ratio`: a subtree S becomes mean_nhw(S) / mean_nhw(R)).
 MUTATIONS: tuple[str, ...] = ("insert", "shrink", "replace", "subtree")
 KNOWN_MUTATIONS: tuple[str, ...] = (*MUTATIONS, "ratio")
+
+
+def checked_mutations(mutations, flag: str = "--mutations") -> tuple[str, ...]:
+    """``mutations`` as a tuple, or a one-line error naming ``flag`` if it is empty or names an
+    unknown mutation."""
+    mutations = tuple(mutations)
+    if not mutations or any(m not in KNOWN_MUTATIONS for m in mutations):
+        raise GpLossError(
+            f"bad {flag} {','.join(mutations)!r}: name one or more of {', '.join(KNOWN_MUTATIONS)}"
+        )
+    return mutations
+
+
 #: ``--lrp``: the Loss-Rejection Protocols (gp_loss/fitness/rejection.py).
 PROTOCOLS: tuple[str, ...] = ("shared", "paper")
 
@@ -166,11 +179,7 @@ class EvolutionConfig:
             raise GpLossError(f"--crossover must be a probability in [0, 1], got {self.crossover_prob}")
         if self.init not in INITS:
             raise GpLossError(f"unknown --init {self.init!r}; use {', '.join(INITS)}")
-        unknown = [m for m in self.mutations if m not in KNOWN_MUTATIONS]
-        if unknown or not self.mutations:
-            raise GpLossError(
-                f"bad --mutations {','.join(self.mutations)!r}: name one or more of {', '.join(KNOWN_MUTATIONS)}"
-            )
+        checked_mutations(self.mutations)
         if self.population_size < 2:
             raise GpLossError("--population must be at least 2")
         if self.slot_search not in SLOT_SEARCHES:
