@@ -8,6 +8,7 @@ command line starts at once."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ MUTATIONS: tuple[str, ...] = ("insert", "shrink", "replace", "subtree")
 KNOWN_MUTATIONS: tuple[str, ...] = (*MUTATIONS, "ratio")
 
 
-def checked_mutations(mutations, flag: str = "--mutations") -> tuple[str, ...]:
+def checked_mutations(mutations: Iterable[str], flag: str = "--mutations") -> tuple[str, ...]:
     """``mutations`` as a tuple, or a one-line error naming ``flag`` if it is empty or names an
     unknown mutation."""
     mutations = tuple(mutations)
