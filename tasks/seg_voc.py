@@ -121,8 +121,8 @@ class SegVoc(Task):
     #: the LRP scores probe images with the metric the search reads (:attr:`fitness_metric`)
     probe_follows_metric = True
     #: DEAP's four and ``ratio``, which builds the per-class ratios of sums that region losses
-    #: (Dice, IoU) are made of; with the FWIoU fitness, one 9-minute search in three found a region
-    #: loss that ties Lovasz (docs/RESULTS.md, "seg_voc: a fitness that does not reward rebalancing")
+    #: (Dice, IoU) are made of; with the FWIoU fitness, two 9-minute searches in four found a region
+    #: loss (Dice itself, once) that ties Lovasz (docs/RESULTS.md, "seg_voc: a fitness that does not reward rebalancing")
     default_mutations = (*MUTATIONS, "ratio")
     #: the search's fitness for the target mIoU is the proxy's FWIoU (``fitness_metric=mIoU``:
     #: the paper's). Over 12 losses with 5-seed finals, the proxy's FWIoU ranks the final mIoU at
