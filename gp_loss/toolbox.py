@@ -197,9 +197,7 @@ def make_toolbox(
         raise GpLossError(
             "task options go to the task's constructor: pass them with a task name, not an object"
         )
-    mutations = checked_mutations(
-        getattr(task, "default_mutations", MUTATIONS) if mutations is None else mutations, "mutations"
-    )
+    mutations = checked_mutations(task.default_mutations if mutations is None else mutations, "mutations")
     # a copy: the caller's options object is theirs
     options = dataclasses.replace(
         pipeline or PipelineOptions(), constant_one=constant_one, max_height=max_height, max_nodes=max_nodes
